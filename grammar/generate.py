@@ -1,0 +1,210 @@
+"""Building one program from Hypothesis draws, valid by construction.
+
+Every choice is a draw, so each program replays from its choice sequence and shrinks.
+Nothing is filtered: an op is only picked when some value can feed it, or a fresh parameter
+of a type it accepts is made for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hypothesis import strategies as st
+
+from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
+from grammar.ops import FAMILIES, OPS
+from grammar.program import Apply, Const, Operand, Program, Region, Value
+from grammar.types import Limits, Lit, TensorType
+
+_INDEX = {name: i for i, name in enumerate(OPS)}
+_OPS = tuple(OPS.values())
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated options of :func:`grammar.programs` (hashable: strategies are cached by it)."""
+
+    ops: tuple[str, ...]
+    min_statements: int
+    max_statements: int
+    max_depth: int
+    max_params: int
+    dtypes: tuple[str, ...]
+    limits: Limits
+    forced: tuple[tuple[str, frozenset[str]], ...] = ()
+    vector: bool = False
+    swarm: bool = True
+    entry: str = "f"
+
+
+@lru_cache(maxsize=4096)
+def _accepting(t: TensorType) -> frozenset[int]:
+    """Indices of the ops that accept ``t`` as their primary operand."""
+    return frozenset(i for i, op in enumerate(_OPS) if op.accepts(t))
+
+
+class Builder:
+    """The mutable state of one program's construction."""
+
+    def __init__(self, draw: Draw, cfg: Config, enabled: frozenset[int]):
+        self.draw, self.cfg = draw, cfg
+        self.env = Env(cfg.limits, cfg.dtypes)
+        self.params: list[Value] = []
+        self.counter = 0
+        self.expected: set[str] = set()
+        self.budget = 0
+        self.reserved = 0
+        top = sorted(enabled)
+        self.menus = {
+            (region_ok, reverse): [i for i in top
+                                   if (region_ok or not _OPS[i].has_regions)
+                                   and (not reverse or _OPS[i].differentiable)]
+            for region_ok in (True, False) for reverse in (True, False)}
+
+    def recent(self, values: list[Value]) -> Value:
+        """One of ``values`` (newest first), usually one of the newest three."""
+        return choice(self.draw, values if flag(self.draw) else values[:3])
+
+    def fresh(self, prefix: str = "t") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def new_param(self, t: TensorType) -> Value:
+        value = Value(f"x{len(self.params)}", t)
+        self.params.append(value)
+        return value
+
+    @property
+    def can_add_param(self) -> bool:
+        return len(self.params) < self.cfg.max_params
+
+    def pick_op(self, scope: list[Value], depth: int, reverse: bool, slot: int | None) -> Op:
+        """An op for the next statement: by the statement's slot at the top level, else drawn."""
+        menu = self.menus[(depth < self.cfg.max_depth, reverse)]
+        if not self.can_add_param:
+            usable = frozenset().union(*(_accepting(v.type) for v in scope))
+            menu = [i for i in menu if i in usable] or menu
+        return _OPS[menu[slot % len(menu)] if slot is not None else choice(self.draw, menu)]
+
+    def primary(self, op: Op, scope: list[Value]) -> Value:
+        candidates = [v for v in reversed(scope) if op.accepts(v.type)]
+        if candidates:
+            return self.recent(candidates)
+        t = op.example(self.draw, self.env) if op.example else tensor(
+            self.draw, self.env, op.dtypes, *op.ranks)
+        return self.new_param(t)
+
+    def resolve(self, t: TensorType | Lit, scope: list[Value]) -> Operand:
+        """An operand of exactly type ``t``: a value in scope, a new parameter, or ones."""
+        if isinstance(t, Lit):
+            return t
+        candidates = [v for v in reversed(scope) if v.type == t]
+        if candidates and (not self.can_add_param or flag(self.draw)):
+            return self.recent(candidates)
+        if self.can_add_param:
+            return self.new_param(t)
+        return Const(t)
+
+    def statement(self, scope: list[Value], depth: int, reverse: bool,
+                  forced: tuple[str, frozenset[str]] | None = None,
+                  slot: int | None = None) -> Apply:
+        op = OPS[forced[0]] if forced else self.pick_op(scope, depth, reverse, slot)
+        env = Env(self.env.limits, self.env.dtypes, forced[1]) if forced else self.env
+        x = self.primary(op, scope)
+        sig = op.signature(self.draw, x.type, env)
+        inputs = (x, *(self.resolve(t, scope) for t in sig.inputs[1:]))
+        regions = tuple(self.region(spec, scope, depth + 1, reverse or spec.reverse_diff)
+                        for spec in sig.regions)
+        types = op.rule(sig.inputs, sig.params, [[v.type for v in r.results] for r in regions])
+        if op.known_failure:
+            self.expected.add(op.known_failure)
+        return Apply(op.name, inputs, sig.params, tuple(Value(self.fresh(), t) for t in types),
+                     regions)
+
+    def block(self, scope: list[Value], slots: list[int],
+              forced: list[tuple[str, frozenset[str]]]) -> list[Apply]:
+        """The top-level body: a statement per slot while the budget lasts (nested statements
+        spend it too), the ``forced`` ops among them.  A slot picks its statement's op, so
+        deleting a slot deletes a statement: programs shrink statement by statement."""
+        body: list[Apply] = []
+        scope = list(scope)
+        self.budget, self.reserved = len(slots), len(forced)
+        for slot in slots + [0] * len(forced):
+            if self.budget <= 0 and not forced:
+                break
+            self.budget -= 1
+            take = forced and (self.budget < len(forced) or flag(self.draw))
+            self.reserved = len(forced) - (1 if take else 0)
+            stmt = self.statement(scope, 0, False, forced.pop(0) if take else None, slot)
+            body.append(stmt)
+            scope.extend(stmt.outputs)
+        return body
+
+    def region(self, spec: RegionSpec, scope: list[Value], depth: int, reverse: bool) -> Region:
+        name = self.fresh(_REGION_PREFIX.get(len(spec.params), "fn"))
+        params = [Value(self.fresh("c" if i >= spec.index_params else "i"), t)
+                  for i, t in enumerate(spec.params)]
+        inner = list(scope) + params
+        body: list[Apply] = []
+        room = max(0, min(4, self.budget - self.reserved))
+        if not self.menus[(depth < self.cfg.max_depth, reverse)]:
+            room = 0
+        count = integer(self.draw, 1 if spec.forced else 0, max(room, 1 if spec.forced else 0))
+        self.budget -= count
+        for k in range(count):
+            force = (spec.forced[0], frozenset()) if k == 0 and spec.forced else None
+            stmt = self.statement(inner, depth, reverse, force)
+            body.append(stmt)
+            inner.extend(stmt.outputs)
+        local = params[spec.index_params:] + [v for s in body for v in s.outputs]
+        results = tuple(self.result(want, local, body, spec) for want in spec.results)
+        return Region(name, tuple(params), tuple(body), results)
+
+    def result(self, want, local: list[Value], body: list[Apply], spec: RegionSpec) -> Value:
+        """A region result meeting ``want``; a float scalar is closed with ``jnp.sum``."""
+        if isinstance(want, TensorType):
+            fits = [v for v in reversed(local) if v.type == want]
+        elif want == "float_scalar":
+            fits = [v for v in reversed(local) if v.type.is_float and v.type.rank == 0]
+            if not fits or flag(self.draw):
+                source = self.recent([v for v in reversed(local) if v.type.is_float])
+                total = Value(self.fresh(), TensorType((), source.type.dtype))
+                body.append(Apply("sum", (source,), {"axis": None, "keepdims": False}, (total,)))
+                return total
+        else:
+            fits = [v for v in reversed(local) if v.type.size <= spec.max_result_elements
+                    and (want is None or v.type.is_float)]
+        return self.recent(fits)
+
+
+_REGION_PREFIX = {1: "fn", 2: "body"}
+_SLOT = st.integers(0, 2**16 - 1)
+
+
+def _used(body, names: set[str]) -> set[str]:
+    for stmt in body:
+        names.update(v.name for v in stmt.inputs if isinstance(v, Value))
+        for region in stmt.regions:
+            names.update(v.name for v in region.results)
+            _used(region.body, names)
+    return names
+
+
+def build_program(draw: Draw, cfg: Config) -> Program:
+    """Draw one program under ``cfg``."""
+    families = [f for f in FAMILIES if flag(draw)] if cfg.swarm else FAMILIES
+    enabled = frozenset(_INDEX[n] for n in cfg.ops if OPS[n].family in families)
+    forced_ops = frozenset(_INDEX[n] for n, _ in cfg.forced)
+    b = Builder(draw, cfg, enabled or frozenset(_INDEX[n] for n in cfg.ops) | forced_ops)
+    first_rank = (1, 1) if cfg.vector else (0, cfg.limits.max_rank)
+    b.new_param(tensor(draw, b.env, cfg.dtypes, *first_rank))
+    slots = draw(st.lists(_SLOT, min_size=cfg.min_statements, max_size=cfg.max_statements))
+    body = b.block(list(b.params), slots, list(cfg.forced))
+    used = _used(body, set())
+    results = tuple(v for s in body for v in s.outputs if v.name not in used)
+    return Program(cfg.entry, tuple(b.params), tuple(body), results, tuple(sorted(b.expected)))
+
+
+def program_strategy(cfg: Config) -> st.SearchStrategy[Program]:
+    return st.composite(build_program)(cfg)

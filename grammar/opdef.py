@@ -1,0 +1,199 @@
+"""The op record and the helpers every op declaration draws on.
+
+An :class:`Op` holds everything about one operation: the dtypes and ranks of its primary
+operand, the strategy for its other operands and static parameters (``signature``), its
+shape and dtype rule (``rule``), the input domain of each operand, whether reverse-mode
+differentiation works through it, and how it renders (``render``).  Strategies, rendering
+and tests are all derived from these records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import libcst as cst
+from hypothesis import strategies as st
+
+from grammar.syntax import assign
+from grammar.types import Limits, Lit, TensorType
+
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+class Domain(Enum):
+    """Where an operand's values must lie; the renderer guards array operands to match."""
+
+    ANY = "any"
+    POSITIVE = "positive"
+    NONZERO = "nonzero"
+    UNIT = "unit"
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a signature strategy may depend on besides its primary operand."""
+
+    limits: Limits
+    dtypes: tuple[str, ...]
+    hints: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A nested function an op calls: its parameter types and what it must return.
+
+    ``results`` holds, per result, an exact type, ``None`` (any value), or ``"float"``
+    (any floating value) / ``"float_scalar"`` (closed with a ``jnp.sum`` if needed).
+    ``index_params`` leading parameters are loop counters, never returned.
+    """
+
+    params: tuple[TensorType, ...]
+    results: tuple[TensorType | str | None, ...]
+    index_params: int = 0
+    reverse_diff: bool = False
+    max_result_elements: int = 4096
+    forced: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sig:
+    """One draw of an op's signature: every operand type (primary first), params, regions."""
+
+    inputs: tuple[TensorType | Lit, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    regions: tuple[RegionSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegionCode:
+    """A rendered region, for the op template to place: ``def name(params): body; return``."""
+
+    name: str
+    params: tuple[str, ...]
+    body: tuple[cst.BaseStatement, ...]
+    results: tuple[cst.BaseExpression, ...]
+
+
+Signature = Callable[[Draw, TensorType, Env], Sig]
+Rule = Callable[[Sequence[TensorType | Lit], Mapping[str, Any], Sequence[Sequence[TensorType]]],
+                tuple[TensorType, ...]]
+Render = Callable[[Sequence[str], Sequence[cst.BaseExpression], Mapping[str, Any],
+                   Sequence[RegionCode]], list[cst.BaseStatement]]
+
+
+@dataclass(frozen=True)
+class Op:
+    """Everything about one op, in one record."""
+
+    name: str
+    family: str
+    categories: tuple[str, ...]
+    dtypes: frozenset[str]
+    ranks: tuple[int, int]
+    signature: Signature
+    rule: Rule
+    render: Render
+    calls: tuple[str, ...]
+    domain: tuple[Domain, ...] = ()
+    differentiable: bool = True
+    known_failure: str | None = None
+    when: Callable[[TensorType], bool] | None = None
+    example: Callable[[Draw, Env], TensorType] | None = None
+
+    def accepts(self, t: TensorType) -> bool:
+        """Whether ``t`` can be this op's primary operand."""
+        return (t.dtype in self.dtypes and self.ranks[0] <= t.rank <= self.ranks[1]
+                and (self.when is None or self.when(t)))
+
+    def domain_of(self, index: int) -> Domain:
+        return self.domain[index] if index < len(self.domain) else Domain.ANY
+
+    @property
+    def has_regions(self) -> bool:
+        return self.family in ("control", "transform")
+
+
+def expression(build: Callable[..., cst.BaseExpression]) -> Render:
+    """A render for ops that are one expression: ``build(args, params, regions)``."""
+
+    def render(out: Sequence[str], args: Sequence[cst.BaseExpression],
+               params: Mapping[str, Any], regions: Sequence[RegionCode]) -> list:
+        return [assign(out, build(args, params, regions))]
+
+    return render
+
+
+# -- small draws, arranged to shrink toward simpler values ------------------------------
+
+def choice(draw: Draw, items: Sequence[Any]) -> Any:
+    """One of ``items``; shrinks toward the first."""
+    return items[draw(st.integers(0, len(items) - 1))] if len(items) > 1 else items[0]
+
+
+def integer(draw: Draw, lo: int, hi: int) -> int:
+    return lo if hi <= lo else draw(st.integers(lo, hi))
+
+
+def flag(draw: Draw) -> bool:
+    return draw(st.booleans())
+
+
+def dims(draw: Draw, rank: int, limits: Limits, budget: int | None = None) -> tuple[int, ...]:
+    """A shape of ``rank`` dims in 1..max_dim whose size stays within ``budget`` elements."""
+    budget = limits.max_elements if budget is None else budget
+    shape = []
+    for _ in range(rank):
+        d = integer(draw, 1, max(1, min(limits.max_dim, budget)))
+        budget //= d
+        shape.append(d)
+    return tuple(shape)
+
+
+def tensor(draw: Draw, env: Env, dtypes: Sequence[str] | frozenset[str],
+           min_rank: int = 0, max_rank: int = 4) -> TensorType:
+    """A fresh tensor type among ``dtypes`` (kept to the env's dtypes where they overlap)."""
+    allowed = [d for d in env.dtypes if d in dtypes] or sorted(dtypes)
+    rank = integer(draw, min_rank, min(max_rank, env.limits.max_rank))
+    return TensorType(dims(draw, rank, env.limits), choice(draw, allowed))
+
+
+def axis(draw: Draw, rank: int) -> int:
+    """An axis of a rank-``rank`` array, sometimes written negative."""
+    return integer(draw, -rank, rank - 1)
+
+
+def norm_axis(a: int, rank: int) -> int:
+    return a + rank if a < 0 else a
+
+
+def permutation(draw: Draw, n: int) -> tuple[int, ...]:
+    """A permutation of range(n) by a Fisher-Yates walk; shrinks toward the identity."""
+    items = list(range(n))
+    for i in range(n - 1):
+        j = integer(draw, i, n - 1)
+        items[i], items[j] = items[j], items[i]
+    return tuple(items)
+
+
+def literal(draw: Draw, dtype: str, nonzero: bool = False, positive: bool = False) -> Lit:
+    """A readable Python scalar literal for an array of ``dtype``."""
+    if dtype == "bool":
+        return Lit(flag(draw), dtype)
+    if dtype == "int32":
+        values = [2, 1, 3, -1, 4, -2] if (nonzero or positive) else [2, 1, 0, 3, -1, 4]
+        values = [v for v in values if v > 0] if positive else values
+        return Lit(choice(draw, values), dtype)
+    values = [2.0, 0.5, 1.0, -1.0, 3.0, 0.1, -0.5, 1e-3]
+    values = [v for v in values if v > 0] if positive else values
+    return Lit(choice(draw, values), dtype)
+
+
+def same(inputs: Sequence[TensorType | Lit], params: Mapping[str, Any],
+         regions: Sequence[Sequence[TensorType]]) -> tuple[TensorType, ...]:
+    """The rule of type-preserving ops: the output has the primary operand's type."""
+    first = inputs[0]
+    assert isinstance(first, TensorType)
+    return (first,)

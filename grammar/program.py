@@ -1,0 +1,99 @@
+"""The program tree: SSA statements over typed values, with nested regions for control flow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from grammar.types import Lit, TensorType
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A named SSA value of a known type."""
+
+    name: str
+    type: TensorType
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """An array of ones, for an operand no value in scope can supply."""
+
+    type: TensorType
+
+
+Operand = Value | Lit | Const
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """A nested function (loop body, branch, transformed function): params, statements, results."""
+
+    name: str
+    params: tuple[Value, ...]
+    body: tuple[Apply, ...]
+    results: tuple[Value, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Apply:
+    """One statement: ``outputs = op(inputs, **params)``, with the regions it calls."""
+
+    op: str
+    inputs: tuple[Operand, ...]
+    params: Mapping[str, Any]
+    outputs: tuple[Value, ...]
+    regions: tuple[Region, ...] = ()
+
+
+def walk(body: tuple[Apply, ...], depth: int = 0) -> Iterator[tuple[Apply, int]]:
+    """Every statement of a body and of its nested regions, with its nesting depth."""
+    for stmt in body:
+        yield stmt, depth
+        for region in stmt.regions:
+            yield from walk(region.body, depth + 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A complete generated program: one entry function and what it covers."""
+
+    entry: str
+    params: tuple[Value, ...]
+    body: tuple[Apply, ...]
+    results: tuple[Value, ...]
+    expected_failures: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def source(self) -> str:
+        """The complete module text, imports included, ready for ``exec``."""
+        from grammar.render import render
+
+        return render(self)
+
+    @property
+    def args(self) -> list[tuple[tuple[int, ...], str]]:
+        """The entry's arguments as ``(shape, dtype)`` pairs."""
+        return [(p.type.shape, p.type.dtype) for p in self.params]
+
+    @cached_property
+    def ops(self) -> tuple[str, ...]:
+        """The names of the ops the program uses, sorted."""
+        return tuple(sorted({stmt.op for stmt, _ in walk(self.body)}))
+
+    @cached_property
+    def categories(self) -> tuple[str, ...]:
+        """The categories the program covers, sorted."""
+        from grammar.categories import categories_of
+
+        return categories_of(self)
+
+    @property
+    def statement_count(self) -> int:
+        return sum(1 for _ in walk(self.body))
+
+    def __repr__(self) -> str:
+        return f"Program(ops={list(self.ops)}, args={self.args})\n{self.source}"

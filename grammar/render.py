@@ -1,0 +1,68 @@
+"""Rendering a program tree to Python source with libcst."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+from grammar.opdef import Domain, RegionCode
+from grammar.ops import OPS
+from grammar.program import Apply, Const, Operand, Program, Region, Value
+from grammar.syntax import DType, binop, call, funcdef, lit, return_
+from grammar.types import INT
+
+_IMPORTS = cst.parse_module("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n").body
+
+
+def _dtype(name: str) -> DType:
+    return DType("bool_" if name == "bool" else name)
+
+
+def operand(x: Operand, domain: Domain = Domain.ANY) -> cst.BaseExpression:
+    """An operand as an expression, guarded into ``domain`` when it is an array."""
+    if isinstance(x, Value):
+        node: cst.BaseExpression = cst.Name(x.name)
+        dtype = x.type.dtype
+    elif isinstance(x, Const):
+        node = call("jnp.ones", x.type.shape, dtype=_dtype(x.type.dtype))
+        dtype = x.type.dtype
+    else:
+        return lit(x.value)
+    one = 1 if dtype in INT else 1.0
+    if domain in (Domain.POSITIVE, Domain.NONZERO):
+        return binop(call("jnp.abs", node), "+", one)
+    if domain is Domain.UNIT:
+        return call("jnp.clip", node, -0.9, 0.9)
+    return node
+
+
+def statements(body: Sequence[Apply]) -> list[cst.BaseStatement]:
+    """The statements of a body, regions defined just before the statement that calls them."""
+    lines: list[cst.BaseStatement] = []
+    for stmt in body:
+        op = OPS[stmt.op]
+        args = [operand(x, op.domain_of(i)) for i, x in enumerate(stmt.inputs)]
+        regions = [region_code(r) for r in stmt.regions]
+        lines.extend(op.render([v.name for v in stmt.outputs], args, stmt.params, regions))
+    return lines
+
+
+def region_code(region: Region) -> RegionCode:
+    return RegionCode(region.name, tuple(p.name for p in region.params),
+                      tuple(statements(region.body)),
+                      tuple(cst.Name(v.name) for v in region.results))
+
+
+def to_module(program: Program) -> cst.Module:
+    """The libcst module of ``program``: the imports and the entry function."""
+    body = statements(program.body)
+    body.append(return_([cst.Name(v.name) for v in program.results]))
+    fn = funcdef(program.entry, [p.name for p in program.params], body)
+    blank = [cst.EmptyLine(), cst.EmptyLine()]
+    return cst.Module(body=[*_IMPORTS, fn.with_changes(leading_lines=blank)])
+
+
+def render(program: Program) -> str:
+    """The complete module text of ``program``; the same tree always gives the same text."""
+    return to_module(program).code

@@ -1,0 +1,106 @@
+"""The public Hypothesis strategies of the grammar."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from grammar.categories import CATEGORIES, STRUCTURAL
+from grammar.generate import Config, program_strategy
+from grammar.ops import OPS
+from grammar.program import Program
+from grammar.types import ALL_DTYPES, Limits
+
+
+def _names(arg: str, value: Iterable[str] | None, known: Iterable[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    items = tuple(dict.fromkeys(value))
+    unknown = [v for v in items if v not in known]
+    if unknown:
+        raise InvalidArgument(f"{arg}={list(items)!r} names unknown {arg} {unknown!r}; "
+                              f"accepted: {', '.join(sorted(known))}")
+    return items
+
+
+def _check_int(arg: str, value: int, lo: int, hi: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo or (
+            hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise InvalidArgument(f"{arg}={value!r} must be an integer {bound}")
+
+
+def _forced(required: tuple[str, ...], ops: tuple[str, ...]) -> tuple:
+    """The ops that must appear for each required category, with their construction hints."""
+    forced: list[tuple[str, frozenset[str]]] = []
+    for category in required:
+        if category == "scalar_array":
+            forced.append(("multiply", frozenset({"scalar"})))
+        elif category == "nested_branch":
+            forced.append(("cond", frozenset({"nested"})))
+        elif category == "compound":
+            forced += [("sum", frozenset()), ("add", frozenset())]
+        elif category not in STRUCTURAL:
+            candidates = [n for n in ops if category in OPS[n].categories]
+            if not candidates:
+                raise InvalidArgument(f"categories={list(required)!r}: no allowed op covers "
+                                      f"{category!r}; add one of "
+                                      f"{[n for n, op in OPS.items() if category in op.categories]}"
+                                      " to ops")
+            if not any(category in OPS[n].categories for n, _ in forced):
+                forced.append((candidates[0], frozenset()))
+    return tuple(forced)
+
+
+def programs(*, max_statements: int = 15, min_statements: int = 1,
+             ops: Iterable[str] | None = None, categories: Iterable[str] | None = None,
+             dtypes: Iterable[str] | None = None, max_depth: int = 2, max_params: int = 4,
+             max_rank: int = 4, max_dim: int = 8, max_elements: int = 4096,
+             known_failures: bool = True, swarm: bool = True) -> st.SearchStrategy[Program]:
+    """Random, valid JAX programs.
+
+    ``ops`` restricts the ops drawn from (default: all); ``categories`` lists categories
+    every program must cover; ``dtypes`` restricts the parameters' dtypes; ``max_depth``
+    bounds nesting of control flow and transforms; ``known_failures=False`` leaves out ops
+    that JAX is known not to differentiate in reverse mode (traced-bound ``fori_loop``,
+    ``while_loop``); ``swarm`` enables a random subset of op families per program.
+    """
+    _check_int("min_statements", min_statements, 1)
+    _check_int("max_statements", max_statements, 1, 200)
+    if min_statements > max_statements:
+        raise InvalidArgument(f"min_statements={min_statements} is larger than "
+                              f"max_statements={max_statements}")
+    _check_int("max_depth", max_depth, 0, 4)
+    _check_int("max_params", max_params, 1, 16)
+    _check_int("max_rank", max_rank, 1, 4)
+    _check_int("max_dim", max_dim, 1, 64)
+    _check_int("max_elements", max_elements, 1)
+    op_names = _names("ops", ops, OPS) or tuple(OPS)
+    if not known_failures:
+        op_names = tuple(n for n in op_names if OPS[n].known_failure is None)
+    required = _names("categories", categories, CATEGORIES)
+    dtype_names = _names("dtypes", dtypes, ALL_DTYPES) or ALL_DTYPES
+    forced = _forced(required, op_names)
+    if "nested_branch" in required and max_depth < 2:
+        raise InvalidArgument(f"categories includes 'nested_branch', which needs max_depth >= 2,"
+                              f" but max_depth={max_depth}")
+    if any(OPS[n].has_regions for n, _ in forced) and max_depth < 1:
+        raise InvalidArgument(f"categories={list(required)!r} needs control flow or transforms, "
+                              f"which need max_depth >= 1, but max_depth={max_depth}")
+    floor = 2 if "multi_statement" in required else 3 if "compound" in required else 1
+    cfg = Config(ops=op_names, min_statements=max(min_statements, floor, len(forced)),
+                 max_statements=max(max_statements, floor, len(forced)), max_depth=max_depth,
+                 max_params=max_params, dtypes=dtype_names,
+                 limits=Limits(max_rank, max_dim, max_elements), forced=forced,
+                 vector="vector" in required, swarm=swarm)
+    return _strategy(cfg)
+
+
+@lru_cache(maxsize=256)
+def _strategy(cfg: Config) -> st.SearchStrategy[Program]:
+    return program_strategy(cfg)

@@ -1,0 +1,67 @@
+"""Abstract values of the grammar: tensor types, scalar literals and size limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+FLOAT = frozenset({"float32", "bfloat16", "float16"})
+INT = frozenset({"int32"})
+BOOL = frozenset({"bool"})
+NUMERIC = FLOAT | INT
+ANY = NUMERIC | BOOL
+ALL_DTYPES: tuple[str, ...] = ("float32", "int32", "bool", "bfloat16", "float16")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """The abstract type of an array: a static shape and a NumPy dtype name."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT
+
+    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
+        return TensorType(tuple(shape), self.dtype)
+
+    def with_dtype(self, dtype: str) -> TensorType:
+        return TensorType(self.shape, dtype)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}{list(self.shape)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    """A Python scalar literal operand; JAX types it weakly, so it takes the array's dtype."""
+
+    value: bool | int | float
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size bounds that keep every array, and so every compile, small."""
+
+    max_rank: int = 4
+    max_dim: int = 8
+    max_elements: int = 4096
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) <= self.max_rank and prod(shape) <= self.max_elements
+
+
+def axis_dtype(dtype: str) -> str:
+    """The dtype of a reduction that turns integers and booleans into floats (mean, var)."""
+    return dtype if dtype in FLOAT else "float32"

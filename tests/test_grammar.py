@@ -1,0 +1,140 @@
+"""Property tests of the grammar: shape rules against JAX, rendering, reach, validity, shrinking."""
+
+from __future__ import annotations
+
+import jax
+import libcst as cst
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+import grammar
+from grammar import CATEGORIES, OPS, programs
+
+SINGLE_OP = settings(max_examples=6, deadline=None, derandomize=True,
+                     suppress_health_check=list(HealthCheck))
+
+
+def abstract_args(program):
+    return [jax.ShapeDtypeStruct(shape, np.dtype(dtype) if dtype != "bfloat16"
+                                 else jax.numpy.bfloat16) for shape, dtype in program.args]
+
+
+def load(program):
+    namespace: dict = {}
+    exec(compile(program.source, "<program>", "exec"), namespace)
+    return namespace[program.entry]
+
+
+def declared(program):
+    return [(v.type.shape, v.type.dtype) for v in program.results]
+
+
+def observed(out):
+    leaves = out if isinstance(out, tuple) else (out,)
+    return [(tuple(o.shape), str(o.dtype)) for o in leaves]
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_shape_rule_agrees_with_eval_shape(name):
+    """Every op's shape and dtype rule matches what JAX infers, over drawn input types."""
+
+    @SINGLE_OP
+    @given(programs(ops=[name], max_statements=2, max_depth=1, swarm=False))
+    def check(program):
+        assert name in program.ops
+        out = jax.eval_shape(load(program), *abstract_args(program))
+        assert observed(out) == declared(program), program.source
+
+    check()
+
+
+@given(programs())
+def test_source_round_trips_through_libcst(program):
+    source = program.source
+    assert cst.parse_module(source).code == source
+    compile(source, "<program>", "exec")
+    assert program.source == grammar.render.render(program)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(programs())
+def test_programs_run_under_jit(program):
+    """Forward validity: jit-compiled and run on arguments of the declared types."""
+    args = [np.ones(shape, dtype=jax.numpy.dtype(dtype)) for shape, dtype in program.args]
+    out = jax.jit(load(program))(*args)
+    assert observed(out) == declared(program)
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_every_category_is_reachable_on_request(category):
+    @settings(max_examples=3, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(programs(categories=[category]))
+    def check(program):
+        assert category in program.categories, program.source
+
+    check()
+
+
+def test_known_failures_are_declared_and_can_be_turned_off():
+    @settings(max_examples=5, deadline=None, derandomize=True)
+    @given(programs(ops=["while_loop", "add"], categories=["while_loop"]))
+    def declared_failures(program):
+        assert "grad_dynamic_loop" in program.expected_failures
+
+    declared_failures()
+    risky = {n for n, op in OPS.items() if op.known_failure}
+
+    @settings(max_examples=20, deadline=None, derandomize=True)
+    @given(programs(known_failures=False))
+    def none_risky(program):
+        assert not risky & set(program.ops)
+        assert program.expected_failures == ()
+
+    none_risky()
+
+
+@pytest.mark.parametrize("name", ["cumsum", "matmul", "scan", "where"])
+def test_shrinks_to_a_small_program(name):
+    smallest = find(programs(), lambda p: name in p.ops,
+                    settings=settings(max_examples=500, database=None, deadline=None))
+    assert smallest.statement_count <= 3, smallest.source
+
+
+def test_same_choices_render_the_same_text():
+    from random import Random
+
+    from hypothesis.internal.conjecture.data import ConjectureData
+
+    strategy = programs()
+    first = ConjectureData(random=Random(7))
+    a = first.draw(strategy)
+    b = ConjectureData.for_choices(first.choices).draw(strategy)
+    assert a.source == b.source
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"categories": ["nope"]}, "unknown categories"),
+    ({"ops": ["jnp.sum"]}, "unknown ops"),
+    ({"dtypes": ["float64"]}, "unknown dtypes"),
+    ({"max_statements": 0}, "max_statements=0"),
+    ({"min_statements": 9, "max_statements": 3}, "min_statements=9 is larger"),
+    ({"categories": ["scan"], "ops": ["add"]}, "no allowed op covers 'scan'"),
+    ({"categories": ["nested_branch"], "max_depth": 1}, "max_depth >= 2"),
+])
+def test_bad_options_name_the_argument(kwargs, message):
+    with pytest.raises(InvalidArgument, match=message):
+        programs(**kwargs)
+
+
+@given(st.data())
+def test_program_exposes_its_public_fields(data):
+    program = data.draw(programs(max_statements=5))
+    assert program.entry == "f"
+    assert all(isinstance(s, tuple) and isinstance(d, str) for s, d in program.args)
+    assert set(program.ops) <= set(OPS)
+    assert set(program.categories) <= set(CATEGORIES)
+    assert program.source.startswith("import jax\n")

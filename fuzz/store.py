@@ -1,0 +1,825 @@
+"""Crash-safe, deduplicated corpus store: JSONL shards plus a failures folder.
+
+On-disk layout of a corpus directory::
+
+    corpus.lock              exclusive fcntl lock held by the one writer
+    shard-00000.jsonl        one JSON record per line, sorted keys, UTF-8
+    shard-00001.jsonl        ... a new shard starts when the last one is full
+    stats.json               written atomically by ``write_stats``
+    failures/<slug>/repro.py     reproducer source, written atomically
+    failures/<slug>/repro.json   {"signature", "known", "record"}, written last
+
+Every record carries every field of ``FIELDS`` (missing ones as null) with one
+type per field, so the shards load as a table with pandas or HuggingFace
+``datasets``.  A record is appended with one ``write`` on an ``O_APPEND`` file
+descriptor, so a killed process leaves whole lines plus at most one torn last
+line, which the next ``open`` truncates away.  Lines that fail to decode
+anywhere else are skipped and counted, never deleted.
+
+Only hashes are kept in memory (ids, normalised-source hashes, StableHLO
+hashes), never the records themselves.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FIELDS",
+    "CorpusError",
+    "CorpusStore",
+    "Field",
+    "MalformedLine",
+    "iter_records",
+    "normalized_source_hash",
+    "shard_paths",
+]
+
+SHARD_PREFIX = "shard-"
+SHARD_SUFFIX = ".jsonl"
+LOCK_NAME = "corpus.lock"
+STATS_NAME = "stats.json"
+FAILURES_DIR = "failures"
+DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
+
+_SHARD_RE = re.compile(r"^shard-(\d{5,})\.jsonl$")
+_INT64 = 2**63
+
+
+class CorpusError(ValueError):
+    """A corpus directory cannot be used, or a record does not fit the schema."""
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Field:
+    """One top-level record field: its name, its kind and what it holds."""
+
+    name: str
+    kind: str
+    doc: str
+
+
+# kind -> what a non-null value must be
+#   str          a string
+#   int          an int in the int64 range (not a bool)
+#   str_list     a list of strings
+#   args         a list of [shape, dtype] pairs: shape a list of ints >= 0, dtype a string
+#   float_map    a dict str -> float (ints widened; NaN and inf stored as null)
+#   str_map      a dict str -> str
+#   reason       a string; True is stored as "skipped", False as null
+FIELDS: tuple[Field, ...] = (
+    Field("id", "str", "short stable id: first 16 hex of source_hash unless given"),
+    Field("source", "str", "the generated Python module"),
+    Field("source_hash", "str", "sha256 of ast.dump(ast.parse(source)), set by the store"),
+    Field("entry", "str", "name of the entry function in source"),
+    Field("args", "args", "argument types: [[shape...], dtype] per argument"),
+    Field("categories", "str_list", "feature categories the program exercises"),
+    Field("ops", "str_list", "grammar ops used by the program"),
+    Field("seed", "int", "generator seed"),
+    Field("found_by", "str", "which generator or run produced the record"),
+    Field("jaxpr", "str", "forward jaxpr text"),
+    Field("stablehlo", "str", "forward StableHLO text"),
+    Field("hlo", "str", "forward HLO text before optimisation"),
+    Field("hlo_optimized", "str", "forward HLO text after optimisation"),
+    Field("cost", "float_map", "XLA cost analysis"),
+    Field("grad_jaxpr", "str", "backward jaxpr text"),
+    Field("grad_stablehlo", "str", "backward StableHLO text"),
+    Field("grad_hlo", "str", "backward HLO text before optimisation"),
+    Field("grad_hlo_optimized", "str", "backward HLO text after optimisation"),
+    Field("grad_skipped", "reason", "why the backward pass was skipped, or null"),
+    Field("versions", "str_map", "package versions, e.g. jax and jaxlib"),
+    Field("backend", "str", "XLA backend platform"),
+    Field("timings", "float_map", "seconds per extraction stage"),
+    Field("stablehlo_hash", "str", "hash of the canonical StableHLO (from the extractor)"),
+)
+FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
+_KIND = {f.name: f.kind for f in FIELDS}
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
+    """Return (normalised value, None) or (None, reason it does not fit ``kind``)."""
+    if value is None:
+        return None, None
+    if kind == "str":
+        if isinstance(value, str):
+            return value, None
+        return None, f"{name} must be a string or null, got {type(value).__name__}"
+    if kind == "int":
+        if _is_int(value) and -_INT64 <= value < _INT64:
+            return value, None
+        return None, f"{name} must be an int64 or null, got {value!r:.60}"
+    if kind == "str_list":
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value), None
+        return None, f"{name} must be a list of strings or null, got {value!r:.60}"
+    if kind == "args":
+        out = []
+        if isinstance(value, list | tuple):
+            for arg in value:
+                if not (isinstance(arg, list | tuple) and len(arg) == 2):
+                    break
+                shape, dtype = arg
+                if not (
+                    isinstance(shape, list | tuple)
+                    and all(_is_int(d) and d >= 0 for d in shape)
+                    and isinstance(dtype, str)
+                ):
+                    break
+                out.append([list(shape), dtype])
+            else:
+                return out, None
+        return None, f"{name} must be a list of [shape, dtype] pairs or null, got {value!r:.60}"
+    if kind == "float_map":
+        if isinstance(value, Mapping) and all(
+            isinstance(k, str) and (v is None or _is_number(v)) for k, v in value.items()
+        ):
+            return {
+                k: (float(v) if v is not None and math.isfinite(v) else None)
+                for k, v in value.items()
+            }, None
+        return None, f"{name} must be a dict of str -> number or null, got {value!r:.60}"
+    if kind == "str_map":
+        if isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return dict(value), None
+        return None, f"{name} must be a dict of str -> str or null, got {value!r:.60}"
+    if kind == "reason":
+        if isinstance(value, bool):
+            return ("skipped" if value else None), None
+        if isinstance(value, str):
+            return value, None
+        return None, f"{name} must be a string, a bool or null, got {type(value).__name__}"
+    raise AssertionError(f"unknown field kind {kind!r} for {name!r}")
+
+
+def normalized_source_hash(source: str) -> str:
+    """sha256 hex of ``ast.dump(ast.parse(source))``: formatting and comments don't count."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise CorpusError(f"source does not parse ({e.msg}, line {e.lineno})") from e
+    return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()
+
+
+def _ir_hash(stablehlo: str) -> str:
+    return hashlib.sha256(stablehlo.encode("utf-8")).hexdigest()
+
+
+def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``record`` with every field of ``FIELDS`` present and checked.
+
+    Assigns ``source_hash``, ``id`` (when absent) and ``stablehlo_hash`` (when
+    absent and ``stablehlo`` is given).  Raises ``CorpusError`` naming the field
+    for an unknown key, a missing ``source`` or a value of the wrong type.
+    """
+    if not isinstance(record, Mapping):
+        raise CorpusError(f"a record must be a dict, got {type(record).__name__}")
+    unknown = sorted(set(record) - FIELD_NAMES)
+    if unknown:
+        raise CorpusError(
+            f"record has unknown field(s) {unknown}; known fields are {sorted(FIELD_NAMES)} "
+            "(add new ones to fuzz.store.FIELDS)"
+        )
+    if not isinstance(record.get("source"), str):
+        raise CorpusError("record field 'source' must be a string")
+    out: dict[str, Any] = {}
+    for f in FIELDS:
+        value, problem = _check_value(f.name, f.kind, record.get(f.name))
+        if problem:
+            raise CorpusError(f"record field {problem}")
+        out[f.name] = value
+    out["source_hash"] = normalized_source_hash(out["source"])
+    if out["id"] is None:
+        out["id"] = out["source_hash"][:16]
+    if out["stablehlo_hash"] is None and out["stablehlo"] is not None:
+        out["stablehlo_hash"] = _ir_hash(out["stablehlo"])
+    return out
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """The exact bytes of one shard line for an already normalised record."""
+    try:
+        text = json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise CorpusError(f"record {record.get('id')!r} is not JSON-serialisable: {e}") from e
+    return (text + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class MalformedLine:
+    """A shard line that is not a valid record; ``iter_records`` yields it instead."""
+
+    file: Path
+    line_no: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line_no}: {self.reason}"
+
+
+def _decode_line(raw: bytes) -> dict[str, Any] | str:
+    """A record dict, or the reason the line is not one.  Never raises."""
+    if not raw.endswith(b"\n"):
+        return "incomplete last line (no trailing newline)"
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        return f"invalid JSON: {e}"
+    if not isinstance(obj, dict):
+        return f"not a JSON object but {type(obj).__name__}"
+    if not isinstance(obj.get("source"), str):
+        return "field 'source' is missing or not a string"
+    if not isinstance(obj.get("id"), str):
+        return "field 'id' is missing or not a string"
+    for name, kind in _KIND.items():
+        _, problem = _check_value(name, kind, obj.get(name))
+        if problem:
+            return f"wrong type: {problem}"
+    return obj
+
+
+def _is_torn(raw: bytes) -> bool:
+    """A line cut short by a crash: no trailing newline, or not parseable as JSON."""
+    if not raw.endswith(b"\n"):
+        return True
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+def shard_paths(path: str | os.PathLike[str]) -> list[Path]:
+    """The shard files of corpus ``path`` in order (an empty list if there are none)."""
+    root = Path(path)
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    found = sorted((int(m.group(1)), n) for n in names if (m := _SHARD_RE.match(n)))
+    return [root / n for _, n in found]
+
+
+def _iter_lines(file: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(line_no from 1, byte offset, raw line including its newline if any)."""
+    offset = 0
+    with open(file, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            yield line_no, offset, raw
+            offset += len(raw)
+
+
+def iter_records(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[Path, int, dict[str, Any] | MalformedLine]]:
+    """Yield ``(file, line_no, record_or_error)`` for every line of every shard, in order.
+
+    A bad line (invalid JSON, not an object, a field of the wrong type, a torn
+    last line) yields a ``MalformedLine`` naming file and line; this never
+    raises on shard content.  Blank lines are skipped.
+    """
+    for file in shard_paths(path):
+        for line_no, _, raw in _iter_lines(file):
+            if not raw.strip():
+                continue
+            decoded = _decode_line(raw)
+            if isinstance(decoded, str):
+                yield file, line_no, MalformedLine(file, line_no, decoded)
+            else:
+                yield file, line_no, decoded
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _slug(signature: str) -> str:
+    """A directory name for a failure signature: readable prefix + hash suffix."""
+    readable = re.sub(r"[^a-z0-9]+", "-", signature.lower()).strip("-")[:60].rstrip("-")
+    digest = hashlib.sha256(signature.encode("utf-8")).hexdigest()[:10]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class CorpusStore:
+    """The one writer of a corpus directory.  Use ``CorpusStore.open(path)``.
+
+    Attributes after open: ``malformed`` (bad lines skipped, kept on disk),
+    ``dropped_partial`` (torn last lines truncated away: 0 or 1), and per-session
+    counters ``added``, ``duplicate_source``, ``duplicate_ir``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        shard_bytes: int = DEFAULT_SHARD_BYTES,
+        create: bool = True,
+        fsync_every: int = 100,
+        fsync_interval: float = 1.0,
+    ) -> None:
+        if not _is_int(shard_bytes) or shard_bytes <= 0:
+            raise CorpusError(f"shard_bytes={shard_bytes!r} must be a positive number of bytes")
+        if not _is_int(fsync_every) or fsync_every < 1:
+            raise CorpusError(f"fsync_every={fsync_every!r} must be an int >= 1")
+        if not _is_number(fsync_interval) or fsync_interval < 0:
+            raise CorpusError(f"fsync_interval={fsync_interval!r} must be a number >= 0")
+        self.path = Path(path)
+        self.shard_bytes = shard_bytes
+        self.fsync_every = fsync_every
+        self.fsync_interval = float(fsync_interval)
+
+        self.added = 0
+        self.duplicate_source = 0
+        self.duplicate_ir = 0
+        self.malformed = 0
+        self.dropped_partial = 0
+        self.last_id: str | None = None
+
+        # Memory is hashes only.  A record's default id is the first 16 hex digits
+        # of its source hash, so it is implied by its source key; only ids given
+        # explicitly are kept as strings (with the source keys they belong to).
+        self._source_keys: set[int] = set()
+        self._explicit_ids: set[str] = set()
+        self._explicit_keys: set[int] = set()
+        self._ir_hashes: set[str] = set()
+        self._count = 0
+        self._failures: dict[str, str | None] = {}  # signature -> known name
+        self._failure_counts: dict[str, int] = {}
+        self._known_names: dict[str, str | None] = {}  # signature -> known name, from counts
+        self._totals = {"added": 0, "duplicate_source": 0, "duplicate_ir": 0}
+        self._last_stats: dict[str, Any] = {}
+
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._shard_index = 0
+        self._shard_size = 0
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+
+        self._open_dir(create)
+        try:
+            self._acquire_lock()
+            self._scan_shards()
+            self._load_failures()
+            self._load_stats()
+            self._open_shard()
+        except BaseException:
+            self._release()
+            raise
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> CorpusStore:
+        """Open (creating by default) the corpus at ``path``; see ``__init__`` for options."""
+        return cls(path, **options)
+
+    # ----------------------------------------------------------------- open steps
+
+    def _open_dir(self, create: bool) -> None:
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise CorpusError(f"corpus path {p} exists but is not a directory")
+        if not p.exists():
+            if not create:
+                raise CorpusError(f"corpus directory {p} does not exist (create=False)")
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise CorpusError(f"cannot create corpus directory {p}: {e.strerror or e}") from e
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise CorpusError(f"corpus directory {p} is not writable: permission denied")
+
+    def _acquire_lock(self) -> None:
+        lock = self.path / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise CorpusError(
+                f"corpus directory {self.path} is not writable: cannot open {lock}: "
+                f"{e.strerror or e}"
+            ) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 32, 0).decode().strip()
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f" (pid {holder})" if holder else ""
+                raise CorpusError(
+                    f"corpus {self.path} is already open by another writer{who}; "
+                    f"lock file {lock} is held"
+                ) from e
+            raise CorpusError(f"cannot lock {lock}: {e.strerror or e}") from e
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _scan_shards(self) -> None:
+        try:
+            self._scan_shard_files()
+        except OSError as e:
+            where = e.filename or self.path
+            raise CorpusError(f"cannot read corpus shard {where}: {e.strerror or e}") from e
+
+    def _scan_shard_files(self) -> None:
+        shards = shard_paths(self.path)
+        for i, file in enumerate(shards):
+            is_last = i == len(shards) - 1
+            last: tuple[int, bytes] | None = None  # (offset, raw) of the previous line
+            for _, offset, raw in _iter_lines(file):
+                if last is not None:
+                    self._ingest(last[1])
+                last = (offset, raw)
+            if last is None:
+                continue
+            offset, raw = last
+            if is_last and raw.strip() and _is_torn(raw):
+                try:
+                    os.truncate(file, offset)
+                except OSError as e:
+                    raise CorpusError(
+                        f"cannot truncate torn last line of {file}: {e.strerror or e}"
+                    ) from e
+                self.dropped_partial += 1
+            else:
+                self._ingest(raw)
+        if shards:
+            m = _SHARD_RE.match(shards[-1].name)
+            assert m is not None
+            self._shard_index = int(m.group(1))
+
+    def _ingest(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        decoded = _decode_line(raw)
+        if isinstance(decoded, str):
+            self.malformed += 1
+            return
+        self._remember(decoded)
+
+    def _remember(self, record: Mapping[str, Any]) -> None:
+        self._count += 1
+        source_hash = record.get("source_hash")
+        if not isinstance(source_hash, str):
+            try:
+                source_hash = normalized_source_hash(record["source"])
+            except CorpusError:  # hand-written record whose source does not parse
+                source_hash = hashlib.sha256(record["source"].encode("utf-8")).hexdigest()
+        self._remember_id(record["id"], source_hash)
+        ir = record.get("stablehlo_hash")
+        if ir is None and isinstance(record.get("stablehlo"), str):
+            ir = _ir_hash(record["stablehlo"])
+        if ir is not None:
+            self._ir_hashes.add(ir)
+
+    def _remember_id(self, record_id: str, source_hash: str) -> None:
+        key = _source_key(source_hash)
+        self._source_keys.add(key)
+        if record_id != source_hash[:16]:
+            self._explicit_ids.add(record_id)
+            self._explicit_keys.add(key)
+
+    def _has_id(self, record_id: str) -> bool:
+        if record_id in self._explicit_ids:
+            return True
+        if len(record_id) != 16 or record_id != record_id.lower():
+            return False
+        try:
+            key = int(record_id, 16)
+        except ValueError:
+            return False
+        return key in self._source_keys and key not in self._explicit_keys
+
+    def _load_failures(self) -> None:
+        root = self.path / FAILURES_DIR
+        if not root.is_dir():
+            return
+        for meta in sorted(root.glob("*/repro.json")):
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("signature"), str):
+                known = data.get("known")
+                self._failures[data["signature"]] = known if isinstance(known, str) else None
+
+    def _load_stats(self) -> None:
+        try:
+            data = json.loads((self.path / STATS_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        store = data.get("store") if isinstance(data, dict) else None
+        if not isinstance(store, dict):
+            return
+        totals = store.get("totals")
+        if isinstance(totals, dict):
+            for k in self._totals:
+                if _is_int(totals.get(k)):
+                    self._totals[k] = totals[k]
+        counts = store.get("failure_counts")
+        if isinstance(counts, dict):
+            for sig, entry in counts.items():
+                if isinstance(entry, dict) and _is_int(entry.get("count")):
+                    self._failure_counts[sig] = entry["count"]
+                    known = entry.get("known")
+                    self._known_names[sig] = known if isinstance(known, str) else None
+
+    def _shard_file(self, index: int) -> Path:
+        return self.path / f"{SHARD_PREFIX}{index:05d}{SHARD_SUFFIX}"
+
+    def _open_shard(self) -> None:
+        file = self._shard_file(self._shard_index)
+        existed = file.exists()
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise CorpusError(f"cannot open shard {file} for appending: {e.strerror or e}") from e
+        self._fd = fd
+        self._shard_size = os.fstat(fd).st_size
+        if not existed:
+            _fsync_dir(self.path)
+
+    # ----------------------------------------------------------------- records
+
+    def add(self, record: Mapping[str, Any]) -> str:
+        """Store ``record`` unless known; return "added", "duplicate_source" or "duplicate_ir".
+
+        Raises ``CorpusError`` if the record does not fit ``FIELDS``, if its given
+        id is already used by a different program, or if the write fails (the
+        shard is then cut back to its last whole line).
+        """
+        self._check_open()
+        rec = normalize_record(record)
+        self.last_id = rec["id"]
+        key = _source_key(rec["source_hash"])
+        if key in self._source_keys:
+            self.duplicate_source += 1
+            return "duplicate_source"
+        ir = rec["stablehlo_hash"]
+        if ir is not None and ir in self._ir_hashes:
+            self.duplicate_ir += 1
+            return "duplicate_ir"
+        if self._has_id(rec["id"]):
+            raise CorpusError(
+                f"record id {rec['id']!r} is already in corpus {self.path} for a different source"
+            )
+        line = encode_record(rec)
+        if self._shard_size > 0 and self._shard_size + len(line) > self.shard_bytes:
+            self._roll()
+        self._append(line)
+        self._remember_id(rec["id"], rec["source_hash"])
+        if ir is not None:
+            self._ir_hashes.add(ir)
+        self._count += 1
+        self.added += 1
+        return "added"
+
+    def _append(self, line: bytes) -> None:
+        assert self._fd is not None
+        before = self._shard_size
+        try:
+            _write_all(self._fd, line)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, before)
+            raise CorpusError(
+                f"cannot append to {self._shard_file(self._shard_index)}: {e.strerror or e}"
+            ) from e
+        self._shard_size += len(line)
+        self._unsynced += 1
+        now = time.monotonic()
+        if self._unsynced >= self.fsync_every or now - self._last_sync >= self.fsync_interval:
+            self.sync()
+
+    def _roll(self) -> None:
+        self.sync()
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        self._shard_index += 1
+        self._open_shard()
+
+    def sync(self) -> None:
+        """fsync the current shard now (``add`` does this every N records or T seconds)."""
+        if self._fd is not None and self._unsynced:
+            os.fsync(self._fd)
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+
+    def known_ir_hashes(self) -> frozenset[str]:
+        """A snapshot of every StableHLO hash in the corpus (for workers to skip duplicates)."""
+        return frozenset(self._ir_hashes)
+
+    def known_ids(self) -> frozenset[str]:
+        """A snapshot of every record id in the corpus."""
+        implied = (f"{k:016x}" for k in self._source_keys if k not in self._explicit_keys)
+        return frozenset(implied) | self._explicit_ids
+
+    def knows_source(self, source: str) -> bool:
+        """Whether a program equal to ``source`` up to formatting is already stored."""
+        return _source_key(normalized_source_hash(source)) in self._source_keys
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, record_id: object) -> bool:
+        """Whether a record with this id is stored."""
+        return isinstance(record_id, str) and self._has_id(record_id)
+
+    def _check_open(self) -> None:
+        if self._fd is None:
+            raise CorpusError(f"corpus {self.path} is closed")
+
+    # ----------------------------------------------------------------- failures
+
+    def save_failure(
+        self,
+        signature: str,
+        known: str | None,
+        record: Mapping[str, Any],
+        reproducer_source: str,
+    ) -> Path | None:
+        """Save the first reproducer of ``signature``; return its folder, or None if saved before.
+
+        Writes ``failures/<slug>/repro.py`` then ``repro.json`` (the marker read
+        back on open), each atomically.  ``record`` is stored as given; values
+        JSON cannot hold are written with ``str``.
+        """
+        self._check_open()
+        if not isinstance(signature, str) or not signature:
+            raise CorpusError(f"signature={signature!r} must be a non-empty string")
+        if signature in self._failures:
+            return None
+        folder = self.path / FAILURES_DIR / _slug(signature)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(folder / "repro.py", reproducer_source.encode("utf-8"))
+            meta = {"signature": signature, "known": known, "record": dict(record)}
+            text = json.dumps(meta, sort_keys=True, ensure_ascii=False, indent=1, default=str)
+            _atomic_write(folder / "repro.json", (text + "\n").encode("utf-8"))
+        except OSError as e:
+            raise CorpusError(f"cannot save failure into {folder}: {e.strerror or e}") from e
+        self._failures[signature] = known
+        return folder
+
+    def failure_signatures(self) -> frozenset[str]:
+        """Signatures that already have a saved reproducer."""
+        return frozenset(self._failures)
+
+    def count_failure(self, signature: str, known: str | None = None) -> int:
+        """Count one more occurrence of ``signature``; return the total (kept in stats.json)."""
+        self._check_open()
+        n = self._failure_counts.get(signature, 0) + 1
+        self._failure_counts[signature] = n
+        if known is not None or signature not in self._known_names:
+            self._known_names[signature] = known
+        return n
+
+    def failure_counts(self) -> dict[str, dict[str, Any]]:
+        """signature -> {"known": name or None, "count": n}."""
+        names = {**self._failures, **self._known_names}
+        return {
+            sig: {"known": names.get(sig), "count": n}
+            for sig, n in sorted(self._failure_counts.items())
+        }
+
+    # ----------------------------------------------------------------- stats, close
+
+    def store_stats(self) -> dict[str, Any]:
+        """The store's own counters, as merged into stats.json under "store"."""
+        session = {
+            "added": self.added,
+            "duplicate_source": self.duplicate_source,
+            "duplicate_ir": self.duplicate_ir,
+        }
+        return {
+            "records": self._count,
+            "malformed_lines": self.malformed,
+            "dropped_partial": self.dropped_partial,
+            "shards": len(shard_paths(self.path)),
+            "session": session,
+            "totals": {k: self._totals[k] + session[k] for k in session},
+            "failure_counts": self.failure_counts(),
+        }
+
+    def write_stats(self, stats: Mapping[str, Any] | None = None) -> Path:
+        """Write ``stats`` plus the store's counters (key "store") to stats.json atomically.
+
+        ``close`` writes the last given stats again so the counters persist.
+        """
+        self._check_open()
+        if stats is not None:
+            self._last_stats = dict(stats)
+        data = {**self._last_stats, "store": self.store_stats()}
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False, indent=1, default=str)
+        target = self.path / STATS_NAME
+        try:
+            _atomic_write(target, (text + "\n").encode("utf-8"))
+        except OSError as e:
+            raise CorpusError(f"cannot write {target}: {e.strerror or e}") from e
+        return target
+
+    def close(self) -> None:
+        """fsync, write stats.json, release the lock.  Safe to call twice."""
+        if self._fd is None and self._lock_fd is None:
+            return
+        try:
+            if self._fd is not None:
+                self.sync()
+                self.write_stats()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def __enter__(self) -> CorpusStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"CorpusStore({str(self.path)!r}, records={self._count}, {state})"
+
+
+def _source_key(source_hash: str) -> int:
+    """Compact in-memory key for a source hash: its first 64 bits."""
+    try:
+        return int(source_hash[:16], 16)
+    except ValueError:  # not hex (hand-edited record): hash it instead
+        return int(hashlib.sha256(source_hash.encode("utf-8")).hexdigest()[:16], 16)

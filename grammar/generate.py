@@ -56,6 +56,7 @@ class Builder:
         self.budget = 0
         self.reserved = 0
         top = sorted(enabled)
+        self.enabled = top
         self.menus = {
             (region_ok, reverse): [i for i in top
                                    if (region_ok or not _OPS[i].has_regions)
@@ -79,13 +80,27 @@ class Builder:
     def can_add_param(self) -> bool:
         return len(self.params) < self.cfg.max_params
 
-    def pick_op(self, scope: list[Value], depth: int, reverse: bool, slot: int | None) -> Op:
-        """An op for the next statement: by the statement's slot at the top level, else drawn."""
-        menu = self.menus[(depth < self.cfg.max_depth, reverse)]
+    def pick_op(self, scope: list[Value], depth: int, reverse: bool) -> Op:
+        """A drawn op for the next statement.  The draw indexes one fixed list of the enabled
+        ops; an op that does not fit here gives way to the next one that does, so a choice
+        means the same op wherever it is allowed (which helps the shrinker move statements)."""
+        index = choice(self.draw, self.enabled)
+        allowed = set(self.menu(depth, reverse))
         if not self.can_add_param:
             usable = frozenset().union(*(_accepting(v.type) for v in scope))
-            menu = [i for i in menu if i in usable] or menu
-        return _OPS[menu[slot % len(menu)] if slot is not None else choice(self.draw, menu)]
+            allowed = allowed & usable or allowed
+        position = self.enabled.index(index)
+        for i in self.enabled[position:] + self.enabled[:position]:
+            if i in allowed:
+                return _OPS[i]
+        raise AssertionError("no op fits: the menus were validated non-empty")
+
+    def menu(self, depth: int, reverse: bool) -> list[int]:
+        """The ops a statement at ``depth`` may use: ops with regions only while depth is
+        left, and preferably only while the budget has room for their bodies."""
+        deeper = depth < self.cfg.max_depth
+        roomy = deeper and self.budget - self.reserved >= 1
+        return self.menus[(roomy, reverse)] or self.menus[(deeper, reverse)]
 
     def primary(self, op: Op, scope: list[Value]) -> Value:
         candidates = [v for v in reversed(scope) if op.accepts(v.type)]
@@ -107,9 +122,14 @@ class Builder:
         return Const(t)
 
     def statement(self, scope: list[Value], depth: int, reverse: bool,
-                  forced: tuple[str, frozenset[str]] | None = None,
-                  slot: int | None = None) -> Apply:
-        op = OPS[forced[0]] if forced else self.pick_op(scope, depth, reverse, slot)
+                  forced: tuple[str, frozenset[str]] | None = None) -> Apply:
+        """One statement, drawn as a span of its own: the shrinker can delete it, or replace
+        it with a statement nested inside it."""
+        return self.draw(_STATEMENT(self, scope, depth, reverse, forced))
+
+    def _statement(self, scope: list[Value], depth: int, reverse: bool,
+                   forced: tuple[str, frozenset[str]] | None) -> Apply:
+        op = OPS[forced[0]] if forced else self.pick_op(scope, depth, reverse)
         env = Env(self.env.limits, self.env.dtypes, forced[1]) if forced else self.env
         x = self.primary(op, scope)
         sig = op.signature(self.draw, x.type, env)
@@ -122,21 +142,18 @@ class Builder:
         return Apply(op.name, inputs, sig.params, tuple(Value(self.fresh(), t) for t in types),
                      regions)
 
-    def block(self, scope: list[Value], slots: list[int],
-              forced: list[tuple[str, frozenset[str]]]) -> list[Apply]:
-        """The top-level body: a statement per slot while the budget lasts (nested statements
-        spend it too), the ``forced`` ops among them.  A slot picks its statement's op, so
-        deleting a slot deletes a statement: programs shrink statement by statement."""
+    def block(self, scope: list[Value], forced: list[tuple[str, frozenset[str]]]) -> list[Apply]:
+        """The top-level body: statements while the budget lasts (nested statements spend it
+        too) and a drawn "one more" says so, the ``forced`` ops among them."""
         body: list[Apply] = []
         scope = list(scope)
-        self.budget, self.reserved = len(slots), len(forced)
-        for slot in slots + [0] * len(forced):
-            if self.budget <= 0 and not forced:
-                break
+        self.budget, self.reserved = self.cfg.max_statements, len(forced)
+        while forced or (self.budget > 0 and (len(body) < self.cfg.min_statements
+                                               or integer(self.draw, 0, 7) > 0)):
             self.budget -= 1
             take = forced and (self.budget < len(forced) or flag(self.draw))
             self.reserved = len(forced) - (1 if take else 0)
-            stmt = self.statement(scope, 0, False, forced.pop(0) if take else None, slot)
+            stmt = self.statement(scope, 0, False, forced.pop(0) if take else None)
             body.append(stmt)
             scope.extend(stmt.outputs)
         return body
@@ -147,10 +164,8 @@ class Builder:
                   for i, t in enumerate(spec.params)]
         inner = list(scope) + params
         body: list[Apply] = []
-        room = max(0, min(4, self.budget - self.reserved))
-        if not self.menus[(depth < self.cfg.max_depth, reverse)]:
-            room = 0
-        count = integer(self.draw, 1 if spec.forced else 0, max(room, 1 if spec.forced else 0))
+        least = 1 if self.menu(depth, reverse) else 0
+        count = integer(self.draw, least, least and max(1, min(4, self.budget - self.reserved)))
         self.budget -= count
         for k in range(count):
             force = (spec.forced[0], frozenset()) if k == 0 and spec.forced else None
@@ -179,7 +194,10 @@ class Builder:
 
 
 _REGION_PREFIX = {1: "fn", 2: "body"}
-_SLOT = st.integers(0, 2**16 - 1)
+@st.composite
+def _STATEMENT(draw: Draw, builder: Builder, *args) -> Apply:  # noqa: N802
+    builder.draw = draw  # the same choice sequence, now inside this statement's span
+    return builder._statement(*args)
 
 
 def _used(body, names: set[str]) -> set[str]:
@@ -199,8 +217,7 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     b = Builder(draw, cfg, enabled or frozenset(_INDEX[n] for n in cfg.ops) | forced_ops)
     first_rank = (1, 1) if cfg.vector else (0, cfg.limits.max_rank)
     b.new_param(tensor(draw, b.env, cfg.dtypes, *first_rank))
-    slots = draw(st.lists(_SLOT, min_size=cfg.min_statements, max_size=cfg.max_statements))
-    body = b.block(list(b.params), slots, list(cfg.forced))
+    body = b.block(list(b.params), list(cfg.forced))
     used = _used(body, set())
     results = tuple(v for s in body for v in s.outputs if v.name not in used)
     return Program(cfg.entry, tuple(b.params), tuple(body), results, tuple(sorted(b.expected)))

@@ -92,6 +92,9 @@ def programs(*, max_statements: int = 15, min_statements: int = 1,
     if any(OPS[n].has_regions for n, _ in forced) and max_depth < 1:
         raise InvalidArgument(f"categories={list(required)!r} needs control flow or transforms, "
                               f"which need max_depth >= 1, but max_depth={max_depth}")
+    if max_depth == 0 and all(OPS[n].has_regions for n in op_names):
+        raise InvalidArgument(f"ops={list(op_names)!r} all hold nested regions, which need "
+                              "max_depth >= 1, but max_depth=0")
     floor = 2 if "multi_statement" in required else 3 if "compound" in required else 1
     cfg = Config(ops=op_names, min_statements=max(min_statements, floor, len(forced)),
                  max_statements=max(max_statements, floor, len(forced)), max_depth=max_depth,

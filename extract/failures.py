@@ -1,0 +1,196 @@
+"""Failure classification: stable signatures and a registry of known JAX limitations.
+
+A failure record is ``{"stage", "type", "message", "signature", "known"}``.
+
+``signature`` buckets failures: two instances of one bug share it, two different bugs do not,
+and it survives JAX versions that only append a hint to a message. It keeps the *lead* of the
+message - the first line, cut after its first sentence - because JAX puts the substance
+there and appends hints ("Try using lax.scan ...", "See https://...") after it. Inside the lead,
+everything instance-specific is masked: quoted strings, paths, shapes, dtypes, numbers and
+generated identifiers (``t12``, ``body_3``, ``%5``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from .clean import scrub_host
+
+__all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "signature"]
+
+STAGES = ("trace", "lower", "compile", "grad_trace", "grad_lower", "grad_compile")
+
+_MAX_MESSAGE = 4000
+_MAX_LEAD = 120
+
+_DTYPE = (
+    r"(?:bfloat16|float8_\w+|float4_\w+|(?:u?int|float|complex)\d+|bool_?|pred|"
+    r"bf16|tf32|[fsuic]\d{1,3})"
+)
+# Order matters: the broad constructs are masked before their parts.
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r'"[^"\n]*"'), "<str>"),
+    (re.compile(r"(?<![A-Za-z])'[^'\n]*'(?![A-Za-z])"), "<str>"),
+    (re.compile(r"<path>(?::\d+)*|<jaxsmith>(?::\d+)*"), "<path>"),
+    (re.compile(r"\bat 0x[0-9a-fA-F]+|\b0x[0-9a-fA-F]+\b"), "<addr>"),
+    (re.compile(r"\btensor<[^<>]*>"), "<type>"),
+    (re.compile(rf"\b{_DTYPE}\[[^\[\]]*\](?:\{{[\d,]*\}})?"), "<type>"),
+    (re.compile(r"\bShape(?:d|Dtype)(?:Array|Struct)\([^()]*\)"), "<type>"),
+    (
+        re.compile(r"(?<![\w\]])\((?:\s*-?\d+\s*,)*\s*-?\d*\s*\)|\[(?:\s*-?\d+\s*,)*\s*-?\d*\s*\]"),
+        "<shape>",
+    ),
+    (re.compile(rf"\b(?:dtype\()?{_DTYPE}\b\)?"), "<dtype>"),
+    (re.compile(r"%[\w.$-]+"), "<id>"),
+    (re.compile(r"\b(?:[A-Za-z]{1,2}\d+|[A-Za-z]\w*_\d+)\b"), "<id>"),
+    (re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b"), "<n>"),
+)
+_ABBREVIATIONS = re.compile(r"\b(?:e\.g|i\.e|etc|vs|cf)\.", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?](?:\s+|$)")
+_SPACES = re.compile(r"\s+")
+
+
+def _lead(message: str) -> str:
+    """First non-empty line of ``message``, masked, cut after its first sentence."""
+    lines = [ln.strip() for ln in str(message).splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    text = lines[0]
+    # A header line such as "Invalid carry:" announces its substance on the next line.
+    if text.endswith(":") and len(text) < 40 and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    text = scrub_host(text)
+    for pattern, repl in _MASKS:
+        text = pattern.sub(repl, text)
+    text = _ABBREVIATIONS.sub(lambda m: m.group(0)[:-1], text)
+    # Cut after the first sentence, unless that sentence is too short to identify anything.
+    for m in _SENTENCE_END.finditer(text):
+        if m.start() >= 20:
+            text = text[: m.start()]
+            break
+    return _SPACES.sub(" ", text).strip().rstrip(".:;, ")
+
+
+def signature(stage: str, exc_type: str, message: str) -> str:
+    """Stable bucket key ``stage:ExcType:<masked lead of the message>``.
+
+    A lead longer than 120 characters is truncated and suffixed with a short hash of the whole
+    lead, so truncation never merges two different leads.
+    """
+    lead = _lead(message)
+    if len(lead) > _MAX_LEAD:
+        digest = hashlib.sha256(lead.encode()).hexdigest()[:8]
+        lead = f"{lead[:_MAX_LEAD]}~{digest}"
+    return f"{stage}:{exc_type}:{lead}"
+
+
+@dataclass(frozen=True)
+class Known:
+    """A known JAX limitation: matched by stage, exception type name and message regex.
+
+    ``stages`` is the set of pipeline stages where it can surface; ``None`` means any (a
+    limitation of ``jax.grad`` surfaces in ``trace`` when the program calls ``jax.grad``
+    itself, and in ``grad_trace`` when the extractor differentiates the program).
+    """
+
+    name: str
+    stages: frozenset[str] | None
+    exc_type: str
+    pattern: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.stages is not None and not self.stages <= set(STAGES):
+            raise ValueError(f"Known {self.name!r}: stages={set(self.stages)} not in {STAGES}")
+        object.__setattr__(self, "_regex", re.compile(self.pattern))
+
+    def matches(self, stage: str, exc_type: str, message: str) -> bool:
+        if self.stages is not None and stage not in self.stages:
+            return False
+        return exc_type == self.exc_type and self._regex.search(message) is not None
+
+
+_TRACE_STAGES = frozenset({"trace", "grad_trace"})
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        "grad_dynamic_loop",
+        _TRACE_STAGES,
+        "ValueError",
+        r"Reverse-mode differentiation does not work for lax\.while_loop",
+        "reverse-mode AD through lax.while_loop, or lax.fori_loop with traced bounds",
+    ),
+    Known(
+        "grad_integer_input",
+        _TRACE_STAGES,
+        "TypeError",
+        r"grad requires real- or complex-valued inputs",
+        "jax.grad with respect to an integer or boolean input",
+    ),
+    Known(
+        "grad_non_scalar_output",
+        _TRACE_STAGES,
+        "TypeError",
+        r"Gradient only defined for scalar-output functions",
+        "jax.grad of a function whose output is not a scalar",
+    ),
+    Known(
+        "grad_integer_output",
+        _TRACE_STAGES,
+        "TypeError",
+        r"grad requires real-valued outputs",
+        "jax.grad of a function with an integer, boolean or complex output",
+    ),
+    Known(
+        "grad_pure_callback",
+        _TRACE_STAGES,
+        "ValueError",
+        r"(?:Pure|IO|Buffer) callbacks do not support JVP",
+        "differentiation through jax.pure_callback / io_callback",
+    ),
+    Known(
+        "grad_rule_missing",
+        _TRACE_STAGES,
+        "NotImplementedError",
+        r"(?:Differentiation|Transpose) rule .*not implemented",
+        "a primitive without a JVP or transpose rule",
+    ),
+    Known(
+        "grad_betainc_ab",
+        _TRACE_STAGES,
+        "ValueError",
+        r"Betainc gradient with respect to a and b not supported",
+        "jax.scipy.special.betainc differentiated with respect to a or b",
+    ),
+)
+
+
+def match_known(stage: str, exc_type: str, message: str) -> str | None:
+    """Name of the first KNOWN entry that matches, else None."""
+    for known in KNOWN:
+        if known.matches(stage, exc_type, message):
+            return known.name
+    return None
+
+
+def failure(stage: str, exc_type: str, message: str) -> dict:
+    """A failure record from its parts."""
+    message = scrub_host(str(message))
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + " ...[truncated]"
+    return {
+        "stage": stage,
+        "type": exc_type,
+        "message": message,
+        "signature": signature(stage, exc_type, message),
+        "known": match_known(stage, exc_type, message),
+    }
+
+
+def classify(stage: str, exc: BaseException) -> dict:
+    """The failure record of ``exc`` raised in ``stage``."""
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r} is not one of {STAGES}")
+    return failure(stage, type(exc).__name__, str(exc))

@@ -102,6 +102,7 @@ FIELDS: tuple[Field, ...] = (
     Field("grad_stablehlo", "str", "backward StableHLO text"),
     Field("grad_hlo", "str", "backward HLO text before optimisation"),
     Field("grad_hlo_optimized", "str", "backward HLO text after optimisation"),
+    Field("grad_cost", "float_map", "XLA cost analysis of the backward pass"),
     Field("grad_skipped", "reason", "why the backward pass was skipped, or null"),
     Field("versions", "str_map", "package versions, e.g. jax and jaxlib"),
     Field("backend", "str", "XLA backend platform"),

@@ -1,0 +1,162 @@
+"""jaxsmith against the bare-JAX floor: overhead, scaling, useful output per second.
+
+Run by hand (not in CI):  python bench/bench_fuzz.py [--programs 120] [--reps 3]
+
+1. Overhead: ``python -m fuzz`` (one worker) against the same programs' JAX stages called
+   directly in one plain loop (exec, make_jaxpr, lower, as_text x2, compile, as_text,
+   cost_analysis, and the same for the gradient).
+2. Scaling: the fuzz loop with 1 and 2 workers against two floor processes side by side.
+3. Useful output: IR-unique, fully extracted (forward + backward) records per second.
+
+Throughput is steady-state: from the first finished program to the last, so the one-off
+worker start (JAX import, ~2 s) is left out on both sides.  Medians over ``--reps``
+repetitions, min-max beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fuzz import sampling  # noqa: E402
+from fuzz.budget import Budget  # noqa: E402
+from fuzz.loop import FuzzRun, Options  # noqa: E402
+from grammar import programs  # noqa: E402
+
+SEED = 2026
+
+
+def floor(indices: list[int], n: int, out: mp.Queue | None = None) -> dict:
+    """The bare-JAX floor: every stage called directly, stage times summed."""
+    import jax
+    import jax.numpy as jnp
+
+    stages = {"generate+render": 0.0, "trace+lower": 0.0, "compile": 0.0, "backward": 0.0}
+    first = last = None
+    for k, i in enumerate(indices):
+        t0 = time.perf_counter()
+        p = sampling.draw(programs(), SEED, i)[0]
+        src = p.source
+        t1 = time.perf_counter()
+        ns: dict = {}
+        exec(compile(src, "<floor>", "exec"), ns)
+        f = ns[p.entry]
+        args = [jax.ShapeDtypeStruct(s, jnp.dtype(d)) for s, d in p.args]
+        str(jax.make_jaxpr(f)(*args))
+        lowered = jax.jit(f).lower(*args)
+        lowered.as_text()
+        lowered.as_text(dialect="hlo")
+        t2 = time.perf_counter()
+        compiled = lowered.compile()
+        compiled.as_text()
+        compiled.cost_analysis()
+        t3 = time.perf_counter()
+        wrt = tuple(j for j, (_, d) in enumerate(p.args) if jnp.issubdtype(jnp.dtype(d),
+                                                                            jnp.floating))
+        if wrt:
+            def loss(*a, f=f):
+                leaves = jax.tree_util.tree_leaves(f(*a))
+                return sum(jnp.sum(x.astype(jnp.float32)) for x in leaves
+                           if jnp.issubdtype(x.dtype, jnp.floating))
+            try:
+                g = jax.grad(loss, argnums=wrt)
+                str(jax.make_jaxpr(g)(*args))
+                gl = jax.jit(g).lower(*args)
+                gl.as_text()
+                gl.as_text(dialect="hlo")
+                gc = gl.compile()
+                gc.as_text()
+                gc.cost_analysis()
+            except Exception:
+                pass
+        t4 = time.perf_counter()
+        stages["generate+render"] += t1 - t0
+        stages["trace+lower"] += t2 - t1
+        stages["compile"] += t3 - t2
+        stages["backward"] += t4 - t3
+        first = t4 if k == 0 else first
+        last = t4
+    result = {"stages": stages, "steady_s": (last - first) if len(indices) > 1 else 0.0,
+              "count": len(indices)}
+    if out is not None:
+        out.put(result)
+    return result
+
+
+def floor_processes(n: int, procs: int) -> float:
+    """Steady-state programs/s of ``procs`` floor processes side by side."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    shares = [list(range(k, n, procs)) for k in range(procs)]
+    ps = [ctx.Process(target=floor, args=(share, n, q)) for share in shares]
+    for p in ps:
+        p.start()
+    results = [q.get() for _ in ps]
+    for p in ps:
+        p.join()
+    return sum((r["count"] - 1) / r["steady_s"] for r in results if r["steady_s"])
+
+
+def fuzz_run(n: int, workers: int) -> dict:
+    with tempfile.TemporaryDirectory() as corpus, open(os.devnull, "w") as sink:
+        stats = FuzzRun(Options(budget=Budget(programs=n), corpus=Path(corpus), seed=SEED,
+                                workers=workers, quiet=True, minimize=False), out=sink).run()
+        timings: dict[str, float] = {}
+        from fuzz.store import iter_records
+        for _, _, rec in iter_records(corpus):
+            for k, v in (rec.get("timings") or {}).items():
+                timings[k] = timings.get(k, 0.0) + v
+    steady = stats["elapsed_s"] - stats["first_result_s"]
+    full = stats["added"] - stats["forward_only"]
+    return {"rate": (stats["extracted"] - 1) / steady, "stats": stats, "timings": timings,
+            "useful_per_s": full / stats["elapsed_s"]}
+
+
+def med(xs: list[float]) -> str:
+    return f"{statistics.median(xs):7.2f}  ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--programs", type=int, default=120)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    n = args.programs
+    rows: dict[str, list[float]] = {}
+    for _ in range(args.reps):
+        f1 = floor(list(range(n)), n)
+        rows.setdefault("floor, 1 process (prog/s)", []).append((n - 1) / f1["steady_s"])
+        for name, secs in f1["stages"].items():
+            rows.setdefault(f"floor stage {name} (ms/prog)", []).append(1e3 * secs / n)
+        j1 = fuzz_run(n, 1)
+        rows.setdefault("jaxsmith, 1 worker (prog/s)", []).append(j1["rate"])
+        rows.setdefault("ratio 1 worker / floor", []).append(
+            j1["rate"] / rows["floor, 1 process (prog/s)"][-1])
+        f2 = floor_processes(n, 2)
+        rows.setdefault("floor, 2 processes (prog/s)", []).append(f2)
+        j2 = fuzz_run(n, 2)
+        rows.setdefault("jaxsmith, 2 workers (prog/s)", []).append(j2["rate"])
+        rows.setdefault("ratio 2 workers / 2-process floor", []).append(j2["rate"] / f2)
+        rows.setdefault("useful records/s, 2 workers", []).append(j2["useful_per_s"])
+        for k, v in j1["timings"].items():
+            rows.setdefault(f"jaxsmith worker stage {k} (ms/prog)", []).append(1e3 * v / n)
+    width = max(map(len, rows))
+    print(f"{'measure':{width}}  median   (min-max), {args.reps} reps of {n} programs")
+    for name, xs in rows.items():
+        print(f"{name:{width}}  {med(xs)}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

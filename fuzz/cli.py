@@ -1,0 +1,152 @@
+"""``python -m fuzz``: run the fuzzer, print a corpus' stats, or replay a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypothesis.errors import InvalidArgument
+
+from fuzz.budget import Budget
+from fuzz.loop import DEFAULT_CORPUS, FuzzRun, Options
+from fuzz.store import CorpusError
+from grammar import ALL_DTYPES, CATEGORIES, OPS
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _budget(text: str) -> Budget:
+    try:
+        return Budget.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{name} {text!r} must be a whole number >= 1")
+        return int(text)
+    return parse
+
+
+def _names(kind: str, known: Sequence[str]):
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        unknown = [t for t in items if t not in known]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {', '.join(unknown) or repr(text)}; accepted: "
+                f"{', '.join(sorted(known))}")
+        return items
+    return parse
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m fuzz", description=(
+        "Generate random JAX programs, extract every IR level forward and backward, keep "
+        "the valid ones in a deduplicated corpus and minimise each new failure into a "
+        "reproducer.  Other commands: 'python -m fuzz stats DIR' summarises a corpus; "
+        "'python -m fuzz replay DIR' re-extracts one with the installed JAX."))
+    p.add_argument("--budget", type=_budget, default=Budget(seconds=60.0),
+                   help="how long to run: a duration (90s, 10m, 1h) or a number of programs "
+                        "(500x); default 60s")
+    p.add_argument("--corpus", type=Path, default=Path(DEFAULT_CORPUS),
+                   help=f"corpus directory, created if missing; default ./{DEFAULT_CORPUS} "
+                        "(the committed corpus/ is only written when named here)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the run (printed at start); the same seed, budget count and "
+                        "--workers 1 give the same programs in the same order")
+    p.add_argument("--workers", type=_positive("--workers"), default=os.cpu_count() or 1,
+                   help="extraction worker processes; default: the machine's cores")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one program may take before its worker is killed; default 60")
+    p.add_argument("--categories", type=_names("category", CATEGORIES), default=None,
+                   help="comma-separated categories every program must cover")
+    p.add_argument("--ops", type=_names("op", list(OPS)), default=None,
+                   help="comma-separated ops to draw from (default: all)")
+    p.add_argument("--dtypes", type=_names("dtype", ALL_DTYPES), default=None,
+                   help="comma-separated parameter dtypes (default: all)")
+    p.add_argument("--max-statements", type=_positive("--max-statements"), default=15,
+                   help="most statements per program, nested ones included; default 15")
+    p.add_argument("--max-depth", type=int, default=2, choices=range(0, 5), metavar="0-4",
+                   help="nesting depth of control flow and transforms; default 2")
+    p.add_argument("--no-known-failures", action="store_true",
+                   help="leave out ops JAX is known not to differentiate in reverse mode")
+    p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
+    p.add_argument("--no-minimize", action="store_true",
+                   help="count new failures without minimising them")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live status line: a log line every few seconds")
+    return p
+
+
+def _run(argv: Sequence[str]) -> int:
+    a = run_parser().parse_args(argv)
+    grammar = {"max_statements": a.max_statements, "max_depth": a.max_depth,
+               "known_failures": not a.no_known_failures}
+    for key in ("categories", "ops", "dtypes"):
+        if getattr(a, key) is not None:
+            grammar[key] = getattr(a, key)
+    seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
+    options = Options(budget=a.budget, corpus=a.corpus, seed=seed, workers=a.workers,
+                      grad=not a.no_grad, quiet=a.quiet, timeout=a.timeout,
+                      minimize=not a.no_minimize, grammar=grammar)
+    try:
+        from grammar import programs
+        programs(**grammar)
+    except InvalidArgument as e:
+        raise UsageError(str(e)) from None
+    stats = FuzzRun(options).run()
+    return 0 if stats is not None else 1
+
+
+def _stats(argv: Sequence[str]) -> int:
+    from fuzz.corpus_stats import corpus_stats, format_stats
+
+    p = _Parser(prog="python -m fuzz stats", description="Summarise a corpus directory.")
+    p.add_argument("corpus", type=Path)
+    p.add_argument("--json", action="store_true", help="print the stats as JSON")
+    a = p.parse_args(argv)
+    if not a.corpus.is_dir():
+        raise UsageError(f"corpus {str(a.corpus)!r} is not a directory")
+    stats = corpus_stats(a.corpus)
+    if a.json:
+        import json
+        print(json.dumps(stats, indent=1, sort_keys=True, default=str))
+    else:
+        print(format_stats(stats))
+    return 0
+
+
+def _replay(argv: Sequence[str]) -> int:
+    from fuzz.replay import main as replay_main
+
+    return replay_main(argv, _Parser)
+
+
+COMMANDS = {"stats": _stats, "replay": _replay}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(argv[0]) if argv else None
+    try:
+        return command(argv[1:]) if command else _run(argv)
+    except UsageError as e:
+        print(f"python -m fuzz: error: {e}", file=sys.stderr)
+        return 2
+    except CorpusError as e:
+        print(f"python -m fuzz: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,278 @@
+"""The budgeted fuzz loop: generate, extract in workers, store, minimise new failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from extract import ExtractorPool
+from fuzz import sampling
+from fuzz.budget import Budget, clock
+from fuzz.corpus_stats import STABLEHLO_OPS, stablehlo_op_names
+from fuzz.minimize import GRAD_STAGES, Job, Minimizer, reproducer
+from fuzz.store import CorpusStore
+from grammar import programs
+
+DEFAULT_CORPUS = "jaxsmith-corpus"
+_FORWARD_FIELDS = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost", "versions", "backend",
+                   "timings", "stablehlo_hash")
+
+
+@dataclass
+class Options:
+    """Everything a fuzz run needs, as the CLI parsed it."""
+
+    budget: Budget
+    corpus: Path = Path(DEFAULT_CORPUS)
+    seed: int = 0
+    workers: int = os.cpu_count() or 1
+    grad: bool = True
+    quiet: bool = False
+    timeout: float = 60.0
+    minimize: bool = True
+    grammar: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Tally:
+    """What the run has seen so far."""
+
+    generated: int = 0
+    extracted: int = 0
+    ok: int = 0
+    forward_only: int = 0
+    failed: int = 0
+    timeout: int = 0
+    crashed: int = 0
+    duplicate_source: int = 0
+    duplicate_ir: int = 0
+    added: int = 0
+    overruns: int = 0
+    minimized: int = 0
+    first_result_s: float | None = None
+    categories: Counter = field(default_factory=Counter)
+    ops: Counter = field(default_factory=Counter)
+    hlo_ops: set = field(default_factory=set)
+    buckets: dict = field(default_factory=dict)
+
+
+class FuzzRun:
+    """One run of ``python -m fuzz``; :meth:`run` returns the final stats."""
+
+    def __init__(self, options: Options, out: TextIO = sys.stderr):
+        self.o, self.out = options, out
+        self.tally = Tally()
+        self.strategy = programs(**options.grammar)
+        self.started = time.monotonic()
+        self.in_flight: dict[int, tuple[Any, tuple]] = {}
+        self.minimizing: set[str] = set()
+        self._last_status = 0.0
+        self._last_stats = 0.0
+
+    # -- setup and teardown -----------------------------------------------------------
+
+    def _pool(self, workers: int, dedup: bool = True) -> ExtractorPool:
+        """Extraction workers; with ``dedup`` they skip compiling IR the corpus holds."""
+        return ExtractorPool(workers, timeout=self.o.timeout, grad=self.o.grad,
+                             skip_hashes=self.store.known_ir_hashes() if dedup else None)
+
+    def run(self) -> dict[str, Any]:
+        self.store = CorpusStore.open(self.o.corpus)
+        self.say(f"jaxsmith: seed {self.o.seed}, budget {self.o.budget}, {self.o.workers} "
+                 f"workers, corpus {self.o.corpus} ({len(self.store)} records)")
+        pool = self._pool(self.o.workers)
+        minimizer = Minimizer(self.strategy, lambda: self._pool(1, dedup=False), self.o.grad) \
+            if self.o.minimize else None
+        interrupted = False
+        try:
+            self._loop(pool, minimizer)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.say("\ninterrupted: flushing what is done")
+        finally:
+            pool.close()
+            if minimizer is not None:
+                minimizer.shutdown(0 if interrupted else 300)
+                self._collect_minimized(minimizer)
+            stats = self.stats()
+            self.store.write_stats(stats)
+            self.store.close()
+        self.status(final=True)
+        self.say(self.summary(stats))
+        return stats
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _loop(self, pool: ExtractorPool, minimizer: Minimizer | None) -> None:
+        depth = 2 * self.o.workers
+        while True:
+            exhausted = self.o.budget.exhausted(self.started, self.tally.generated)
+            while not exhausted and pool.outstanding < depth:
+                self._submit(pool)
+                exhausted = self.o.budget.exhausted(self.started, self.tally.generated)
+            if exhausted and not pool.outstanding:
+                break
+            for index, result in pool.poll(0.25):
+                self._handle(index, result, pool, minimizer)
+            if minimizer is not None:
+                self._collect_minimized(minimizer)
+            self._tick()
+
+    def _submit(self, pool: ExtractorPool) -> None:
+        index = self.tally.generated
+        self.tally.generated += 1
+        drawn = sampling.draw(self.strategy, self.o.seed, index)
+        if drawn is None:
+            self.tally.overruns += 1
+            return
+        program, choices = drawn
+        if self.store.knows_source(program.source):
+            self.tally.duplicate_source += 1
+            return
+        self.in_flight[index] = (program, choices)
+        pool.submit(index, program.source, program.entry, program.args)
+
+    def _handle(self, index: int, result: dict, pool: ExtractorPool,
+                minimizer: Minimizer | None) -> None:
+        program, choices = self.in_flight.pop(index)
+        t = self.tally
+        t.extracted += 1
+        if t.first_result_s is None:
+            t.first_result_s = time.monotonic() - self.started
+        status = result.get("status")
+        if status == "duplicate":
+            t.duplicate_ir += 1
+            return
+        if status == "ok":
+            t.ok += 1
+            self._store(index, program, result, pool)
+            return
+        failure = result.get("failure") or {}
+        signature, known = failure.get("signature", "unknown"), failure.get("known")
+        kind = status if status in ("timeout", "crashed") else "failed"
+        setattr(t, kind, getattr(t, kind) + 1)
+        self.store.count_failure(signature, known)
+        t.buckets[signature] = {"known": known, "count": t.buckets.get(signature, {}).get(
+            "count", 0) + 1, "stage": failure.get("stage")}
+        if known and failure.get("stage") in GRAD_STAGES and all(
+                result.get(k) is not None for k in ("stablehlo", "hlo_optimized")):
+            t.forward_only += 1
+            self._store(index, program, {**result, "grad_skipped":
+                                         f"known JAX limitation: {known}"}, pool)
+        if (minimizer is not None and signature not in self.minimizing
+                and signature not in self.store.failure_signatures()):
+            self.minimizing.add(signature)
+            minimizer.submit(Job(signature, program, choices, result, self._found_by(index)))
+
+    def _found_by(self, index: int) -> str:
+        return f"python -m fuzz --seed {self.o.seed}, program #{index}"
+
+    def _store(self, index: int, program, result: dict, pool: ExtractorPool) -> None:
+        record = {k: result.get(k) for k in _FORWARD_FIELDS}
+        record.update({k: result.get(k) for k in ("grad_jaxpr", "grad_stablehlo", "grad_hlo",
+                                                  "grad_hlo_optimized", "grad_cost",
+                                                  "grad_skipped")})
+        record.update(source=program.source, entry=program.entry,
+                      args=[[list(s), d] for s, d in program.args],
+                      categories=list(program.categories), ops=list(program.ops),
+                      seed=self.o.seed, found_by=self._found_by(index))
+        outcome = self.store.add(record)
+        t = self.tally
+        if outcome == "added":
+            t.added += 1
+            t.categories.update(program.categories)
+            t.ops.update(program.ops)
+            t.hlo_ops |= stablehlo_op_names(result.get("stablehlo") or "")
+            pool.add_skip_hashes([result["stablehlo_hash"]])
+        elif outcome == "duplicate_ir":
+            t.duplicate_ir += 1
+        else:
+            t.duplicate_source += 1
+
+    def _collect_minimized(self, minimizer: Minimizer) -> None:
+        while not minimizer.done.empty():
+            job, best, calls = minimizer.done.get()
+            failure = job.result.get("failure") or {}
+            meta = {"signature": job.signature, "failure": failure, "source": best.source,
+                    "entry": best.entry, "args": [[list(s), d] for s, d in best.args],
+                    "ops": list(best.ops), "statements": best.statement_count,
+                    "original_statements": job.program.statement_count,
+                    "original_source": job.program.source, "shrink_extractions": calls,
+                    "versions": job.result.get("versions"), "found_by": job.found_by}
+            script = reproducer(best.source, best.entry, best.args, failure, job.found_by)
+            self.store.save_failure(job.signature, failure.get("known"), meta, script)
+            self.tally.minimized += 1
+
+    # -- reporting --------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats >= 5.0:
+            self._last_stats = now
+            self.store.write_stats(self.stats())
+        self.status()
+
+    def status(self, final: bool = False) -> None:
+        now = time.monotonic()
+        live = not self.o.quiet and self.out.isatty()
+        period = 0.5 if live else 5.0
+        if not final and now - self._last_status < period:
+            return
+        self._last_status = now
+        t = self.tally
+        elapsed = now - self.started
+        known = sum(1 for b in t.buckets.values() if b["known"])
+        line = (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | valid "
+                f"{100 * self._valid_rate():.1f}% | corpus {len(self.store)} | unique IR "
+                f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | stablehlo "
+                f"ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | {clock(elapsed)} elapsed, "
+                f"{self.o.budget.remaining(self.started, t.generated)}")
+        if live:
+            print("\r" + line + " " * 4, end="\n" if final else "", file=self.out, flush=True)
+        else:
+            self.say(line)
+
+    def _valid_rate(self) -> float:
+        t = self.tally
+        done = t.ok + t.failed + t.timeout + t.crashed
+        return t.ok / done if done else 1.0
+
+    def stats(self) -> dict[str, Any]:
+        t = self.tally
+        elapsed = time.monotonic() - self.started
+        return {
+            "seed": self.o.seed, "elapsed_s": round(elapsed, 3), "workers": self.o.workers,
+            "grad": self.o.grad, "generated": t.generated, "extracted": t.extracted,
+            "ok": t.ok, "forward_only": t.forward_only, "failed": t.failed,
+            "timeout": t.timeout, "crashed": t.crashed, "added": t.added,
+            "duplicate_source": t.duplicate_source, "duplicate_ir": t.duplicate_ir,
+            "programs_per_s": round(t.extracted / max(elapsed, 1e-9), 3),
+            "first_result_s": t.first_result_s,
+            "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
+            "categories": dict(sorted(t.categories.items())), "ops": dict(sorted(t.ops.items())),
+            "stablehlo_ops": sorted(t.hlo_ops),
+            "stablehlo_coverage": f"{len(t.hlo_ops)}/{len(STABLEHLO_OPS)}",
+            "buckets": dict(sorted(t.buckets.items())), "corpus_records": len(self.store),
+        }
+
+    def summary(self, stats: dict[str, Any]) -> str:
+        lines = [f"done in {clock(stats['elapsed_s'])}: {stats['generated']} generated, "
+                 f"{stats['extracted']} extracted ({stats['programs_per_s']} prog/s), "
+                 f"{stats['added']} added to {self.o.corpus} (now {stats['corpus_records']}), "
+                 f"{stats['duplicate_source']} duplicate sources, {stats['duplicate_ir']} "
+                 f"duplicate IR, valid {100 * stats['valid_rate']:.1f}%"]
+        for signature, bucket in stats["buckets"].items():
+            label = f"known: {bucket['known']}" if bucket["known"] else "UNEXPLAINED"
+            lines.append(f"  failure x{bucket['count']} [{label}] {signature}")
+        if stats["minimized"]:
+            lines.append(f"  {stats['minimized']} new reproducers in "
+                         f"{self.o.corpus / 'failures'}")
+        return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""End-to-end tests of ``python -m fuzz`` on small budgets, in temporary corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fuzz.store import CorpusStore, MalformedLine, iter_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fuzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fuzz", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def records(corpus: Path) -> list[dict]:
+    out = []
+    for _, _, rec in iter_records(corpus):
+        assert not isinstance(rec, MalformedLine), rec
+        out.append(rec)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    done = fuzz("--budget", "12x", "--corpus", str(corpus), "--seed", "11", "--workers", "2",
+                "--quiet")
+    return corpus, done
+
+
+def test_run_writes_well_formed_unique_records(small_run):
+    corpus, done = small_run
+    assert done.returncode == 0, done.stderr
+    assert "seed 11" in done.stderr
+    recs = records(corpus)
+    assert recs, done.stderr
+    assert len({r["id"] for r in recs}) == len(recs)
+    assert len({r["stablehlo_hash"] for r in recs}) == len(recs)
+    for r in recs:
+        assert r["source"].startswith("import jax") and r["stablehlo"] and r["hlo_optimized"]
+        assert r["grad_stablehlo"] or r["grad_skipped"]
+        assert set(r["categories"]) and set(r["ops"])
+
+
+def test_stats_json_agrees_with_the_shards(small_run):
+    corpus, _ = small_run
+    stats = json.loads((corpus / "stats.json").read_text())
+    assert stats["corpus_records"] == len(records(corpus))
+    assert stats["generated"] == 12
+    assert stats["added"] + stats["duplicate_ir"] + stats["duplicate_source"] + stats[
+        "failed"] + stats["timeout"] + stats["crashed"] - stats["forward_only"] == 12
+    shown = fuzz("stats", str(corpus))
+    assert shown.returncode == 0 and str(len(records(corpus))) in shown.stdout
+
+
+def test_same_seed_same_programs_in_the_same_order(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        done = fuzz("--budget", "5x", "--corpus", str(tmp_path / name), "--seed", "4",
+                    "--workers", "1", "--no-grad", "--quiet", "--no-minimize")
+        assert done.returncode == 0, done.stderr
+        runs.append([r["source"] for r in records(tmp_path / name)])
+    assert runs[0] == runs[1] and runs[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--budget", "abc"], "accepted: a duration such as 90s"),
+    (["--categories", "nope"], "unknown category nope; accepted:"),
+    (["--ops", "add,frobnicate"], "unknown op frobnicate"),
+    (["--workers", "0"], "--workers '0' must be"),
+    (["--corpus", "/proc/jaxsmith/corpus", "--budget", "1x"], "/proc/jaxsmith/corpus"),
+    (["stats", "/nonexistent/corpus"], "is not a directory"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, words, tmp_path):
+    done = fuzz(*args)
+    assert done.returncode == 2
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_sigkill_mid_run_keeps_records_and_resumes_without_duplicates(tmp_path):
+    corpus = tmp_path / "corpus"
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz", "--budget", "120s", "--corpus",
+                             str(corpus), "--seed", "21", "--workers", "2", "--quiet",
+                             "--no-grad", "--no-minimize"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        shard = corpus / "shard-00000.jsonl"
+        if shard.exists() and shard.read_bytes().count(b"\n") >= 6:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = records(corpus)
+    assert len(before) >= 6
+    done = fuzz("--budget", "10x", "--corpus", str(corpus), "--seed", "21", "--workers", "1",
+                "--quiet", "--no-grad", "--no-minimize")
+    assert done.returncode == 0, done.stderr
+    after = records(corpus)
+    assert len({r["id"] for r in after}) == len(after)
+    assert len({r["stablehlo_hash"] for r in after}) == len(after)
+    assert {r["id"] for r in before} <= {r["id"] for r in after}
+    with CorpusStore.open(corpus) as store:
+        assert len(store) == len(after)
+
+
+def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
+    """A while_loop program fails reverse-mode differentiation (a known JAX limitation);
+    its first failure is shrunk and saved as a standalone script."""
+    corpus = tmp_path / "corpus"
+    done = fuzz("--budget", "6x", "--corpus", str(corpus), "--seed", "3", "--workers", "1",
+                "--quiet", "--categories", "while_loop")
+    assert done.returncode == 0, done.stderr
+    (meta_file,) = corpus.glob("failures/*/repro.json")
+    meta = json.loads(meta_file.read_text())
+    record = meta["record"]
+    assert meta["known"] == "grad_dynamic_loop"
+    assert record["statements"] < record["original_statements"]
+    assert "while_loop" in record["ops"]
+    script = meta_file.with_name("repro.py")
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode != 0
+    assert "Reverse-mode differentiation does not work" in ran.stderr
+    from extract import extract
+
+    again = extract(record["source"], record["entry"], record["args"])
+    assert again["failure"]["signature"] == meta["signature"]

@@ -1,0 +1,466 @@
+"""A whitelist validator: does a source text have the form of a program the grammar renders?
+
+Replay executes sources read from a corpus, which anyone may have edited.  ``validate``
+accepts only the statement and expression forms that ``grammar.render`` and the op templates
+produce, and returns one problem per rejected construct (empty: the source is safe to run):
+
+* module level: an optional docstring, exactly ``import jax``, ``import jax.numpy as jnp``
+  and ``from jax import lax``, and exactly one ``def`` (no decorators, defaults, star
+  parameters or annotations);
+* function bodies: assignments to a name or a tuple of names, nested ``def`` s of the same
+  form, and a final ``return``;
+* expressions: bound local names; calls of the dotted JAX functions in ``ALLOWED_CALLS`` (the
+  op table's), of nested functions, or of a transform's result (``jax.vmap(fn)(x)``);
+  ``ALLOWED_METHODS`` on local values; the dtypes ``jnp.<dtype>``; numbers, ``True``,
+  ``False``, ``None``; plain strings only as arguments of JAX functions; tuples, lists,
+  subscripts and the operators the grammar renders.
+
+Everything else (builtins, dunders, lambdas, comprehensions, f-strings, other imports or
+statements) is rejected, because each node kind must be explicitly allowed.  A second, smaller
+whitelist over Python's own ``ast`` then checks the same text, so a difference between the
+two parsers cannot smuggle anything through.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from collections.abc import Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from grammar.ops import ALLOWED_CALLS, ALLOWED_METHODS, MODULE_ALIASES, OPS
+from grammar.syntax import _BINOPS, _COMPARES
+from grammar.types import ALL_DTYPES
+
+__all__ = ["ALLOWED_CONSTANTS", "IMPORTS", "TRANSFORMS", "validate"]
+
+IMPORTS: tuple[str, ...] = ("import jax", "import jax.numpy as jnp", "from jax import lax")
+"""The import statements of every rendered module, and the only ones allowed."""
+
+ALLOWED_CONSTANTS: frozenset[str] = frozenset(
+    f"jnp.{'bool_' if d == 'bool' else d}" for d in ALL_DTYPES)
+"""Dotted names a program may use as values: the dtypes (``.astype(jnp.int32)``)."""
+
+TRANSFORMS: frozenset[str] = frozenset(
+    c for op in OPS.values() if op.family == "transform" for c in op.calls
+    if c.startswith("jax.") and c in ALLOWED_CALLS)
+"""Functions whose result a program may call: ``jax.vmap(fn, in_axes=0)(x)``."""
+
+_BUILTINS = frozenset(dir(builtins)) - {"True", "False", "None"}
+_LITERAL_NAMES = frozenset({"True", "False", "None"})
+_BINARY = tuple(_BINOPS.values())
+_COMPARE = tuple(_COMPARES.values())
+_UNARY = (cst.Minus, cst.BitInvert)
+_CALLS_HINT = "allowed: jnp.*, lax.* functions the grammar uses"
+
+# What each rejected node kind is called in a problem.
+_KIND = {
+    "Lambda": "lambda", "ListComp": "list comprehension", "SetComp": "set comprehension",
+    "DictComp": "dict comprehension", "GeneratorExp": "generator expression",
+    "NamedExpr": "walrus (:=)", "FormattedString": "f-string",
+    "ConcatenatedString": "string concatenation", "IfExp": "conditional expression",
+    "BooleanOperation": "'and'/'or'", "Await": "await", "Yield": "yield",
+    "Ellipsis": "'...'", "Dict": "dict literal", "Set": "set literal",
+    "Imaginary": "complex literal", "StarredElement": "star unpacking (*)",
+    "With": "'with' statement", "Try": "'try' statement", "TryStar": "'try' statement",
+    "While": "'while' loop", "For": "'for' loop", "If": "'if' statement",
+    "Match": "'match' statement", "ClassDef": "class definition", "Global": "'global'",
+    "Nonlocal": "'nonlocal'", "Del": "'del'", "Assert": "'assert'", "Raise": "'raise'",
+    "Pass": "'pass'", "Break": "'break'", "Continue": "'continue'",
+    "AugAssign": "augmented assignment", "AnnAssign": "annotated assignment",
+    "Expr": "expression statement", "Import": "import", "ImportFrom": "import",
+    "Subscript": "a subscript", "BinaryOperation": "an operator's result",
+    "UnaryOperation": "an operator's result", "Comparison": "a comparison",
+    "SimpleString": "a string", "Integer": "a number", "Float": "a number",
+    "Tuple": "a tuple", "List": "a list",
+}
+
+
+def _kind(node: cst.CSTNode) -> str:
+    name = type(node).__name__
+    return _KIND.get(name, name)
+
+
+def _dunder(name: str) -> bool:
+    return name.startswith("__") or name.endswith("__")
+
+
+def dotted(node: cst.BaseExpression) -> str | None:
+    """``jnp.linalg.norm`` -> ``"jnp.linalg.norm"``; None for anything but a name chain."""
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    return ".".join(reversed(parts))
+
+
+class _Scope:
+    """The names bound so far in one function: ``"value"`` or ``"def"`` each."""
+
+    def __init__(self, outer: _Scope | None = None):
+        self.names: dict[str, str] = dict(outer.names) if outer else {}
+
+
+class _Checker:
+    def __init__(self, wrapper: MetadataWrapper):
+        self.module = wrapper.module
+        self.positions = wrapper.resolve(PositionProvider)
+        self.problems: list[str] = []
+        self.entry: str | None = None
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def line(self, node: cst.CSTNode) -> int:
+        pos = self.positions.get(node)
+        return pos.start.line if pos is not None else 0
+
+    def reject(self, node: cst.CSTNode, what: str) -> None:
+        self.problems.append(f"line {self.line(node)}: {what}")
+
+    # -- module ---------------------------------------------------------------------------
+
+    def module_body(self) -> None:
+        seen: set[str] = set()
+        defs: list[cst.FunctionDef] = []
+        for i, stmt in enumerate(self.module.body):
+            if isinstance(stmt, cst.FunctionDef):
+                defs.append(stmt)
+                if len(defs) > 1:
+                    self.reject(stmt, f"a second top-level def {stmt.name.value!r} is not "
+                                      "allowed (exactly one entry function)")
+                continue
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                self.reject(stmt, f"{_kind(stmt)} is not allowed at module level")
+                continue
+            for small in stmt.body:
+                if i == 0 and len(stmt.body) == 1 and self.docstring(small):
+                    continue
+                if isinstance(small, cst.Import | cst.ImportFrom):
+                    self.import_(small, seen)
+                elif isinstance(small, cst.Expr):
+                    self.reject(small, "a top-level expression statement is not allowed")
+                else:
+                    self.reject(small, f"{_kind(small)} is not allowed at module level")
+        for missing in (imp for imp in IMPORTS if imp not in seen):
+            self.problems.append(f"line 1: missing {missing!r}")
+        if not defs:
+            self.problems.append("line 1: no entry function (one top-level def)")
+        for fn in defs[:1]:
+            self.entry = fn.name.value
+            self.bind(fn.name, _Scope(), "def")
+            self.function(fn, _Scope())
+
+    def docstring(self, small: cst.BaseSmallStatement) -> bool:
+        return (isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)
+                and small.value.prefix == "")
+
+    def import_(self, node: cst.Import | cst.ImportFrom, seen: set[str]) -> None:
+        text = " ".join(self.module.code_for_node(node).split())
+        if text not in IMPORTS:
+            allowed = "; ".join(IMPORTS)
+            self.reject(node, f"import {text!r} is not allowed (only: {allowed})")
+        elif text in seen:
+            self.reject(node, f"duplicate {text!r}")
+        seen.add(text)
+
+    # -- functions and statements ---------------------------------------------------------
+
+    def bind(self, name: cst.Name, scope: _Scope, kind: str) -> None:
+        n = name.value
+        if _dunder(n):
+            self.reject(name, f"name {n!r} is not allowed (dunder names never are)")
+        elif n in MODULE_ALIASES:
+            self.reject(name, f"rebinding the module alias {n!r} is not allowed")
+        elif n in _BUILTINS:
+            self.reject(name, f"name {n!r} is not allowed (it shadows a builtin)")
+        scope.names[n] = kind
+
+    def function(self, fn: cst.FunctionDef, outer: _Scope) -> None:
+        name = fn.name.value
+        if fn.decorators:
+            self.reject(fn.decorators[0], f"decorator on def {name!r} is not allowed")
+        if fn.asynchronous is not None:
+            self.reject(fn, f"async def {name!r} is not allowed")
+        if fn.returns is not None:
+            self.reject(fn.returns, f"return annotation on def {name!r} is not allowed")
+        scope = _Scope(outer)
+        params = fn.params
+        if isinstance(params.star_arg, cst.Param | cst.ParamStar) or params.kwonly_params:
+            self.reject(fn, f"star parameters (*args, keyword-only) of def {name!r} "
+                            "are not allowed")
+        if params.star_kwarg is not None:
+            self.reject(params.star_kwarg, f"**kwargs parameter of def {name!r} is not allowed")
+        if params.posonly_params or isinstance(params.posonly_ind, cst.ParamSlash):
+            self.reject(fn, f"positional-only parameters of def {name!r} are not allowed")
+        for p in params.params:
+            if p.default is not None:
+                self.reject(p, f"default value of parameter {p.name.value!r} is not allowed")
+            if p.annotation is not None:
+                self.reject(p, f"annotation of parameter {p.name.value!r} is not allowed")
+            self.bind(p.name, scope, "value")
+        body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else (fn.body,)
+        for i, stmt in enumerate(body):
+            self.statement(stmt, scope, last=i == len(body) - 1)
+        if not _ends_in_return(body):
+            self.reject(fn, f"def {name!r} must end with a return statement")
+
+    def statement(self, stmt: cst.CSTNode, scope: _Scope, last: bool) -> None:
+        if isinstance(stmt, cst.FunctionDef):
+            self.function(stmt, scope)
+            self.bind(stmt.name, scope, "def")
+            return
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            self.reject(stmt, f"{_kind(stmt)} is not allowed")
+            return
+        for j, small in enumerate(stmt.body):
+            if isinstance(small, cst.Assign):
+                self.assign(small, scope)
+            elif isinstance(small, cst.Return):
+                if not (last and j == len(stmt.body) - 1):
+                    self.reject(small, "return is only allowed as a function's last statement")
+                if small.value is None:
+                    self.reject(small, "return without a value is not allowed")
+                else:
+                    self.expr(small.value, scope)
+            elif isinstance(small, cst.Import | cst.ImportFrom):
+                self.reject(small, "import inside a function is not allowed")
+            else:
+                self.reject(small, f"{_kind(small)} is not allowed")
+
+    def assign(self, node: cst.Assign, scope: _Scope) -> None:
+        if len(node.targets) != 1:
+            self.reject(node, "chained assignment (a = b = ...) is not allowed")
+        self.expr(node.value, scope)
+        for target in node.targets:
+            t = target.target
+            names = [t] if isinstance(t, cst.Name) else [
+                e.value for e in t.elements] if isinstance(t, cst.Tuple) else []
+            if not names or any(not isinstance(n, cst.Name) for n in names) or (
+                    isinstance(t, cst.Tuple)
+                    and any(isinstance(e, cst.StarredElement) for e in t.elements)):
+                self.reject(t, f"assignment to {_kind(t)} is not allowed (only a name or a "
+                               "tuple of names)")
+                continue
+            for n in names:
+                self.bind(n, scope, "value")
+
+    # -- expressions ----------------------------------------------------------------------
+
+    def expr(self, node: cst.BaseExpression, scope: _Scope) -> None:
+        if isinstance(node, cst.Name):
+            self.name(node, scope)
+        elif isinstance(node, cst.Integer | cst.Float):
+            pass
+        elif isinstance(node, cst.Attribute):
+            self.attribute(node, scope)
+        elif isinstance(node, cst.Call):
+            self.call(node, scope)
+        elif isinstance(node, cst.Subscript):
+            self.expr(node.value, scope)
+            for element in node.slice:
+                self.index(element.slice, scope)
+        elif isinstance(node, cst.Tuple | cst.List):
+            for element in node.elements:
+                if isinstance(element, cst.StarredElement):
+                    self.reject(element, "star unpacking (*) is not allowed")
+                else:
+                    self.expr(element.value, scope)
+        elif isinstance(node, cst.BinaryOperation):
+            if not isinstance(node.operator, _BINARY):
+                self.reject(node, f"operator {type(node.operator).__name__} is not allowed")
+            self.expr(node.left, scope)
+            self.expr(node.right, scope)
+        elif isinstance(node, cst.UnaryOperation):
+            if not isinstance(node.operator, _UNARY):
+                self.reject(node, f"unary operator {type(node.operator).__name__} is not "
+                                  "allowed")
+            self.expr(node.expression, scope)
+        elif isinstance(node, cst.Comparison):
+            self.expr(node.left, scope)
+            for target in node.comparisons:
+                if not isinstance(target.operator, _COMPARE):
+                    self.reject(node, f"comparison {type(target.operator).__name__} is not "
+                                      "allowed")
+                self.expr(target.comparator, scope)
+        elif isinstance(node, cst.SimpleString):
+            self.reject(node, "a string is only allowed as an argument of a JAX function")
+        else:
+            self.reject(node, f"{_kind(node)} is not allowed")
+
+    def name(self, node: cst.Name, scope: _Scope) -> None:
+        n = node.value
+        if n in scope.names or n in _LITERAL_NAMES:
+            return
+        if _dunder(n):
+            self.reject(node, f"name {n!r} is not allowed (dunder names never are)")
+        elif n in MODULE_ALIASES:
+            self.reject(node, f"module {n!r} may only be used as {n}.<function the grammar "
+                              "uses>")
+        elif n in _BUILTINS:
+            self.reject(node, f"name {n!r} is not allowed (builtins never are)")
+        else:
+            self.reject(node, f"name {n!r} is not defined")
+
+    def module_path(self, node: cst.BaseExpression, scope: _Scope) -> str | None:
+        """The dotted name when ``node`` is an attribute chain on a module alias."""
+        path = dotted(node)
+        if path is None or "." not in path:
+            return None
+        head = path.split(".", 1)[0]
+        return path if head in MODULE_ALIASES and head not in scope.names else None
+
+    def attribute(self, node: cst.Attribute, scope: _Scope) -> None:
+        path = self.module_path(node, scope)
+        if path is not None:
+            if path in ALLOWED_CONSTANTS:
+                return
+            if path in ALLOWED_CALLS:
+                self.reject(node, f"{path!r} may only be called, not used as a value")
+            else:
+                self.reject(node, f"{path!r} is not allowed ({_CALLS_HINT}, and jnp dtypes)")
+            return
+        attr = node.attr.value
+        if _dunder(attr):
+            self.reject(node, f"attribute {attr!r} is not allowed (dunder names never are)")
+        elif attr not in ALLOWED_METHODS:
+            self.reject(node, f"attribute {attr!r} is not allowed (allowed on values: "
+                              f"{', '.join(sorted(ALLOWED_METHODS))})")
+        self.expr(node.value, scope)
+
+    def call(self, node: cst.Call, scope: _Scope) -> None:
+        func = node.func
+        path = self.module_path(func, scope)
+        jax_function = False
+        if path is not None:
+            jax_function = path in ALLOWED_CALLS
+            if not jax_function:
+                self.reject(node, f"call to {path!r} is not allowed ({_CALLS_HINT})")
+        elif isinstance(func, cst.Name):
+            n = func.value
+            if scope.names.get(n) == "def":
+                pass
+            elif n in scope.names:
+                self.reject(node, f"call to {n!r} is not allowed (only nested functions and "
+                                  "JAX functions can be called)")
+            elif _dunder(n) or n in _BUILTINS or n not in MODULE_ALIASES:
+                self.reject(node, f"call to {n!r} is not allowed ({_CALLS_HINT})")
+            else:
+                self.reject(node, f"call to module {n!r} is not allowed ({_CALLS_HINT})")
+        elif isinstance(func, cst.Attribute):
+            self.attribute(func, scope)
+        elif isinstance(func, cst.Call):
+            inner = self.module_path(func.func, scope)
+            if inner not in TRANSFORMS:
+                self.reject(node, "calling the result of a call is only allowed for "
+                                  f"{', '.join(sorted(TRANSFORMS))}")
+            self.call(func, scope)
+        else:
+            self.reject(node, f"call of {_kind(func)} is not allowed ({_CALLS_HINT})")
+            self.expr(func, scope)
+        for arg in node.args:
+            self.argument(arg, scope, strings=jax_function)
+
+    def argument(self, arg: cst.Arg, scope: _Scope, strings: bool) -> None:
+        if arg.star == "*":
+            self.reject(arg, "star-args (*...) are not allowed")
+        elif arg.star == "**":
+            self.reject(arg, "keyword unpacking (**...) is not allowed")
+        if arg.keyword is not None and _dunder(arg.keyword.value):
+            self.reject(arg, f"keyword {arg.keyword.value!r} is not allowed (dunder names "
+                             "never are)")
+        value = arg.value
+        if isinstance(value, cst.SimpleString) and strings:
+            if value.prefix != "":
+                self.reject(value, f"string prefix {value.prefix!r} is not allowed (plain "
+                                   "strings only)")
+        else:
+            self.expr(value, scope)
+
+    def index(self, index: cst.BaseSlice, scope: _Scope) -> None:
+        if isinstance(index, cst.Index):
+            if index.star is not None:
+                self.reject(index, "star unpacking (*) in a subscript is not allowed")
+            self.expr(index.value, scope)
+        elif isinstance(index, cst.Slice):
+            for part in (index.lower, index.upper, index.step):
+                if part is not None:
+                    self.expr(part, scope)
+        else:  # pragma: no cover - libcst has no other slice kinds
+            self.reject(index, f"{_kind(index)} is not allowed")
+
+
+def _ends_in_return(body: Sequence[cst.CSTNode]) -> bool:
+    return bool(body) and isinstance(body[-1], cst.SimpleStatementLine) and isinstance(
+        body[-1].body[-1], cst.Return)
+
+
+# -- the second opinion: Python's own parser -----------------------------------------------
+
+_AST_NODES = (
+    ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias, ast.FunctionDef,
+    ast.arguments, ast.arg, ast.Assign, ast.Return, ast.Name, ast.Load, ast.Store,
+    ast.Attribute, ast.Call, ast.keyword, ast.Tuple, ast.List, ast.Subscript, ast.Slice,
+    ast.BinOp, ast.UnaryOp, ast.Compare, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
+    ast.Mod, ast.MatMult, ast.BitAnd, ast.BitOr, ast.BitXor, ast.FloorDiv, ast.USub,
+    ast.Invert, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
+)
+_AST_CONSTANTS = (int, float, str, bool, type(None))
+
+
+def _python_check(tree: ast.Module) -> list[str]:
+    """The same text through ``ast``: node kinds, constants and identifiers, coarsely."""
+    problems = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 1)
+        if not isinstance(node, _AST_NODES):
+            problems.append(f"line {line}: {type(node).__name__} is not allowed (Python parser)")
+        elif isinstance(node, ast.Constant) and not isinstance(node.value, _AST_CONSTANTS):
+            problems.append(f"line {line}: constant {type(node.value).__name__} is not allowed "
+                            "(Python parser)")
+        elif isinstance(node, ast.FunctionDef) and node.decorator_list:
+            problems.append(f"line {line}: decorator is not allowed (Python parser)")
+        elif isinstance(node, ast.arguments) and (
+                node.defaults or node.kw_defaults or node.vararg or node.kwarg
+                or node.kwonlyargs or node.posonlyargs):
+            problems.append(f"line {line}: only plain parameters are allowed (Python parser)")
+        elif isinstance(node, ast.Name) and node.id in _BUILTINS:
+            problems.append(f"line {line}: builtin {node.id!r} is not allowed (Python parser)")
+        for ident in (getattr(node, f, None) for f in ("id", "attr", "arg", "name", "asname")):
+            if isinstance(ident, str) and "__" in ident:
+                problems.append(f"line {line}: name {ident!r} is not allowed (Python parser)")
+    return problems
+
+
+def validate(source: str, entry: str | None = None) -> list[str]:
+    """The problems that keep ``source`` from being a program the grammar renders.
+
+    An empty list means it has only grammar forms and is safe to execute.  Each problem names
+    its line and what was rejected.  ``entry``, when given, must be the top-level def's name.
+    """
+    if not isinstance(source, str):
+        return [f"line 1: source must be a string, got {type(source).__name__}"]
+    # Python's parser first: it refuses absurd nesting cleanly, where libcst's native parser
+    # can overflow its stack and take the whole process down.
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return [f"line {e.lineno or 1}: source does not parse: {e.msg}"]
+    except (ValueError, RecursionError, MemoryError) as e:
+        return [f"line 1: source does not parse: {type(e).__name__}: {str(e)[:200]}"]
+    try:
+        wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)
+        checker = _Checker(wrapper)
+        checker.module_body()
+    except cst.ParserSyntaxError as e:
+        return [f"line {e.raw_line}: source does not parse: {e.message:.200}"]
+    except (RecursionError, MemoryError, ValueError) as e:
+        return [f"line 1: source is too deeply nested or too large ({type(e).__name__})"]
+    if entry is not None and checker.entry is not None and entry != checker.entry:
+        checker.problems.append(f"line 1: entry {entry!r} is not the program's function "
+                                f"{checker.entry!r}")
+    return checker.problems or _python_check(tree)

@@ -16,6 +16,7 @@ repetitions, min-max beside them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")  # as the workers
+
+from bench_extract import _grad_fn, _load  # noqa: E402
 
 from fuzz import sampling  # noqa: E402
 from fuzz.budget import Budget  # noqa: E402
@@ -36,23 +40,19 @@ SEED = 2026
 
 
 def floor(indices: list[int], n: int, out: mp.Queue | None = None) -> dict:
-    """The bare-JAX floor: every stage called directly, stage times summed."""
+    """The bare-JAX floor: every stage called directly in one plain loop, stage times summed.
+    It compiles with the workers' XLA flags, so both sides do the same XLA work."""
     import jax
-    import jax.numpy as jnp
 
     stages = {"generate+render": 0.0, "trace+lower": 0.0, "compile": 0.0, "backward": 0.0}
     first = last = None
     for k, i in enumerate(indices):
         t0 = time.perf_counter()
         p = sampling.draw(programs(), SEED, i)[0]
-        src = p.source
         t1 = time.perf_counter()
-        ns: dict = {}
-        exec(compile(src, "<floor>", "exec"), ns)
-        f = ns[p.entry]
-        args = [jax.ShapeDtypeStruct(s, jnp.dtype(d)) for s, d in p.args]
-        str(jax.make_jaxpr(f)(*args))
-        lowered = jax.jit(f).lower(*args)
+        f, avals = _load(p.source, p.entry, p.args)
+        str(jax.make_jaxpr(f)(*avals))
+        lowered = jax.jit(f).lower(*avals)
         lowered.as_text()
         lowered.as_text(dialect="hlo")
         t2 = time.perf_counter()
@@ -60,29 +60,19 @@ def floor(indices: list[int], n: int, out: mp.Queue | None = None) -> dict:
         compiled.as_text()
         compiled.cost_analysis()
         t3 = time.perf_counter()
-        wrt = tuple(j for j, (_, d) in enumerate(p.args) if jnp.issubdtype(jnp.dtype(d),
-                                                                            jnp.floating))
-        if wrt:
-            def loss(*a, f=f):
-                leaves = jax.tree_util.tree_leaves(f(*a))
-                return sum(jnp.sum(x.astype(jnp.float32)) for x in leaves
-                           if jnp.issubdtype(x.dtype, jnp.floating))
-            try:
-                g = jax.grad(loss, argnums=wrt)
-                str(jax.make_jaxpr(g)(*args))
-                gl = jax.jit(g).lower(*args)
+        g = _grad_fn(f, avals, jax.tree_util.tree_leaves(jax.eval_shape(f, *avals)))
+        if g is not None:
+            with contextlib.suppress(Exception):  # known limitations fail here, as in jaxsmith
+                str(jax.make_jaxpr(g)(*avals))
+                gl = jax.jit(g).lower(*avals)
                 gl.as_text()
                 gl.as_text(dialect="hlo")
                 gc = gl.compile()
                 gc.as_text()
                 gc.cost_analysis()
-            except Exception:
-                pass
         t4 = time.perf_counter()
-        stages["generate+render"] += t1 - t0
-        stages["trace+lower"] += t2 - t1
-        stages["compile"] += t3 - t2
-        stages["backward"] += t4 - t3
+        for name, secs in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            stages[name] += secs
         first = t4 if k == 0 else first
         last = t4
     result = {"stages": stages, "steady_s": (last - first) if len(indices) > 1 else 0.0,

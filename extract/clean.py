@@ -109,13 +109,18 @@ def clean_mlir(text: str) -> str:
     return scrub_host(text)
 
 
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
 def clean_hlo(text: str) -> str:
     """HLO text without metadata attributes, stack-frame tables or host paths."""
     if "metadata={" in text:
         text = _remove_attr(text, "metadata={", (", ",))
     if "FileNames\n" in text or "StackFrames\n" in text:
         text = _HLO_TABLES.sub("", text)
-    return scrub_host(text)
+    # One blank line between computations, whether or not tables were cut out (an
+    # executable loaded from the persistent compilation cache has none).
+    return scrub_host(_BLANK_RUNS.sub("\n\n", text).rstrip("\n") + "\n")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

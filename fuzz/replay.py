@@ -16,8 +16,7 @@ loop, and compared field by field with what was stored.  Outcomes per record:
 The artifacts are compared as the extractor writes them: they are already cleaned of
 addresses, paths and other run-specific text, so equal programs give equal texts.  Compiles go
 through JAX's persistent compilation cache (``--cache-dir``, by default
-``~/.cache/jaxsmith/xla``), so a second replay of the same corpus compiles nothing; the one
-difference a cached executable makes (fewer blank lines in optimised HLO) is not counted.
+``~/.cache/jaxsmith/xla``), so a second replay of the same corpus compiles nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -283,20 +281,6 @@ def _cost_diff(old: Mapping | None, new: Mapping | None) -> str:
                      if old.get(k) != new.get(k))
 
 
-_BLANK_RUNS = re.compile(r"\n{3,}")
-
-
-def _same(name: str, old: Any, new: Any) -> bool:
-    """Equal artifacts.  Optimised HLO may differ in blank lines only: an executable loaded
-    from the persistent compilation cache has no stack-frame tables, so ``clean_hlo`` has
-    none to cut out and leaves one blank line fewer than after a fresh compile."""
-    if old == new:
-        return True
-    if name.endswith("hlo_optimized") and isinstance(old, str) and isinstance(new, str):
-        return _BLANK_RUNS.sub("\n\n", old) == _BLANK_RUNS.sub("\n\n", new)
-    return False
-
-
 def _compare(stored: Mapping[str, Any], result: Mapping[str, Any],
              fields: tuple[str, ...]) -> dict[str, str]:
     """field -> a short diff, for every stored field the new extraction changed."""
@@ -305,7 +289,7 @@ def _compare(stored: Mapping[str, Any], result: Mapping[str, Any],
         if name not in stored:  # a hand-made record without it: nothing to compare
             continue
         old, new = stored[name], result.get(name)
-        if _same(name, old, new):
+        if old == new:
             continue
         changed[name] = _cost_diff(old, new) if name.endswith("cost") else _text_diff(old, new)
     return changed

@@ -10,15 +10,22 @@ ELEMENTWISE = ("elementwise",)
 
 
 def _unary(name: str, fn: str, dtypes=FLOAT, domain: Domain = Domain.ANY,
-           categories: tuple[str, ...] = (), prefix: str | None = None) -> Op:
-    """``fn(x)``, or the prefix operator ``prefix x``."""
+           categories: tuple[str, ...] = (), prefix: str | None = None,
+           out: str | None = None) -> Op:
+    """``fn(x)``, or the prefix operator ``prefix x``; ``out`` is a fixed output dtype."""
     if prefix:
         build = expression(lambda a, p, r: unary(prefix, a[0]))
     else:
         build = expression(lambda a, p, r: call(fn, a[0]))
+    rule = same if out is None else (lambda i, p, r: (i[0].with_dtype(out),))
     return Op(name, "unary", ELEMENTWISE + ("unary",) + categories, dtypes, (0, 4),
-              signature=lambda draw, x, env: Sig((x,)), rule=same, render=build,
+              signature=lambda draw, x, env: Sig((x,)), rule=rule, render=build,
               calls=() if prefix else (fn,), domain=(domain,))
+
+
+def _reduce_precision_signature(draw, x: TensorType, env: Env) -> Sig:
+    exponent, mantissa = choice(draw, [(5, 10), (8, 7), (4, 3)])
+    return Sig((x,), {"exponent_bits": exponent, "mantissa_bits": mantissa})
 
 
 UNARY = [
@@ -52,6 +59,14 @@ UNARY = [
     _unary("silu", "jax.nn.silu"),
     _unary("logical_not", "jnp.logical_not", BOOL),
     _unary("invert", "", INT | BOOL, prefix="~"),
+    _unary("cbrt", "jnp.cbrt"),
+    _unary("isfinite", "jnp.isfinite", out="bool"),
+    _unary("population_count", "lax.population_count", INT),
+    _unary("clz", "lax.clz", INT),
+    Op("reduce_precision", "unary", ELEMENTWISE + ("unary",), FLOAT, (0, 4),
+       _reduce_precision_signature, same,
+       expression(lambda a, p, r: call("lax.reduce_precision", a[0], **p)),
+       calls=("lax.reduce_precision",)),
 ]
 
 
@@ -130,6 +145,8 @@ BINARY = [
     _binary("bitwise_and", "jnp.bitwise_and", INT, operator="&"),
     _binary("bitwise_or", "jnp.bitwise_or", INT, operator="|"),
     _binary("bitwise_xor", "jnp.bitwise_xor", INT, operator="^"),
+    _binary("left_shift", "jnp.left_shift", INT, operator="<<"),
+    _binary("right_shift", "jnp.right_shift", INT, operator=">>"),
 ]
 
 

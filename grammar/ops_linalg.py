@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from math import prod
+from math import ceil, prod
 
 from grammar.opdef import Env, Op, Sig, expression, flag, integer, permutation
 from grammar.syntax import binop, call
@@ -106,6 +106,37 @@ def _outer_signature(draw, x: TensorType, env: Env) -> Sig:
     return Sig((x, x.with_shape((_free_dim(draw, env, x.size),))))
 
 
+def _conv_signature(draw, x: TensorType, env: Env) -> Sig:
+    """x is (N, C, *spatial); the kernel (O, C, *window) fits inside the spatial dims."""
+    window = tuple(integer(draw, 1, d) for d in x.shape[2:])
+    kernel = x.with_shape((integer(draw, 1, 4), x.shape[1]) + window)
+    strides = tuple(integer(draw, 1, 2) for _ in window)
+    return Sig((x, kernel), {"window_strides": strides,
+                             "padding": "SAME" if flag(draw) else "VALID"})
+
+
+def _conv_rule(inputs, params, regions):
+    x, w = inputs
+    spatial = []
+    for d, k, s in zip(x.shape[2:], w.shape[2:], params["window_strides"], strict=True):
+        spatial.append(ceil(d / s) if params["padding"] == "SAME" else (d - k) // s + 1)
+    return (x.with_shape((x.shape[0], w.shape[0], *spatial)),)
+
+
+def _square(t: TensorType) -> bool:
+    return t.shape[-1] == t.shape[-2]
+
+
+def _square_example(draw, env: Env) -> TensorType:
+    n = integer(draw, 1, env.limits.max_dim)
+    return TensorType((n, n), "float32")
+
+
+def _solve_signature(draw, a: TensorType, env: Env) -> Sig:
+    b = a.with_shape((a.shape[0], _free_dim(draw, env, a.shape[0])))
+    return Sig((a, b), {"lower": flag(draw)})
+
+
 LINALG = [
     Op("dot", "linalg", MATMUL, NUMERIC, (1, 2), _dot_signature, _dot_rule,
        expression(lambda a, p, r: call("jnp.dot", a[0], a[1])), calls=("jnp.dot",)),
@@ -122,4 +153,17 @@ LINALG = [
     Op("outer", "linalg", MATMUL, FLOAT, (1, 1), _outer_signature,
        lambda i, p, r: (i[0].with_shape((i[0].size, i[1].size)),),
        expression(lambda a, p, r: call("jnp.outer", a[0], a[1])), calls=("jnp.outer",)),
+    Op("conv", "linalg", ("conv",), FLOAT, (3, 4), _conv_signature, _conv_rule,
+       expression(lambda a, p, r: call("lax.conv_general_dilated", a[0], a[1],
+                                       p["window_strides"], p["padding"])),
+       calls=("lax.conv_general_dilated",)),
+    Op("cholesky", "linalg", ("linalg",), frozenset({"float32"}), (2, 2),
+       lambda draw, x, env: Sig((x,)), lambda i, p, r: (i[0],),
+       expression(lambda a, p, r: call("jnp.linalg.cholesky", a[0])),
+       calls=("jnp.linalg.cholesky",), when=_square, example=_square_example),
+    Op("triangular_solve", "linalg", ("linalg",), frozenset({"float32"}), (2, 2),
+       _solve_signature, lambda i, p, r: (i[1],),
+       expression(lambda a, p, r: call("lax.linalg.triangular_solve", a[0], a[1],
+                                       left_side=True, lower=p["lower"])),
+       calls=("lax.linalg.triangular_solve",), when=_square, example=_square_example),
 ]

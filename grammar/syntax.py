@@ -75,7 +75,7 @@ def method(obj: cst.BaseExpression, name: str, *args: Any, **kwargs: Any) -> cst
 _BINOPS = {
     "+": cst.Add, "-": cst.Subtract, "*": cst.Multiply, "/": cst.Divide, "**": cst.Power,
     "%": cst.Modulo, "@": cst.MatrixMultiply, "&": cst.BitAnd, "|": cst.BitOr,
-    "^": cst.BitXor, "//": cst.FloorDivide,
+    "^": cst.BitXor, "//": cst.FloorDivide, "<<": cst.LeftShift, ">>": cst.RightShift,
 }
 _COMPARES = {
     "<": cst.LessThan, "<=": cst.LessThanEqual, ">": cst.GreaterThan,

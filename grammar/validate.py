@@ -406,7 +406,8 @@ _AST_NODES = (
     ast.arguments, ast.arg, ast.Assign, ast.Return, ast.Name, ast.Load, ast.Store,
     ast.Attribute, ast.Call, ast.keyword, ast.Tuple, ast.List, ast.Subscript, ast.Slice,
     ast.BinOp, ast.UnaryOp, ast.Compare, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
-    ast.Mod, ast.MatMult, ast.BitAnd, ast.BitOr, ast.BitXor, ast.FloorDiv, ast.USub,
+    ast.Mod, ast.MatMult, ast.BitAnd, ast.BitOr, ast.BitXor, ast.FloorDiv, ast.LShift,
+    ast.RShift, ast.USub,
     ast.Invert, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
 )
 _AST_CONSTANTS = (int, float, str, bool, type(None))

@@ -9,10 +9,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 
 from fuzz.replay import replay
-from grammar import programs
+from grammar import OPS, programs
 from grammar.validate import ALLOWED_CONSTANTS, TRANSFORMS, validate
 
 HEADER = "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\n"
@@ -339,3 +339,14 @@ def test_replay_rejects_hostile_records_without_running_them(tmp_path):
         assert any(HOSTILE[outcome.id][1] in p for p in outcome.problems), outcome
     assert not [c.name for _, c in jobs.values() if c.exists()]
     assert report.exit_code == 0
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_renders_sources_the_validator_accepts(name):
+    @settings(max_examples=5, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(programs(ops=[name], max_statements=3, swarm=False))
+    def check(program):
+        assert validate(program.source) == [], program.source
+
+    check()

@@ -378,10 +378,16 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
     ),
     "grad_rule_missing": (
         src("""
-        from jax import lax
+        from jax.extend.core import Primitive
+        from jax.interpreters import mlir
+
+        identity_p = Primitive("identity_without_jvp")
+        identity_p.def_impl(lambda x: x)
+        identity_p.def_abstract_eval(lambda x: x)
+        mlir.register_lowering(identity_p, lambda ctx, x: [x])
 
         def f(x):
-            return lax.nextafter(x, x + 1)
+            return identity_p.bind(x) * 2.0
         """),
         "f", [((4,), F32)], "grad_trace",
     ),

@@ -202,8 +202,18 @@ def generated(n: int = 90) -> list[tuple[str, str, str, list]]:
     return out
 
 
-def programs(n_generated: int) -> list[tuple[str, str, str, list]]:
-    return HANDWRITTEN + generated(n_generated)
+def from_grammar(n: int) -> list[tuple[str, str, str, list]]:
+    """``n`` programs drawn from the grammar (seed 99)."""
+    from fuzz import sampling
+    from grammar import programs as grammar_programs
+
+    strategy = grammar_programs()
+    drawn = (sampling.draw(strategy, 99, i)[0] for i in range(n))
+    return [(f"grammar{i}", p.source, p.entry, p.args) for i, p in enumerate(drawn)]
+
+
+def programs(n_generated: int, n_grammar: int = 0) -> list[tuple[str, str, str, list]]:
+    return HANDWRITTEN + generated(n_generated) + from_grammar(n_grammar)
 
 
 # -- direct JAX baselines -------------------------------------------------------------------
@@ -347,13 +357,14 @@ def _dump_compiles(progs, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(res))
 
 
-def bench_opt_level(progs, n_generated: int) -> None:
+def bench_opt_level(progs, n_generated: int, n_grammar: int) -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, flags in (("default", ""), ("O0", "--xla_backend_optimization_level=0")):
             out = os.path.join(tmp, f"{label}.json")
             env = dict(os.environ, XLA_FLAGS=flags)
-            cmd = [sys.executable, __file__, "--_dump", out, "--generated", str(n_generated)]
+            cmd = [sys.executable, __file__, "--_dump", out, "--generated", str(n_generated),
+                   "--grammar", str(n_grammar)]
             subprocess.run(cmd, env=env, check=True)
             results[label] = json.loads(Path(out).read_text())
     a, b = results["default"], results["O0"]
@@ -412,19 +423,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--generated", type=int, default=30, help="generated programs to add")
+    ap.add_argument("--grammar", type=int, default=0, help="programs from the grammar to add")
     ap.add_argument("--opt-level", action="store_true")
     ap.add_argument("--cache", action="store_true")
     ap.add_argument("--cache-dir")
     ap.add_argument("--_dump", help=argparse.SUPPRESS)
     ap.add_argument("--_cache_child", help=argparse.SUPPRESS)
     ns = ap.parse_args()
-    progs = programs(ns.generated)
+    progs = programs(ns.generated, ns.grammar)
     if ns._dump:
         _dump_compiles(progs, ns._dump)
     elif ns._cache_child:
         _cache_child(progs, ns.cache_dir, ns._cache_child)
     elif ns.opt_level:
-        bench_opt_level(progs, ns.generated)
+        bench_opt_level(progs, ns.generated, ns.grammar)
     elif ns.cache:
         bench_cache(progs, ns.generated)
     else:

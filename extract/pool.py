@@ -147,7 +147,7 @@ class ExtractorPool:
         grad: bool = True,
         skip_hashes: Iterable[str] | None = None,
         max_tasks_per_worker: int = 500,
-        clear_caches_every: int = 0,
+        clear_caches_every: int = 100,
         cache_dir: str | os.PathLike | None = None,
         jax_config: Mapping[str, Any] | None = None,
         xla_flags: str | None = DEFAULT_XLA_FLAGS,

@@ -257,6 +257,7 @@ class FuzzRun:
             "programs_per_s": round(t.extracted / max(elapsed, 1e-9), 3),
             "first_result_s": t.first_result_s,
             "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
+            "overruns": t.overruns,
             "categories": dict(sorted(t.categories.items())), "ops": dict(sorted(t.ops.items())),
             "stablehlo_ops": sorted(t.hlo_ops),
             "stablehlo_coverage": f"{len(t.hlo_ops)}/{len(STABLEHLO_OPS)}",

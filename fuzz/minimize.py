@@ -111,12 +111,10 @@ class Minimizer:
         self._pool = None
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self.done: queue.Queue[tuple[Job, Program, int]] = queue.Queue()
-        self.pending = 0
         self._thread = threading.Thread(target=self._run, name="jaxsmith-minimizer", daemon=True)
         self._thread.start()
 
     def submit(self, job: Job) -> None:
-        self.pending += 1
         self._jobs.put(job)
 
     def _signature_of(self, program: Program, timeout: float) -> str | None:

@@ -38,7 +38,7 @@ class Config:
     entry: str = "f"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _accepting(t: TensorType) -> frozenset[int]:
     """Indices of the ops that accept ``t`` as their primary operand."""
     return frozenset(i for i, op in enumerate(_OPS) if op.accepts(t))

@@ -38,9 +38,6 @@ class TensorType:
     def with_dtype(self, dtype: str) -> TensorType:
         return TensorType(self.shape, dtype)
 
-    def __str__(self) -> str:
-        return f"{self.dtype}{list(self.shape)}"
-
 
 @dataclass(frozen=True, slots=True)
 class Lit:
@@ -57,9 +54,6 @@ class Limits:
     max_rank: int = 4
     max_dim: int = 8
     max_elements: int = 4096
-
-    def fits(self, shape: tuple[int, ...]) -> bool:
-        return len(shape) <= self.max_rank and prod(shape) <= self.max_elements
 
 
 def axis_dtype(dtype: str) -> str:

@@ -139,3 +139,22 @@ def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
 
     again = extract(record["source"], record["entry"], record["args"])
     assert again["failure"]["signature"] == meta["signature"]
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
+    corpus = tmp_path / "corpus"
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz", "--budget", "120s", "--corpus",
+                             str(corpus), "--seed", "8", "--workers", "1", "--quiet",
+                             "--no-grad", "--no-minimize"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    shard = corpus / "shard-00000.jsonl"
+    while time.monotonic() < deadline and not (shard.exists() and shard.read_bytes().count(
+            b"\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in err and "Traceback" not in err
+    stats = json.loads((corpus / "stats.json").read_text())
+    assert stats["corpus_records"] == len(records(corpus)) >= 3

@@ -1,18 +1,15 @@
 """The code base stays ruff-clean (configured in pyproject.toml)."""
 
-import shutil
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_is_clean():
-    if shutil.which("ruff") is None:
-        pytest.fail("ruff is not installed: install the test extra, pip install -e '.[test]'")
+    assert importlib.util.find_spec("ruff"), "install the test extra: pip install -e '.[test]'"
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -21,6 +21,7 @@ from .clean import scrub_host
 __all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "signature"]
 
 STAGES = ("trace", "lower", "compile", "grad_trace", "grad_lower", "grad_compile")
+GRAD_STAGES = STAGES[3:]
 
 _MAX_MESSAGE = 4000
 _MAX_LEAD = 120

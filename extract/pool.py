@@ -132,8 +132,8 @@ class ExtractorPool:
     every hash it saw so that replacement workers start with them. Not thread-safe.
     ``max_tasks_per_worker``: recycle a worker after this many tasks.
     ``clear_caches_every``: call ``jax.clear_caches()`` in a worker every this many tasks
-    (0, the default: never - measured over 600 tasks, worker RSS stays flat at ~285 MiB either
-    way, and clearing only costs re-tracing of JAX's internal jitted helpers).
+    (0: never). The default, 100, keeps worker RSS flat: over 600 grammar programs it stayed
+    at ~385 MiB, against 495 MiB and growing without it.
     ``cache_dir``: JAX persistent compilation cache directory. ``jax_config``: ``jax.config``
     options applied in each worker (e.g. ``{"jax_enable_x64": True}``).
     ``xla_flags``: added to the user's ``XLA_FLAGS`` for the workers (user flags win).

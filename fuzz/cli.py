@@ -11,6 +11,8 @@ from pathlib import Path
 
 from hypothesis.errors import InvalidArgument
 
+from fuzz.argtypes import positive_int, positive_seconds
+from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
 from fuzz.loop import DEFAULT_CORPUS, FuzzRun, Options
 from fuzz.store import CorpusError
@@ -31,14 +33,6 @@ def _budget(text: str) -> Budget:
         return Budget.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive(name: str):
-    def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"{name} {text!r} must be a whole number >= 1")
-        return int(text)
-    return parse
 
 
 def _names(kind: str, known: Sequence[str]):
@@ -65,12 +59,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, default=Path(DEFAULT_CORPUS),
                    help=f"corpus directory, created if missing; default ./{DEFAULT_CORPUS} "
                         "(the committed corpus/ is only written when named here)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed_type, default=None,
                    help="seed of the run (printed at start); the same seed, budget count and "
                         "--workers 1 give the same programs in the same order")
-    p.add_argument("--workers", type=_positive("--workers"), default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction worker processes; default: the machine's cores")
-    p.add_argument("--timeout", type=float, default=60.0,
+    p.add_argument("--timeout", type=positive_seconds("--timeout"), default=60.0,
                    help="seconds one program may take before its worker is killed; default 60")
     p.add_argument("--categories", type=_names("category", CATEGORIES), default=None,
                    help="comma-separated categories every program must cover")
@@ -78,7 +72,7 @@ def run_parser() -> argparse.ArgumentParser:
                    help="comma-separated ops to draw from (default: all)")
     p.add_argument("--dtypes", type=_names("dtype", ALL_DTYPES), default=None,
                    help="comma-separated parameter dtypes (default: all)")
-    p.add_argument("--max-statements", type=_positive("--max-statements"), default=15,
+    p.add_argument("--max-statements", type=positive_int("--max-statements"), default=15,
                    help="most statements per program, nested ones included; default 15")
     p.add_argument("--max-depth", type=int, default=2, choices=range(0, 5), metavar="0-4",
                    help="nesting depth of control flow and transforms; default 2")
@@ -108,8 +102,9 @@ def _run(argv: Sequence[str]) -> int:
         programs(**grammar)
     except InvalidArgument as e:
         raise UsageError(str(e)) from None
-    stats = FuzzRun(options).run()
-    return 0 if stats is not None else 1
+    run = FuzzRun(options)
+    run.run()
+    return 130 if run.interrupted else 0
 
 
 def _stats(argv: Sequence[str]) -> int:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extract import ExtractorPool
+from extract.failures import GRAD_STAGES
 from fuzz import sampling
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, stablehlo_op_names
-from fuzz.minimize import GRAD_STAGES, Job, Minimizer, reproducer
+from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.store import CorpusStore
 from grammar import programs
 
@@ -73,6 +74,8 @@ class FuzzRun:
         self.minimizing: set[str] = set()
         self._last_status = 0.0
         self._last_stats = 0.0
+        self.interrupted = False
+        self.new_hashes: list[str] = []
 
     # -- setup and teardown -----------------------------------------------------------
 
@@ -88,23 +91,32 @@ class FuzzRun:
         pool = self._pool(self.o.workers)
         minimizer = Minimizer(self.strategy, lambda: self._pool(1, dedup=False), self.o.grad) \
             if self.o.minimize else None
-        interrupted = False
         try:
             self._loop(pool, minimizer)
         except KeyboardInterrupt:
-            interrupted = True
+            self.interrupted = True
             self.say("\ninterrupted: flushing what is done")
         finally:
             pool.close()
             if minimizer is not None:
-                minimizer.shutdown(0 if interrupted else 300)
-                self._collect_minimized(minimizer)
+                self._finish_minimizing(minimizer)
             stats = self.stats()
             self.store.write_stats(stats)
             self.store.close()
         self.status(final=True)
         self.say(self.summary(stats))
         return stats
+
+    def _finish_minimizing(self, minimizer: Minimizer) -> None:
+        """Let queued minimisations finish (a Ctrl-C cuts them short), then save them."""
+        try:
+            if minimizer.waiting and not self.interrupted:
+                self.say(f"minimising {minimizer.waiting} new failure(s); Ctrl-C cuts it short")
+            minimizer.shutdown(finish=not self.interrupted, wait=600)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            minimizer.shutdown(finish=False, wait=0)
+        self._collect_minimized(minimizer)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -118,7 +130,10 @@ class FuzzRun:
             if exhausted and not pool.outstanding:
                 break
             for index, result in pool.poll(0.25):
-                self._handle(index, result, pool, minimizer)
+                self._handle(index, result, minimizer)
+            if self.new_hashes:  # other workers skip what one of them extracted
+                pool.add_skip_hashes(self.new_hashes)
+                self.new_hashes = []
             if minimizer is not None:
                 self._collect_minimized(minimizer)
             self._tick()
@@ -137,8 +152,7 @@ class FuzzRun:
         self.in_flight[index] = (program, choices)
         pool.submit(index, program.source, program.entry, program.args)
 
-    def _handle(self, index: int, result: dict, pool: ExtractorPool,
-                minimizer: Minimizer | None) -> None:
+    def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
         program, choices = self.in_flight.pop(index)
         t = self.tally
         t.extracted += 1
@@ -150,7 +164,7 @@ class FuzzRun:
             return
         if status == "ok":
             t.ok += 1
-            self._store(index, program, result, pool)
+            self._store(index, program, result)
             return
         failure = result.get("failure") or {}
         signature, known = failure.get("signature", "unknown"), failure.get("known")
@@ -163,7 +177,7 @@ class FuzzRun:
                 result.get(k) is not None for k in ("stablehlo", "hlo_optimized")):
             t.forward_only += 1
             self._store(index, program, {**result, "grad_skipped":
-                                         f"known JAX limitation: {known}"}, pool)
+                                         f"known JAX limitation: {known}"})
         if (minimizer is not None and signature not in self.minimizing
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
@@ -172,7 +186,7 @@ class FuzzRun:
     def _found_by(self, index: int) -> str:
         return f"python -m fuzz --seed {self.o.seed}, program #{index}"
 
-    def _store(self, index: int, program, result: dict, pool: ExtractorPool) -> None:
+    def _store(self, index: int, program, result: dict) -> None:
         record = {k: result.get(k) for k in _FORWARD_FIELDS}
         record.update({k: result.get(k) for k in ("grad_jaxpr", "grad_stablehlo", "grad_hlo",
                                                   "grad_hlo_optimized", "grad_cost",
@@ -188,7 +202,7 @@ class FuzzRun:
             t.categories.update(program.categories)
             t.ops.update(program.ops)
             t.hlo_ops |= stablehlo_op_names(result.get("stablehlo") or "")
-            pool.add_skip_hashes([result["stablehlo_hash"]])
+            self.new_hashes.append(result["stablehlo_hash"])
         elif outcome == "duplicate_ir":
             t.duplicate_ir += 1
         else:

@@ -12,50 +12,66 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
-from hypothesis.errors import NoSuchExample, Unsatisfiable
+from hypothesis.errors import FlakyFailure, NoSuchExample, Unsatisfiable
 
+from extract.failures import GRAD_STAGES
 from grammar import Program
 
 _KEY = b"jaxsmith-minimize"
-GRAD_STAGES = ("grad_trace", "grad_lower", "grad_compile")
 
 
 def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
            still_fails: Callable[[Program], bool], *, max_calls: int = 150,
-           max_seconds: float = 120.0) -> tuple[Program | None, int]:
+           max_seconds: float = 120.0,
+           stop: threading.Event | None = None) -> tuple[Program | None, int]:
     """The smallest program Hypothesis' shrinker finds, starting from ``choices``, for which
-    ``still_fails`` holds; ``None`` if the original no longer fails.  Returns the number of
-    extractions it spent too."""
+    ``still_fails`` holds; ``None`` if the original no longer fails.  Also returns how many
+    extractions it spent.  Past ``max_calls``, ``max_seconds`` or ``stop``, untried
+    candidates count as passing, and the best program so far is returned."""
     db = InMemoryExampleDatabase()
     # Under the secondary key: examples under the primary key count as already shrunk.
     db.save(_KEY + b".secondary", choices_to_bytes(choices))
     deadline = time.monotonic() + max_seconds
-    calls = 0
+    seen: dict[str, bool] = {}
+    best: list[Program] = []
 
     def condition(program: Program) -> bool:
-        nonlocal calls
-        if calls >= max_calls or time.monotonic() > deadline:
-            return False
-        calls += 1
-        return still_fails(program)
+        if program.source not in seen:
+            if len(seen) >= max_calls or time.monotonic() > deadline or (
+                    stop is not None and stop.is_set()):
+                return False
+            seen[program.source] = still_fails(program)
+        if seen[program.source] and (not best or _smaller(program, best[0])):
+            best[:] = [program]
+        return seen[program.source]
 
     config = settings(database=db, phases=[Phase.reuse, Phase.shrink], max_examples=max_calls,
                       deadline=None, suppress_health_check=list(HealthCheck))
     try:
-        return find(strategy, condition, settings=config, database_key=_KEY), calls
-    except (NoSuchExample, Unsatisfiable):
-        return None, calls
+        return find(strategy, condition, settings=config, database_key=_KEY), len(seen)
+    except (NoSuchExample, Unsatisfiable, FlakyFailure):
+        return (best[0] if best else None), len(seen)
+
+
+def _smaller(a: Program, b: Program) -> bool:
+    return (a.statement_count, len(a.source)) < (b.statement_count, len(b.source))
 
 
 _FORWARD = "jax.jit(fn).lower(*abstract).compile()"
 _BACKWARD = """\
-def loss(*args):
+def loss(*args):  # as the extractor: the sum of the floating outputs, as float32
         leaves = jax.tree_util.tree_leaves(fn(*args))
-        return sum(jnp.sum(x.astype(jnp.float32)) for x in leaves
+        return sum(jnp.sum(x).astype(jnp.float32) for x in leaves
                    if jnp.issubdtype(x.dtype, jnp.floating))
 
     wrt = tuple(i for i, (_, d) in enumerate(ARGS) if jnp.issubdtype(jnp.dtype(d), jnp.floating))
     jax.jit(jax.grad(loss, argnums=wrt)).lower(*abstract).compile()"""
+
+
+def _comment(text: object) -> str:
+    """One line of text, safe inside a ``#`` comment."""
+    lines = str(text).splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
@@ -65,18 +81,15 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
     if stage in GRAD_STAGES or failure.get("type") in ("Timeout", "Crash"):
         steps.append(_BACKWARD)
-    message = str(failure.get("message", "")).splitlines()[0][:200] if failure.get(
-        "message") else ""
     shapes = [[list(shape), dtype] for shape, dtype in args]
     body = "\n    ".join(steps)
-    return f'''"""jaxsmith reproducer: run with `python` to see the failure.
-
-signature: {failure.get("signature")}
-known:     {failure.get("known")}
-stage:     {stage}
-error:     {failure.get("type")}: {message}
-found by:  {found_by}
-"""
+    return f"""# jaxsmith reproducer: run with `python` to see the failure.
+#
+# signature: {_comment(failure.get("signature"))}
+# known:     {_comment(failure.get("known"))}
+# stage:     {_comment(stage)}
+# error:     {_comment(failure.get("type"))}: {_comment(failure.get("message", ""))}
+# found by:  {_comment(found_by)}
 {source}
 
 if __name__ == "__main__":
@@ -85,7 +98,7 @@ if __name__ == "__main__":
     fn = {entry}
     {body}
     print("no error: the failure did not reproduce with jax", jax.__version__)
-'''
+"""
 
 
 @dataclass
@@ -108,8 +121,9 @@ class Minimizer:
         self.strategy, self.grad = strategy, grad
         self.max_calls, self.max_seconds = max_calls, max_seconds
         self._make_pool = make_pool
-        self._pool = None
         self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._busy = False
         self.done: queue.Queue[tuple[Job, Program, int]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="jaxsmith-minimizer", daemon=True)
         self._thread.start()
@@ -117,29 +131,41 @@ class Minimizer:
     def submit(self, job: Job) -> None:
         self._jobs.put(job)
 
-    def _signature_of(self, program: Program, timeout: float) -> str | None:
-        assert self._pool is not None
-        self._pool.submit(0, program.source, program.entry, program.args, grad=self.grad,
-                          timeout=timeout)
-        for _, result in self._pool.results():
-            failure = result.get("failure") or {}
-            return failure.get("signature")
-        return None
+    @property
+    def waiting(self) -> int:
+        """Jobs queued or in progress."""
+        return self._jobs.qsize() + (1 if self._busy else 0)
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._pool is None:
-                self._pool = self._make_pool()
-            timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
-            best, calls = shrink(
-                self.strategy, job.choices,
-                lambda p, j=job, t=timeout: self._signature_of(p, t) == j.signature,
-                max_calls=self.max_calls, max_seconds=self.max_seconds)
-            self.done.put((job, best or job.program, calls))
+        pool = None
+        try:
+            while (job := self._jobs.get()) is not None and not self._stop.is_set():
+                self._busy = True
+                pool = pool or self._make_pool()
+                timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
 
-    def shutdown(self, wait: float) -> None:
-        """Stop taking jobs; wait up to ``wait`` seconds for the one in progress."""
+                def still_fails(program: Program, job=job, pool=pool, timeout=timeout) -> bool:
+                    pool.submit(0, program.source, program.entry, program.args,
+                                grad=self.grad, timeout=timeout)
+                    for _, result in pool.results():
+                        return (result.get("failure") or {}).get("signature") == job.signature
+                    return False
+
+                best, calls = shrink(self.strategy, job.choices, still_fails,
+                                     max_calls=self.max_calls, max_seconds=self.max_seconds,
+                                     stop=self._stop)
+                self.done.put((job, best or job.program, calls))
+                self._busy = False
+        finally:
+            if pool is not None:
+                pool.close()
+
+    def shutdown(self, finish: bool, wait: float) -> None:
+        """Stop: with ``finish``, after the queued jobs (at most ``wait`` seconds); else after
+        the shrink in progress gives up (it returns its best program so far)."""
+        if not finish:
+            self._stop.set()
         self._jobs.put(None)
         self._thread.join(wait)
-        if self._pool is not None:
-            self._pool.close()
+        self._stop.set()
+        self._thread.join()

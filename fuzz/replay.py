@@ -21,7 +21,6 @@ through JAX's persistent compilation cache (``--cache-dir``, by default
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extract import ExtractorPool
+from fuzz.argtypes import positive_int, positive_seconds
 from fuzz.budget import clock
 from fuzz.minimize import GRAD_STAGES
 from fuzz.store import FAILURES_DIR, MalformedLine, iter_records, shard_paths
@@ -44,7 +44,7 @@ __all__ = ["COMPARED", "STATUSES", "Outcome", "Progress", "Report", "ReplayError
 STATUSES = ("unchanged", "ir_changed", "now_fails", "fixed", "still_fails", "rejected",
             "malformed")
 FORWARD = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost")
-BACKWARD = ("grad_jaxpr", "grad_stablehlo", "grad_hlo", "grad_hlo_optimized")
+BACKWARD = ("grad_jaxpr", "grad_stablehlo", "grad_hlo", "grad_hlo_optimized", "grad_cost")
 COMPARED = FORWARD + BACKWARD
 """The stored artifacts a replay compares."""
 
@@ -462,23 +462,6 @@ class _Status:
             self.show(self.latest, final=True)
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"--workers {text!r} must be a whole number >= 1")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"--timeout {text!r} must be a positive number of "
-                                         "seconds")
-    return value
-
-
 def parser(parser_class) -> Any:
     p = parser_class(prog="python -m fuzz replay", description=(
         "Re-extract every record of a corpus (or of a failures folder) with the installed JAX "
@@ -491,11 +474,11 @@ def parser(parser_class) -> Any:
                    help="print a machine-readable report (every record and a summary)")
     p.add_argument("--strict", action="store_true",
                    help="changed IR, rejected and malformed records also fail the replay")
-    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction worker processes; default: the machine's cores")
     p.add_argument("--no-grad", action="store_true",
                    help="skip the backward pass (compare forward artifacts only)")
-    p.add_argument("--timeout", type=_positive_float, default=60.0,
+    p.add_argument("--timeout", type=positive_seconds("--timeout"), default=60.0,
                    help="seconds one record may take before its worker is killed; default 60")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help=f"JAX persistent compilation cache; default {default_cache_dir()}")

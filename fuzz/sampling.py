@@ -21,8 +21,3 @@ def draw(strategy: st.SearchStrategy[Any], seed: int, index: int) -> tuple[Any, 
     except StopTest:
         return None
     return value, tuple(data.choices)
-
-
-def replay(strategy: st.SearchStrategy[Any], choices: tuple) -> Any:
-    """The value a recorded choice sequence draws."""
-    return ConjectureData.for_choices(choices).draw(strategy)

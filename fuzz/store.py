@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from extract.clean import ir_hash
+
 __all__ = [
     "FIELDS",
     "CorpusError",
@@ -187,10 +189,6 @@ def normalized_source_hash(source: str) -> str:
     return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()
 
 
-def _ir_hash(stablehlo: str) -> str:
-    return hashlib.sha256(stablehlo.encode("utf-8")).hexdigest()
-
-
 def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of ``record`` with every field of ``FIELDS`` present and checked.
 
@@ -218,7 +216,7 @@ def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
     if out["id"] is None:
         out["id"] = out["source_hash"][:16]
     if out["stablehlo_hash"] is None and out["stablehlo"] is not None:
-        out["stablehlo_hash"] = _ir_hash(out["stablehlo"])
+        out["stablehlo_hash"] = ir_hash(out["stablehlo"])
     return out
 
 
@@ -530,7 +528,7 @@ class CorpusStore:
         self._remember_id(record["id"], source_hash)
         ir = record.get("stablehlo_hash")
         if ir is None and isinstance(record.get("stablehlo"), str):
-            ir = _ir_hash(record["stablehlo"])
+            ir = ir_hash(record["stablehlo"])
         if ir is not None:
             self._ir_hashes.add(ir)
 

@@ -82,7 +82,11 @@ def programs(*, max_statements: int = 15, min_statements: int = 1,
     _check_int("max_elements", max_elements, 1)
     op_names = _names("ops", ops, OPS) or tuple(OPS)
     if not known_failures:
-        op_names = tuple(n for n in op_names if OPS[n].known_failure is None)
+        kept = tuple(n for n in op_names if OPS[n].known_failure is None)
+        if not kept:
+            raise InvalidArgument(f"ops={list(op_names)!r} are all known failures, which "
+                                  "known_failures=False leaves out")
+        op_names = kept
     required = _names("categories", categories, CATEGORIES)
     dtype_names = _names("dtypes", dtypes, ALL_DTYPES) or ALL_DTYPES
     forced = _forced(required, op_names)

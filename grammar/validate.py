@@ -254,7 +254,11 @@ class _Checker:
     def expr(self, node: cst.BaseExpression, scope: _Scope) -> None:
         if isinstance(node, cst.Name):
             self.name(node, scope)
-        elif isinstance(node, cst.Integer | cst.Float):
+        elif isinstance(node, cst.Integer):
+            if len(node.value) > 6 or int(node.value, 0) > _MAX_INT:
+                self.reject(node, f"integer {node.value[:20]} is larger than the grammar's "
+                                  f"{_MAX_INT}")
+        elif isinstance(node, cst.Float):
             pass
         elif isinstance(node, cst.Attribute):
             self.attribute(node, scope)
@@ -273,6 +277,9 @@ class _Checker:
         elif isinstance(node, cst.BinaryOperation):
             if not isinstance(node.operator, _BINARY):
                 self.reject(node, f"operator {type(node.operator).__name__} is not allowed")
+            if _constant(node.left) and _constant(node.right):
+                self.reject(node, "an operator between two literals is not allowed (the "
+                                  "grammar always has a value on one side)")
             self.expr(node.left, scope)
             self.expr(node.right, scope)
         elif isinstance(node, cst.UnaryOperation):
@@ -437,6 +444,23 @@ def _python_check(tree: ast.Module) -> list[str]:
     return problems
 
 
+_MAX_INT = 2**16
+"""The largest integer literal the grammar renders is far below this (dims, axes, indices)."""
+
+
+def _constant(node: cst.BaseExpression) -> bool:
+    """A literal number, or a tuple, list or operation of them only."""
+    if isinstance(node, cst.Integer | cst.Float):
+        return True
+    if isinstance(node, cst.UnaryOperation):
+        return _constant(node.expression)
+    if isinstance(node, cst.BinaryOperation):
+        return _constant(node.left) and _constant(node.right)
+    if isinstance(node, cst.Tuple | cst.List):
+        return all(_constant(e.value) for e in node.elements)
+    return False
+
+
 def validate(source: str, entry: str | None = None) -> list[str]:
     """The problems that keep ``source`` from being a program the grammar renders.
 
@@ -445,6 +469,11 @@ def validate(source: str, entry: str | None = None) -> list[str]:
     """
     if not isinstance(source, str):
         return [f"line 1: source must be a string, got {type(source).__name__}"]
+    if not source.isascii():
+        # Python folds identifiers by NFKC, so a fullwidth 'ｊｎｐ' would rebind 'jnp'.
+        line = next(i for i, text in enumerate(source.splitlines(), 1) if not text.isascii())
+        return [f"line {line}: non-ASCII characters are not allowed (the grammar renders "
+                "ASCII only)"]
     # Python's parser first: it refuses absurd nesting cleanly, where libcst's native parser
     # can overflow its stack and take the whole process down.
     try:

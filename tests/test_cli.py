@@ -154,7 +154,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     stats = json.loads((corpus / "stats.json").read_text())
     assert stats["corpus_records"] == len(records(corpus)) >= 3

@@ -51,11 +51,35 @@ def test_shape_rule_agrees_with_eval_shape(name):
     check()
 
 
+_OPERATIONS = (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)
+
+
+class _ExplicitParentheses(cst.CSTVisitor):
+    """Every operation that is an operand of another carries its own parentheses, so the
+    rendered text never depends on Python's precedence rules."""
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:  # noqa: N802
+        self._check(node.left, node.right)
+
+    def visit_UnaryOperation(self, node: cst.UnaryOperation) -> None:  # noqa: N802
+        self._check(node.expression)
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:  # noqa: N802
+        self._check(node.left, *(c.comparator for c in node.comparisons))
+
+    @staticmethod
+    def _check(*operands: cst.BaseExpression) -> None:
+        for operand in operands:
+            assert not isinstance(operand, _OPERATIONS) or operand.lpar, cst.Module(
+                [cst.SimpleStatementLine([cst.Expr(operand)])]).code
+
+
 @given(programs())
 def test_source_round_trips_through_libcst(program):
     source = program.source
     assert cst.parse_module(source).code == source
     compile(source, "<program>", "exec")
+    grammar.render.to_module(program).visit(_ExplicitParentheses())
     assert program.source == grammar.render.render(program)
 
 

@@ -350,3 +350,21 @@ def test_every_op_renders_sources_the_validator_accepts(name):
         assert validate(program.source) == [], program.source
 
     check()
+
+
+@pytest.mark.parametrize("expression, reason", [
+    ("(0,) * 10 ** 10", "between two literals"),
+    ("10 ** 10 ** 10", "between two literals"),
+    ("jnp.ones((100000, 100000))", "larger than the grammar's"),
+])
+def test_resource_bombs_are_rejected(expression, reason):
+    source = ("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\n"
+              f"def f(x0):\n    t1 = {expression}\n    return t1\n")
+    assert any(reason in p for p in validate(source))
+
+
+def test_fullwidth_identifiers_cannot_rebind_module_aliases():
+    source = ("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\n"
+              "def f(x0):\n    def g(\uff4a\uff4e\uff50):\n        return jnp.sum(x0)\n"
+              "    t1 = g(x0)\n    return t1\n")
+    assert any("non-ASCII" in p for p in validate(source))

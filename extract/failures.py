@@ -159,6 +159,13 @@ KNOWN: tuple[Known, ...] = (
         "a primitive without a JVP or transpose rule",
     ),
     Known(
+        "grad_scatter_mul",
+        _TRACE_STAGES,
+        "NotImplementedError",
+        r"scatter_mul gradients are only implemented if `unique_indices=True`",
+        "reverse-mode AD of x.at[index_array].multiply(...), whose indices may repeat",
+    ),
+    Known(
         "grad_betainc_ab",
         _TRACE_STAGES,
         "ValueError",

@@ -117,7 +117,7 @@ class Minimizer:
     so the fuzz loop keeps its workers busy meanwhile."""
 
     def __init__(self, strategy: st.SearchStrategy[Program], make_pool: Callable[[], Any],
-                 grad: bool, *, max_calls: int = 150, max_seconds: float = 120.0):
+                 grad: bool, *, max_calls: int = 500, max_seconds: float = 240.0):
         self.strategy, self.grad = strategy, grad
         self.max_calls, self.max_seconds = max_calls, max_seconds
         self._make_pool = make_pool

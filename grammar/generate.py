@@ -35,6 +35,7 @@ class Config:
     forced: tuple[tuple[str, frozenset[str]], ...] = ()
     vector: bool = False
     swarm: bool = True
+    known_failures: bool = True
     entry: str = "f"
 
 
@@ -130,15 +131,16 @@ class Builder:
     def _statement(self, scope: list[Value], depth: int, reverse: bool,
                    forced: tuple[str, frozenset[str]] | None) -> Apply:
         op = OPS[forced[0]] if forced else self.pick_op(scope, depth, reverse)
-        env = Env(self.env.limits, self.env.dtypes, forced[1]) if forced else self.env
+        env = Env(self.cfg.limits, self.cfg.dtypes, forced[1] if forced else frozenset(),
+                  reverse, self.cfg.known_failures)
         x = self.primary(op, scope)
         sig = op.signature(self.draw, x.type, env)
         inputs = (x, *(self.resolve(t, scope) for t in sig.inputs[1:]))
         regions = tuple(self.region(spec, scope, depth + 1, reverse or spec.reverse_diff)
                         for spec in sig.regions)
         types = op.rule(sig.inputs, sig.params, [[v.type for v in r.results] for r in regions])
-        if op.known_failure:
-            self.expected.add(op.known_failure)
+        if known := op.known_failure_of(sig.params):
+            self.expected.add(known)
         return Apply(op.name, inputs, sig.params, tuple(Value(self.fresh(), t) for t in types),
                      regions)
 

@@ -39,6 +39,8 @@ class Env:
     limits: Limits
     dtypes: tuple[str, ...]
     hints: frozenset[str] = frozenset()
+    reverse: bool = False          # inside a function differentiated in reverse mode
+    known_failures: bool = True    # parameters that JAX cannot differentiate may be drawn
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class Op:
     calls: tuple[str, ...]
     domain: tuple[Domain, ...] = ()
     differentiable: bool = True
-    known_failure: str | None = None
+    known_failure: str | Callable[[Mapping[str, Any]], str | None] | None = None
     when: Callable[[TensorType], bool] | None = None
     example: Callable[[Draw, Env], TensorType] | None = None
 
@@ -107,6 +109,12 @@ class Op:
         """Whether ``t`` can be this op's primary operand."""
         return (t.dtype in self.dtypes and self.ranks[0] <= t.rank <= self.ranks[1]
                 and (self.when is None or self.when(t)))
+
+    def known_failure_of(self, params: Mapping[str, Any]) -> str | None:
+        """The known JAX limitation this application of the op runs into, if any."""
+        if callable(self.known_failure):
+            return self.known_failure(params)
+        return self.known_failure
 
     def domain_of(self, index: int) -> Domain:
         return self.domain[index] if index < len(self.domain) else Domain.ANY

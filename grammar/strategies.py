@@ -82,7 +82,7 @@ def programs(*, max_statements: int = 15, min_statements: int = 1,
     _check_int("max_elements", max_elements, 1)
     op_names = _names("ops", ops, OPS) or tuple(OPS)
     if not known_failures:
-        kept = tuple(n for n in op_names if OPS[n].known_failure is None)
+        kept = tuple(n for n in op_names if not isinstance(OPS[n].known_failure, str))
         if not kept:
             raise InvalidArgument(f"ops={list(op_names)!r} are all known failures, which "
                                   "known_failures=False leaves out")
@@ -104,7 +104,7 @@ def programs(*, max_statements: int = 15, min_statements: int = 1,
                  max_statements=max(max_statements, floor, len(forced)), max_depth=max_depth,
                  max_params=max_params, dtypes=dtype_names,
                  limits=Limits(max_rank, max_dim, max_elements), forced=forced,
-                 vector="vector" in required, swarm=swarm)
+                 vector="vector" in required, swarm=swarm, known_failures=known_failures)
     return _strategy(cfg)
 
 

@@ -329,6 +329,15 @@ def test_hash_ignores_function_names():
 
 # KNOWN name -> (source, entry, args, stage where it surfaces)
 TRIGGERS: dict[str, tuple[str, str, list, str]] = {
+    "grad_scatter_mul": (
+        src("""
+        import jax.numpy as jnp
+
+        def f(x, v):
+            return x.at[jnp.array([0, 0])].multiply(v)
+        """),
+        "f", [((3,), F32), ((2,), F32)], "grad_trace",
+    ),
     "grad_dynamic_loop": (
         src("""
         from jax import lax

@@ -76,6 +76,7 @@ class FuzzRun:
         self._last_stats = 0.0
         self.interrupted = False
         self.new_hashes: list[str] = []
+        self.failed_sources: set[int] = set()  # hash() of sources that failed in this run
 
     # -- setup and teardown -----------------------------------------------------------
 
@@ -146,7 +147,8 @@ class FuzzRun:
             self.tally.overruns += 1
             return
         program, choices = drawn
-        if self.store.knows_source(program.source):
+        if hash(program.source) in self.failed_sources or self.store.knows_source(
+                program.source):
             self.tally.duplicate_source += 1
             return
         self.in_flight[index] = (program, choices)
@@ -166,6 +168,7 @@ class FuzzRun:
             t.ok += 1
             self._store(index, program, result)
             return
+        self.failed_sources.add(hash(program.source))
         failure = result.get("failure") or {}
         signature, known = failure.get("signature", "unknown"), failure.get("known")
         kind = status if status in ("timeout", "crashed") else "failed"

@@ -16,6 +16,7 @@ from fuzz import sampling
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, stablehlo_op_names
 from fuzz.minimize import Job, Minimizer, reproducer
+from fuzz.status import StatusLine
 from fuzz.store import CorpusStore
 from grammar import programs
 
@@ -72,7 +73,7 @@ class FuzzRun:
         self.started = time.monotonic()
         self.in_flight: dict[int, tuple[Any, tuple]] = {}
         self.minimizing: set[str] = set()
-        self._last_status = 0.0
+        self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
         self.interrupted = False
         self.new_hashes: list[str] = []
@@ -104,7 +105,7 @@ class FuzzRun:
             stats = self.stats()
             self.store.write_stats(stats)
             self.store.close()
-        self.status(final=True)
+        self.line.finish()
         self.say(self.summary(stats))
         return stats
 
@@ -235,27 +236,17 @@ class FuzzRun:
         if now - self._last_stats >= 5.0:
             self._last_stats = now
             self.store.write_stats(self.stats())
-        self.status()
+        self.line.update(self.status_text)
 
-    def status(self, final: bool = False) -> None:
-        now = time.monotonic()
-        live = not self.o.quiet and self.out.isatty()
-        period = 0.5 if live else 5.0
-        if not final and now - self._last_status < period:
-            return
-        self._last_status = now
+    def status_text(self) -> str:
         t = self.tally
-        elapsed = now - self.started
+        elapsed = time.monotonic() - self.started
         known = sum(1 for b in t.buckets.values() if b["known"])
-        line = (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | valid "
+        return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | valid "
                 f"{100 * self._valid_rate():.1f}% | corpus {len(self.store)} | unique IR "
-                f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | stablehlo "
-                f"ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | {clock(elapsed)} elapsed, "
-                f"{self.o.budget.remaining(self.started, t.generated)}")
-        if live:
-            print("\r" + line + " " * 4, end="\n" if final else "", file=self.out, flush=True)
-        else:
-            self.say(line)
+                f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | "
+                f"stablehlo ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | {clock(elapsed)} "
+                f"elapsed, {self.o.budget.remaining(self.started, t.generated)}")
 
     def _valid_rate(self) -> float:
         t = self.tally

@@ -29,12 +29,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from extract import ExtractorPool
+from extract.failures import GRAD_STAGES
 from fuzz.argtypes import positive_int, positive_seconds
 from fuzz.budget import clock
-from fuzz.minimize import GRAD_STAGES
+from fuzz.status import StatusLine
 from fuzz.store import FAILURES_DIR, MalformedLine, iter_records, shard_paths
 from grammar.validate import validate
 
@@ -432,36 +433,6 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
 # -- the command line ---------------------------------------------------------------------
 
 
-class _Status:
-    """The live status line of the fuzz loop: redrawn on a terminal, logged every 5 s else."""
-
-    def __init__(self, quiet: bool, out: TextIO = sys.stderr):
-        self.out = out
-        self.live = not quiet and out.isatty()
-        self.last = 0.0
-        self.latest: Progress | None = None
-        self.shown: Progress | None = None
-
-    def __call__(self, p: Progress) -> None:
-        self.latest = p
-        now = time.monotonic()
-        if now - self.last >= (0.5 if self.live else 5.0):
-            self.last = now
-            self.show(p, final=False)
-
-    def show(self, p: Progress, final: bool) -> None:
-        if self.live:
-            print("\r" + p.line() + " " * 4, end="\n" if final else "", file=self.out,
-                  flush=True)
-        else:
-            print(p.line(), file=self.out, flush=True)
-        self.shown = p
-
-    def finish(self) -> None:
-        if self.latest is not None and (self.live or self.latest is not self.shown):
-            self.show(self.latest, final=True)
-
-
 def parser(parser_class) -> Any:
     p = parser_class(prog="python -m fuzz replay", description=(
         "Re-extract every record of a corpus (or of a failures folder) with the installed JAX "
@@ -496,10 +467,11 @@ def main(argv, parser_class) -> int:
     if a.no_cache and a.cache_dir is not None:
         p.error("--cache-dir and --no-cache exclude each other")
     cache_dir = None if a.no_cache else (a.cache_dir or default_cache_dir())
-    status = _Status(a.quiet)
+    status = StatusLine(a.quiet)
     try:
         report = replay(a.path, workers=a.workers, grad=not a.no_grad, strict=a.strict,
-                        timeout=a.timeout, cache_dir=cache_dir, progress=status)
+                        timeout=a.timeout, cache_dir=cache_dir,
+                        progress=lambda p: status.update(p.line))
     except ReplayError as e:
         p.error(str(e))
     except KeyboardInterrupt:

@@ -153,7 +153,8 @@ class Builder:
         while forced or (self.budget > 0 and (len(body) < self.cfg.min_statements
                                                or integer(self.draw, 0, 7) > 0)):
             self.budget -= 1
-            take = forced and (self.budget < len(forced) or flag(self.draw))
+            # Shrinks toward taking a forced op at once, so minimal programs stay short.
+            take = forced and (self.budget < len(forced) or not flag(self.draw))
             self.reserved = len(forced) - (1 if take else 0)
             stmt = self.statement(scope, 0, False, forced.pop(0) if take else None)
             body.append(stmt)

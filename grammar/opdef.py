@@ -124,6 +124,16 @@ class Op:
         return self.family in ("control", "transform")
 
 
+def recording(signature: Signature, *fields: str) -> Signature:
+    """``signature``, with the primary operand's ``fields`` (``"dtype"``, ``"shape"``) copied
+    into the params, for templates that spell them out."""
+    def wrapped(draw: Draw, x: TensorType, env: Env) -> Sig:
+        sig = signature(draw, x, env)
+        return Sig(sig.inputs, {**sig.params, **{f: getattr(x, f) for f in fields}},
+                   sig.regions)
+    return wrapped
+
+
 def expression(build: Callable[..., cst.BaseExpression]) -> Render:
     """A render for ops that are one expression: ``build(args, params, regions)``."""
 

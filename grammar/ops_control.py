@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from grammar.opdef import Env, Op, RegionCode, RegionSpec, Sig, flag, integer
+from grammar.opdef import Env, Op, RegionCode, RegionSpec, Sig, flag, integer, recording
 from grammar.syntax import assign, binop, call, funcdef, return_, subscript, tuple_
 from grammar.types import ANY, FLOAT, TensorType
 
@@ -175,14 +175,6 @@ def _control(name, categories, dtypes, ranks, signature, rule, render, calls, *,
               calls=calls, differentiable=differentiable, known_failure=known_failure)
 
 
-def _with_dtype(signature):
-    """Record the primary operand's dtype in params (the predicate renders by it)."""
-    def wrapped(draw, x, env):
-        sig = signature(draw, x, env)
-        return Sig(sig.inputs, {**sig.params, "dtype": x.dtype}, sig.regions)
-    return wrapped
-
-
 CONTROL = [
     _control("fori_loop", ("loop",), ANY, (0, 4), _fori_signature, _region_result, _fori,
              ("lax.fori_loop",)),
@@ -193,7 +185,7 @@ CONTROL = [
              _region_result, _while, ("lax.while_loop",), differentiable=False,
              known_failure="grad_dynamic_loop"),
     _control("scan", ("scan",), ANY, (1, 4), _scan_signature, _scan_rule, _scan, ("lax.scan",)),
-    _control("cond", ("branch", "cond"), ANY, (0, 4), _with_dtype(_cond_signature),
+    _control("cond", ("branch", "cond"), ANY, (0, 4), recording(_cond_signature, "dtype"),
              _region_result, _cond, ("lax.cond", "jnp.any", "jnp.sum")),
     _control("switch", ("branch", "switch"), ANY, (0, 4), _switch_signature, _region_result,
              _switch, ("lax.switch", "jnp.argmax")),

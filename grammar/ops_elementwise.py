@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from grammar.opdef import Domain, Env, Op, Sig, choice, expression, flag, integer, literal, same
+from grammar.opdef import (
+    Domain,
+    Env,
+    Op,
+    Sig,
+    choice,
+    expression,
+    flag,
+    integer,
+    literal,
+    recording,
+    same,
+)
 from grammar.syntax import DType, binop, call, method, unary
 from grammar.types import ANY, BOOL, FLOAT, INT, NUMERIC, TensorType
 
@@ -60,6 +72,7 @@ UNARY = [
     _unary("logical_not", "jnp.logical_not", BOOL),
     _unary("invert", "", INT | BOOL, prefix="~"),
     _unary("cbrt", "jnp.cbrt"),
+    _unary("round_afz", "lax.round"),
     _unary("isfinite", "jnp.isfinite", out="bool"),
     _unary("population_count", "lax.population_count", INT),
     _unary("clz", "lax.clz", INT),
@@ -156,22 +169,49 @@ def _where_signature(draw, x: TensorType, env: Env) -> Sig:
                             "threshold": literal(draw, x.dtype).value})
 
 
-def _clip_signature(draw, x: TensorType, env: Env) -> Sig:
-    lo = literal(draw, x.dtype).value
-    return Sig((x,), {"lo": lo, "hi": lo + choice(draw, [1, 2, 4]) * (type(lo)(1))})
-
-
 def _astype_signature(draw, x: TensorType, env: Env) -> Sig:
     targets = [d for d in env.dtypes if d != x.dtype] or [d for d in ANY if d != x.dtype]
     return Sig((x,), {"dtype": choice(draw, sorted(targets))})
 
 
+_BITCAST = {"float32": "int32", "int32": "float32", "bfloat16": "float16",
+            "float16": "bfloat16"}
+"""Same-width reinterpretations ``lax.bitcast_convert_type`` keeps the shape for."""
+
+
+def _iota_signature(draw, x: TensorType, env: Env) -> Sig:
+    return Sig((x,), {"dimension": integer(draw, 0, x.rank - 1)})
+
+
+def _iota_render(a, p, r):
+    return binop(a[0], "+", call("lax.broadcasted_iota", DType(p["dtype"]), p["shape"],
+                                 p["dimension"]))
+
+
+def _clamp_signature(draw, x: TensorType, env: Env) -> Sig:
+    lo = literal(draw, x.dtype).value
+    return Sig((x,), {"lo": lo, "hi": lo + choice(draw, [1, 2, 4]) * type(lo)(1)})
+
+
 SELECT = [
+    # lax.clamp takes Python scalars as 32-bit values, so its operand must be 32-bit too.
+    Op("clamp", "select", ELEMENTWISE + ("select",), frozenset({"float32", "int32"}), (0, 4),
+       _clamp_signature, same,
+       expression(lambda a, p, r: call("lax.clamp", p["lo"], a[0], p["hi"])),
+       calls=("lax.clamp",)),
+    Op("add_iota", "select", ELEMENTWISE, NUMERIC, (1, 4),
+       recording(_iota_signature, "dtype", "shape"), same,
+       expression(_iota_render), calls=("lax.broadcasted_iota",)),
+    Op("bitcast", "conversion", ("conversion",), frozenset(_BITCAST), (0, 4),
+       lambda draw, x, env: Sig((x,), {"dtype": _BITCAST[x.dtype]}),
+       lambda i, p, r: (i[0].with_dtype(p["dtype"]),),
+       expression(lambda a, p, r: call("lax.bitcast_convert_type", a[0], DType(p["dtype"]))),
+       calls=("lax.bitcast_convert_type",)),
     Op("where", "select", ELEMENTWISE + ("select",), NUMERIC, (0, 4), _where_signature, same,
        expression(lambda a, p, r: call("jnp.where", binop(a[0], p["cmp"], p["threshold"]),
                                        a[0], a[1])),
        calls=("jnp.where",)),
-    Op("clip", "select", ELEMENTWISE + ("select",), NUMERIC, (0, 4), _clip_signature, same,
+    Op("clip", "select", ELEMENTWISE + ("select",), NUMERIC, (0, 4), _clamp_signature, same,
        expression(lambda a, p, r: call("jnp.clip", a[0], p["lo"], p["hi"])),
        calls=("jnp.clip",)),
     Op("astype", "conversion", ("conversion",), ANY, (0, 4), _astype_signature,

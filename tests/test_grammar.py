@@ -83,7 +83,7 @@ def test_source_round_trips_through_libcst(program):
     assert program.source == grammar.render.render(program)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(programs())
 def test_programs_run_under_jit(program):
     """Forward validity: jit-compiled and run on arguments of the declared types."""

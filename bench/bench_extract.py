@@ -245,6 +245,15 @@ def _grad_fn(f, avals, out_leaves):
     return jax.grad(summed, argnums=argnums)
 
 
+def _texts(out: dict, name: str, lowered) -> None:
+    """The texts and cost of one lowering, as the extractor records them."""
+    out[name + "stablehlo"] = lowered.as_text()
+    out[name + "hlo"] = lowered.as_text(dialect="hlo")
+    compiled = lowered.compile()
+    out[name + "hlo_optimized"] = compiled.as_text()
+    out[name + "cost"] = compiled.cost_analysis()
+
+
 def direct_literal(source, entry, args):
     """The stages as written naively: make_jaxpr, jit().lower(), eval_shape."""
     import jax
@@ -259,11 +268,7 @@ def direct_literal(source, entry, args):
                 break
         out[name + "jaxpr"] = str(jax.make_jaxpr(fn)(*avals))
         lowered = jax.jit(fn).lower(*avals)
-        out[name + "stablehlo"] = lowered.as_text()
-        out[name + "hlo"] = lowered.as_text(dialect="hlo")
-        compiled = lowered.compile()
-        out[name + "hlo_optimized"] = compiled.as_text()
-        out[name + "cost"] = compiled.cost_analysis()
+        _texts(out, name, lowered)
     return out
 
 
@@ -284,11 +289,7 @@ def direct_same(source, entry, args):
         if leaves is None:
             leaves = jax.tree_util.tree_leaves(traced.out_info)
         lowered = traced.lower()
-        out[name + "stablehlo"] = lowered.as_text()
-        out[name + "hlo"] = lowered.as_text(dialect="hlo")
-        compiled = lowered.compile()
-        out[name + "hlo_optimized"] = compiled.as_text()
-        out[name + "cost"] = compiled.cost_analysis()
+        _texts(out, name, lowered)
     return out
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fuzz.store import FAILURES_DIR, STATS_NAME, MalformedLine, iter_records, shard_paths
+from fuzz.store import STATS_NAME, MalformedLine, iter_records, reproducers, shard_paths
 
 __all__ = ["STABLEHLO_OPS", "corpus_stats", "format_stats", "stablehlo_op_names"]
 
@@ -100,20 +100,10 @@ def _read_json(path: Path) -> Any:
 
 
 def _failure_buckets(root: Path, counts: Mapping[str, Any]) -> list[dict[str, Any]]:
-    buckets: dict[str, dict[str, Any]] = {}
-    folder = root / FAILURES_DIR
-    if folder.is_dir():
-        for meta_path in sorted(folder.glob("*/repro.json")):
-            meta = _read_json(meta_path)
-            if not (isinstance(meta, dict) and isinstance(meta.get("signature"), str)):
-                continue
-            known = meta.get("known")
-            buckets[meta["signature"]] = {
-                "signature": meta["signature"],
-                "known": known if isinstance(known, str) else None,
-                "count": None,
-                "reproducer": str(meta_path.parent),
-            }
+    buckets: dict[str, dict[str, Any]] = {
+        signature: {"signature": signature, "known": known, "count": None,
+                    "reproducer": str(folder)}
+        for folder, signature, known in reproducers(root)}
     for sig, entry in counts.items():
         if not isinstance(entry, dict):
             continue

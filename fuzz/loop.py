@@ -17,12 +17,10 @@ from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, stablehlo_op_names
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
-from fuzz.store import CorpusStore
+from fuzz.store import FIELD_NAMES, CorpusStore, normalized_source_hash
 from grammar import programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
-_FORWARD_FIELDS = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost", "versions", "backend",
-                   "timings", "stablehlo_hash")
 
 
 @dataclass
@@ -71,13 +69,13 @@ class FuzzRun:
         self.tally = Tally()
         self.strategy = programs(**options.grammar)
         self.started = time.monotonic()
-        self.in_flight: dict[int, tuple[Any, tuple]] = {}
+        self.in_flight: dict[int, tuple[Any, tuple, str]] = {}
         self.minimizing: set[str] = set()
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
         self.interrupted = False
         self.new_hashes: list[str] = []
-        self.failed_sources: set[int] = set()  # hash() of sources that failed in this run
+        self.failed_sources: set[str] = set()  # hashes of sources that failed in this run
 
     # -- setup and teardown -----------------------------------------------------------
 
@@ -148,15 +146,15 @@ class FuzzRun:
             self.tally.overruns += 1
             return
         program, choices = drawn
-        if hash(program.source) in self.failed_sources or self.store.knows_source(
-                program.source):
+        source_hash = normalized_source_hash(program.source)
+        if source_hash in self.failed_sources or self.store.knows_source_hash(source_hash):
             self.tally.duplicate_source += 1
             return
-        self.in_flight[index] = (program, choices)
+        self.in_flight[index] = (program, choices, source_hash)
         pool.submit(index, program.source, program.entry, program.args)
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
-        program, choices = self.in_flight.pop(index)
+        program, choices, source_hash = self.in_flight.pop(index)
         t = self.tally
         t.extracted += 1
         if t.first_result_s is None:
@@ -167,9 +165,9 @@ class FuzzRun:
             return
         if status == "ok":
             t.ok += 1
-            self._store(index, program, result)
+            self._store(index, program, source_hash, result)
             return
-        self.failed_sources.add(hash(program.source))
+        self.failed_sources.add(source_hash)
         failure = result.get("failure") or {}
         signature, known = failure.get("signature", "unknown"), failure.get("known")
         kind = status if status in ("timeout", "crashed") else "failed"
@@ -180,8 +178,8 @@ class FuzzRun:
         if known and failure.get("stage") in GRAD_STAGES and all(
                 result.get(k) is not None for k in ("stablehlo", "hlo_optimized")):
             t.forward_only += 1
-            self._store(index, program, {**result, "grad_skipped":
-                                         f"known JAX limitation: {known}"})
+            self._store(index, program, source_hash,
+                        {**result, "grad_skipped": f"known JAX limitation: {known}"})
         if (minimizer is not None and signature not in self.minimizing
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
@@ -190,16 +188,13 @@ class FuzzRun:
     def _found_by(self, index: int) -> str:
         return f"python -m fuzz --seed {self.o.seed}, program #{index}"
 
-    def _store(self, index: int, program, result: dict) -> None:
-        record = {k: result.get(k) for k in _FORWARD_FIELDS}
-        record.update({k: result.get(k) for k in ("grad_jaxpr", "grad_stablehlo", "grad_hlo",
-                                                  "grad_hlo_optimized", "grad_cost",
-                                                  "grad_skipped")})
+    def _store(self, index: int, program, source_hash: str, result: dict) -> None:
+        record = {k: v for k, v in result.items() if k in FIELD_NAMES}  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
                       args=[[list(s), d] for s, d in program.args],
                       categories=list(program.categories), ops=list(program.ops),
                       seed=self.o.seed, found_by=self._found_by(index))
-        outcome = self.store.add(record)
+        outcome = self.store.add(record, source_hash)
         t = self.tally
         if outcome == "added":
             t.added += 1

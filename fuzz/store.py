@@ -47,6 +47,7 @@ __all__ = [
     "MalformedLine",
     "iter_records",
     "normalized_source_hash",
+    "reproducers",
     "shard_paths",
 ]
 
@@ -189,10 +190,12 @@ def normalized_source_hash(source: str) -> str:
     return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()
 
 
-def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_record(record: Mapping[str, Any],
+                     source_hash: str | None = None) -> dict[str, Any]:
     """Return a copy of ``record`` with every field of ``FIELDS`` present and checked.
 
-    Assigns ``source_hash``, ``id`` (when absent) and ``stablehlo_hash`` (when
+    Assigns ``source_hash`` (``normalized_source_hash(source)``, unless the caller
+    already computed it), ``id`` (when absent) and ``stablehlo_hash`` (when
     absent and ``stablehlo`` is given).  Raises ``CorpusError`` naming the field
     for an unknown key, a missing ``source`` or a value of the wrong type.
     """
@@ -212,7 +215,7 @@ def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
         if problem:
             raise CorpusError(f"record field {problem}")
         out[f.name] = value
-    out["source_hash"] = normalized_source_hash(out["source"])
+    out["source_hash"] = source_hash or normalized_source_hash(out["source"])
     if out["id"] is None:
         out["id"] = out["source_hash"][:16]
     if out["stablehlo_hash"] is None and out["stablehlo"] is not None:
@@ -294,6 +297,18 @@ def _iter_lines(file: Path) -> Iterator[tuple[int, int, bytes]]:
         for line_no, raw in enumerate(fh, start=1):
             yield line_no, offset, raw
             offset += len(raw)
+
+
+def reproducers(path: str | os.PathLike[str]) -> Iterator[tuple[Path, str, str | None]]:
+    """``(folder, signature, known name)`` of each readable ``failures/*/repro.json``."""
+    for meta in sorted((Path(path) / FAILURES_DIR).glob("*/repro.json")):
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("signature"), str):
+            known = data.get("known")
+            yield meta.parent, data["signature"], known if isinstance(known, str) else None
 
 
 def iter_records(
@@ -551,17 +566,8 @@ class CorpusStore:
         return key in self._source_keys and key not in self._explicit_keys
 
     def _load_failures(self) -> None:
-        root = self.path / FAILURES_DIR
-        if not root.is_dir():
-            return
-        for meta in sorted(root.glob("*/repro.json")):
-            try:
-                data = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and isinstance(data.get("signature"), str):
-                known = data.get("known")
-                self._failures[data["signature"]] = known if isinstance(known, str) else None
+        for _, signature, known in reproducers(self.path):
+            self._failures[signature] = known
 
     def _load_stats(self) -> None:
         try:
@@ -601,15 +607,18 @@ class CorpusStore:
 
     # ----------------------------------------------------------------- records
 
-    def add(self, record: Mapping[str, Any]) -> str:
+    def add(self, record: Mapping[str, Any], source_hash: str | None = None) -> str:
         """Store ``record`` unless known; return "added", "duplicate_source" or "duplicate_ir".
+
+        ``source_hash``: ``normalized_source_hash(record["source"])`` when the caller has it
+        already (the fuzz loop checks it before extracting), so it is not computed twice.
 
         Raises ``CorpusError`` if the record does not fit ``FIELDS``, if its given
         id is already used by a different program, or if the write fails (the
         shard is then cut back to its last whole line).
         """
         self._check_open()
-        rec = normalize_record(record)
+        rec = normalize_record(record, source_hash)
         self.last_id = rec["id"]
         key = _source_key(rec["source_hash"])
         if key in self._source_keys:
@@ -677,7 +686,11 @@ class CorpusStore:
 
     def knows_source(self, source: str) -> bool:
         """Whether a program equal to ``source`` up to formatting is already stored."""
-        return _source_key(normalized_source_hash(source)) in self._source_keys
+        return self.knows_source_hash(normalized_source_hash(source))
+
+    def knows_source_hash(self, source_hash: str) -> bool:
+        """``knows_source`` for a ``normalized_source_hash`` already computed."""
+        return _source_key(source_hash) in self._source_keys
 
     def __len__(self) -> int:
         return self._count

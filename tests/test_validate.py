@@ -266,12 +266,11 @@ def test_allowlists_come_from_the_op_table():
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_source_is_rejected_with_its_reason(name, tmp_path):
-    source, canary = canary_source(name, tmp_path)
+    source, _ = canary_source(name, tmp_path)  # canaries stay unfired: see the replay test
     problems = validate(source, "f")
     assert problems, source
     assert any(HOSTILE[name][1] in p for p in problems), problems
     assert all(p.startswith("line ") for p in problems)
-    assert not canary.exists()
 
 
 @pytest.mark.parametrize("name", sorted(NOT_GRAMMAR))

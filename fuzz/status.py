@@ -14,7 +14,7 @@ class StatusLine:
         self.out = out
         self.live = not quiet and out.isatty()
         self.period = 0.5 if self.live else 5.0
-        self.last = 0.0
+        self.last = time.monotonic()  # the first line comes one period in, with news
         self.latest: Callable[[], str] | None = None
         self.shown = True
 

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")  # as the workers
 
 from bench_extract import _grad_fn, _load  # noqa: E402
 

@@ -6,18 +6,29 @@ use so that ``import extract`` (and the pool's parent process) stays light.
 
 from .clean import canonical_stablehlo, ir_hash
 from .failures import KNOWN, Known, classify, signature
+from .inputs import RECIPE, make_inputs
+from .oracles import BENIGN, ORACLES
 from .pool import ExtractorPool, extract
+from .values import compare_arrays, compare_summaries, summarize, tolerance
 
 __all__ = [
+    "BENIGN",
     "KNOWN",
+    "ORACLES",
+    "RECIPE",
     "ExtractorPool",
     "Known",
     "canonical_stablehlo",
     "classify",
+    "compare_arrays",
+    "compare_summaries",
     "extract",
     "extract_in_process",
     "ir_hash",
+    "make_inputs",
     "signature",
+    "summarize",
+    "tolerance",
 ]
 
 

@@ -30,10 +30,14 @@ from time import perf_counter
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .args import normalize_args
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
+from .inputs import RECIPE, make_inputs
+from .oracles import ORACLES, STRICT, Context, Violation, check_oracles, run_oracle
+from .values import summarize
 
 __all__ = ["extract_in_process", "set_cache_dir", "versions"]
 
@@ -119,6 +123,22 @@ def _lower_texts(lowered) -> tuple[str, str]:
     return clean_mlir(lowered.as_text()), clean_hlo(lowered.as_text(dialect="hlo"))
 
 
+def _strict_runner(lowered) -> Callable:
+    """Runs ``lowered`` compiled without excess precision (compiled on first use)."""
+    compiled = []
+
+    def run(inputs):
+        if not compiled:
+            compiled.append(lowered.compile(compiler_options=STRICT))
+        return _run(compiled[0], inputs)
+
+    return run
+
+
+def _run(executable, inputs) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(executable(*inputs))]
+
+
 def extract_in_process(
     source: str,
     entry: str,
@@ -128,17 +148,25 @@ def extract_in_process(
     skip_hashes: Iterable[str] | None = None,
     cache_dir: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    seed: int = 0,
+    execute: bool = True,
+    oracles: Sequence[str] | None = ORACLES,
 ) -> dict:
-    """Extract every IR level of ``entry`` in ``source`` for abstract ``args``.
+    """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
+    ``make_inputs(args, seed)`` and check it with ``oracles``.
 
-    ``args`` is a list of ``(shape, dtype name)`` pairs; invalid specs raise ``ValueError``
-    (a caller bug), everything raised by the program itself becomes a ``failed`` record.
-    ``skip_hashes``: StableHLO hashes already seen; a match returns ``status="duplicate"``
-    before compiling. ``cache_dir`` enables JAX's persistent compilation cache there.
-    ``on_stage(stage)`` is called as each stage starts (the worker pool uses it to report
-    which stage a timed-out task was in).
+    ``args`` is a list of ``(shape, dtype name)`` pairs; invalid specs, seeds and oracle
+    names raise ``ValueError`` (a caller bug), everything raised by the program itself
+    becomes a ``failed`` record. ``skip_hashes``: StableHLO hashes already seen; a match
+    returns ``status="duplicate"`` before compiling. ``cache_dir`` enables JAX's persistent
+    compilation cache there. ``on_stage(stage)`` is called as each stage starts (the worker
+    pool uses it to report which stage a timed-out task was in). ``execute=False`` compiles
+    only (no inputs, outputs or oracles). ``oracles``: names from ``ORACLES``, each run on
+    this program (never sampled); ``None`` or ``[]`` runs none.
     """
     specs = normalize_args(args)
+    wanted = check_oracles(oracles if execute else ())
+    inputs = make_inputs(specs, seed) if execute else None
     set_cache_dir(cache_dir)
     timings: dict[str, float] = {}
     result: dict = {
@@ -147,6 +175,9 @@ def extract_in_process(
         "backend": jax.default_backend(),
         "timings": timings,
     }
+    if execute:
+        result["inputs"] = {"seed": int(seed), "recipe": RECIPE}
+        result["oracles"] = {name: "not run" if name in wanted else "off" for name in ORACLES}
     stage = "trace"
 
     def start(name: str) -> float:
@@ -155,6 +186,24 @@ def extract_in_process(
         if on_stage is not None:
             on_stage(name)
         return perf_counter()
+
+    def check(names: Sequence[str], ctx: Context) -> None:
+        """Run the wanted oracles among ``names``; an oracle that meets a known JAX
+        limitation (vmap over a primitive without a batching rule, say) is skipped."""
+        for name in names:
+            if name in wanted:
+                t0 = start(name)
+                try:
+                    verdict = run_oracle(name, ctx)
+                except Violation:
+                    raise
+                except Exception as exc:
+                    known = classify(name, exc)["known"]
+                    if known is None:
+                        raise
+                    verdict = f"skipped: known JAX limitation {known}"
+                result["oracles"][name] = verdict
+                timings[name] = perf_counter() - t0
 
     try:
         t0 = start("trace")
@@ -169,7 +218,9 @@ def extract_in_process(
 
         t0 = start("lower")
         lowered = traced.lower()
-        result["stablehlo"], result["hlo"] = _lower_texts(lowered)
+        raw_stablehlo = lowered.as_text()
+        result["stablehlo"] = clean_mlir(raw_stablehlo)
+        result["hlo"] = clean_hlo(lowered.as_text(dialect="hlo"))
         result["stablehlo_hash"] = h = ir_hash(result["stablehlo"])
         timings["lower"] = perf_counter() - t0
         if skip_hashes is not None and h in skip_hashes:
@@ -186,7 +237,17 @@ def extract_in_process(
         result["hlo_optimized"] = clean_hlo(compiled.as_text() or "")
         result["cost"] = _cost(compiled)
         timings["compile"] = perf_counter() - t0
-        del traced, lowered, compiled
+        del traced
+
+        ctx = None
+        if execute:
+            t0 = start("run")
+            outputs = _run(compiled, inputs)
+            result["outputs"] = [summarize(x) for x in outputs]
+            timings["run"] = perf_counter() - t0
+            ctx = Context(f, functools.partial(_run, compiled), specs, int(seed), inputs,
+                          outputs, raw_stablehlo, _strict_runner(lowered))
+            check(("interpreter", "vmap", "jit_eager"), ctx)
 
         argnums = tuple(i for i, (_, dtype) in enumerate(specs) if _is_float(jnp.dtype(dtype)))
         float_outputs = [_is_float(leaf.dtype) for leaf in out_leaves]
@@ -212,12 +273,27 @@ def extract_in_process(
             timings["grad_lower"] = perf_counter() - t0
 
             t0 = start("grad_compile")
-            compiled = lowered.compile()
-            result["grad_hlo_optimized"] = clean_hlo(compiled.as_text() or "")
-            result["grad_cost"] = _cost(compiled)
+            grad_compiled = lowered.compile()
+            result["grad_hlo_optimized"] = clean_hlo(grad_compiled.as_text() or "")
+            result["grad_cost"] = _cost(grad_compiled)
             timings["grad_compile"] = perf_counter() - t0
+
+            if execute:
+                t0 = start("grad_run")
+                ctx.grad = _run(grad_compiled, inputs)
+                result["grad_outputs"] = [summarize(x) for x in ctx.grad]
+                timings["grad_run"] = perf_counter() - t0
+        if ctx is not None:
+            check(("autodiff",), ctx)
+    except Violation as v:
+        timings[stage] = perf_counter() - t0
+        result["status"] = "failed"
+        result["oracles"][stage] = "failed"
+        result["failure"] = v.failure()
     except (Exception, SystemExit) as exc:  # the program is untrusted: record, don't raise
         timings[stage] = perf_counter() - t0
         result["status"] = "failed"
+        if stage in ORACLES:
+            result["oracles"][stage] = "failed"
         result["failure"] = classify(stage, exc)
     return result

@@ -20,8 +20,12 @@ from .clean import scrub_host
 
 __all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "signature"]
 
-STAGES = ("trace", "lower", "compile", "grad_trace", "grad_lower", "grad_compile")
-GRAD_STAGES = STAGES[3:]
+# The extractor's stages in order; "run" executes the compiled program on its inputs, and the
+# oracles (extract.oracles.ORACLES) are stages of their own.
+FORWARD_STAGES = ("trace", "lower", "compile", "run")
+GRAD_STAGES = ("grad_trace", "grad_lower", "grad_compile", "grad_run")
+ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter")
+STAGES = FORWARD_STAGES + GRAD_STAGES + ORACLE_STAGES
 
 _MAX_MESSAGE = 4000
 _MAX_LEAD = 120
@@ -164,6 +168,20 @@ KNOWN: tuple[Known, ...] = (
         "NotImplementedError",
         r"scatter_mul gradients are only implemented if `unique_indices=True`",
         "reverse-mode AD of x.at[index_array].multiply(...), whose indices may repeat",
+    ),
+    Known(
+        "vmap_rule_missing",
+        frozenset({"trace", "vmap"}),
+        "NotImplementedError",
+        r"Batching rule for .* not implemented",
+        "jax.vmap over a primitive without a batching rule",
+    ),
+    Known(
+        "vmap_pure_callback",
+        frozenset({"trace", "vmap"}),
+        "NotImplementedError",
+        r"vmap is only supported for the pure_callback primitive when vmap_method",
+        "jax.vmap over jax.pure_callback declared without a vmap_method",
     ),
     Known(
         "grad_betainc_ab",

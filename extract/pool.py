@@ -6,7 +6,7 @@ reports every stage as it starts); a task past its timeout has its worker killed
 and replaced, and yields ``status="timeout"``. A worker that dies on its own (segfault,
 abort, ``os._exit``) yields ``status="crashed"`` and is replaced too.
 
-Protocol - parent to worker: ``("task", id, source, entry, args, grad)``, ``("skip", hashes)``,
+Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles)``, ``("skip", hashes)``,
 ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
@@ -24,20 +24,22 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing import connection, get_context
 from typing import Any
 
 from .args import normalize_args
+from .oracles import ORACLES, check_oracles
 
 __all__ = ["DEFAULT_XLA_FLAGS", "ExtractorPool", "extract"]
 
-# LLVM codegen optimisation level 0. Measured on CPU (bench/bench_extract.py --opt-level, 101
-# programs, forward + backward): hlo_optimized and cost identical for 101/101, median compile
-# time 114 -> 93 ms. The executables are never run, so slower machine code costs nothing.
-# Not validated on GPU/TPU backends; pass ``xla_flags=None`` to leave XLA_FLAGS alone.
-DEFAULT_XLA_FLAGS = "--xla_backend_optimization_level=0"
+# Extra XLA_FLAGS for the workers; none: the programs' executables run and the oracles judge
+# their values, so they are compiled the way users compile them. (The first wave compiled
+# with --xla_backend_optimization_level=0, which left every artifact identical but changes
+# LLVM's instruction selection, FMA contraction and vectorised reduction order - exactly
+# where CPU miscompiles live.)
+DEFAULT_XLA_FLAGS: str | None = None
 _STARTUP_FAILURES = 3
 _environ_lock = threading.Lock()
 _WARMUP_SOURCE = "import jax.numpy as jnp\n\ndef f(x):\n    return jnp.sin(x).sum()\n"
@@ -78,13 +80,14 @@ def _worker_main(conn, skip_hashes, cache_dir, clear_every, jax_config) -> None:
         if msg[0] == "skip":
             skip = (skip or set()) | set(msg[1])
             continue
-        _, task_id, source, entry, args, task_grad = msg
+        _, task_id, source, entry, args, task_grad, seed, oracles = msg
 
         def on_stage(stage, task_id=task_id):
             conn.send(("stage", task_id, stage))
 
         record = extract_in_process(
-            source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage
+            source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage,
+            seed=seed, oracles=oracles,
         )
         if skip is not None and record["status"] != "duplicate" and "stablehlo_hash" in record:
             skip.add(record["stablehlo_hash"])
@@ -102,6 +105,8 @@ class _Task:
     args: tuple
     grad: bool
     timeout: float
+    seed: int
+    oracles: tuple[str, ...]
 
 
 @dataclass(eq=False)
@@ -187,12 +192,18 @@ class ExtractorPool:
         *,
         grad: bool | None = None,
         timeout: float | None = None,
+        seed: int = 0,
+        oracles: Sequence[str] | None = ORACLES,
     ) -> None:
-        """Queue one task; never blocks on extraction. Invalid ``args`` raise here."""
+        """Queue one task; never blocks on extraction. Invalid ``args``, ``seed`` or
+        ``oracles`` raise here. The program runs on ``make_inputs(args, seed)`` and every
+        oracle named in ``oracles`` checks it (``None`` or ``[]``: none)."""
         if self._closed:
             raise RuntimeError("submit() on a closed ExtractorPool")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout={timeout!r} must be positive")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ValueError(f"seed={seed!r} must be an int in [0, 2**63)")
         task = _Task(
             task_id,
             str(source),
@@ -200,6 +211,8 @@ class ExtractorPool:
             normalize_args(args),
             self._grad if grad is None else bool(grad),
             self._timeout if timeout is None else float(timeout),
+            seed,
+            check_oracles(oracles),
         )
         self._pending.append(task)
         self._dispatch()
@@ -317,7 +330,8 @@ class ExtractorPool:
             if w.ready and w.task is None and not w.dead:
                 task = self._pending.popleft()
                 w.task, w.started, w.stage = task, time.monotonic(), None
-                msg = ("task", task.task_id, task.source, task.entry, task.args, task.grad)
+                msg = ("task", task.task_id, task.source, task.entry, task.args, task.grad,
+                       task.seed, task.oracles)
                 if not self._send(w, msg):
                     w.task = None
                     self._pending.appendleft(task)
@@ -449,15 +463,18 @@ def _close_shared() -> None:
 atexit.register(_close_shared)
 
 
-def extract(source: str, entry: str, args, *, grad: bool = True, timeout: float = 60.0) -> dict:
+def extract(source: str, entry: str, args, *, grad: bool = True, timeout: float = 60.0,
+            seed: int = 0, oracles: Sequence[str] | None = ORACLES) -> dict:
     """Extract one program in a reused single-worker pool (started lazily, closed at exit),
-    so a hang gives ``status="timeout"`` and a native crash ``status="crashed"``."""
+    so a hang gives ``status="timeout"`` and a native crash ``status="crashed"``. The
+    program runs on ``make_inputs(args, seed)``, checked by every oracle in ``oracles``."""
     global _shared
     with _shared_lock:
         if _shared is None or _shared._closed:
             _shared = ExtractorPool(1, timeout=timeout)
         task_id = ("extract", next(_task_ids))
-        _shared.submit(task_id, source, entry, args, grad=grad, timeout=timeout)
+        _shared.submit(task_id, source, entry, args, grad=grad, timeout=timeout, seed=seed,
+                       oracles=oracles)
         for done_id, record in _shared.results():
             if done_id == task_id:
                 return record

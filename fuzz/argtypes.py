@@ -34,3 +34,45 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"--seed {text!r} must be a whole number from 0 to "
                                          f"{2**63 - 1}")
     return int(text)
+
+
+def oracle_list(known: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """``--oracles``: comma-separated names from ``known``, or ``none``."""
+    def parse(text: str) -> list[str]:
+        if text.strip() == "none":
+            return []
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        unknown = [t for t in items if t not in known]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(
+                f"--oracles {text!r}: unknown {', '.join(unknown) or 'empty list'}; accepted: "
+                f"a comma-separated list of {', '.join(known)}, or none")
+        return list(dict.fromkeys(items))
+    return parse
+
+
+def oracle_rates(known: tuple[str, ...]) -> Callable[[str], dict[str, float]]:
+    """``--oracle-rate``: one share for every oracle (``0.2``) or ``name=share`` pairs."""
+    def share(flag_text: str, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 < value <= 1:
+            raise argparse.ArgumentTypeError(
+                f"--oracle-rate {flag_text!r}: {text!r} must be a share in (0, 1]")
+        return value
+
+    def parse(text: str) -> dict[str, float]:
+        if "=" not in text:
+            return dict.fromkeys(known, share(text, text))
+        out = {}
+        for item in text.split(","):
+            name, _, value = item.partition("=")
+            if name.strip() not in known:
+                raise argparse.ArgumentTypeError(
+                    f"--oracle-rate {text!r}: unknown oracle {name.strip()!r}; accepted: "
+                    f"{', '.join(known)}")
+            out[name.strip()] = share(text, value.strip())
+        return out
+    return parse

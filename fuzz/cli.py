@@ -11,10 +11,11 @@ from pathlib import Path
 
 from hypothesis.errors import InvalidArgument
 
-from fuzz.argtypes import positive_int, positive_seconds
+from extract.oracles import ORACLES
+from fuzz.argtypes import oracle_list, oracle_rates, positive_int, positive_seconds
 from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
-from fuzz.loop import DEFAULT_CORPUS, FuzzRun, Options
+from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
 from fuzz.store import CorpusError
 from grammar import ALL_DTYPES, CATEGORIES, OPS
 
@@ -79,6 +80,13 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-known-failures", action="store_true",
                    help="leave out ops JAX is known not to differentiate in reverse mode")
     p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
+    p.add_argument("--oracles", type=oracle_list(ORACLES), default=list(ORACLES),
+                   help="comma-separated oracles that check each program's values, or none; "
+                        f"default: all ({','.join(ORACLES)})")
+    p.add_argument("--oracle-rate", type=oracle_rates(ORACLES), default={},
+                   help="share of programs each oracle checks: one number for all, or "
+                        "name=share pairs; default: " + ",".join(
+                            f"{k}={v:g}" for k, v in DEFAULT_ORACLE_RATES.items()))
     p.add_argument("--no-minimize", action="store_true",
                    help="count new failures without minimising them")
     p.add_argument("--quiet", action="store_true",
@@ -94,9 +102,11 @@ def _run(argv: Sequence[str]) -> int:
         if getattr(a, key) is not None:
             grammar[key] = getattr(a, key)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
+    rates = {**DEFAULT_ORACLE_RATES, **a.oracle_rate}
     options = Options(budget=a.budget, corpus=a.corpus, seed=seed, workers=a.workers,
                       grad=not a.no_grad, quiet=a.quiet, timeout=a.timeout,
-                      minimize=not a.no_minimize, grammar=grammar)
+                      minimize=not a.no_minimize, grammar=grammar,
+                      oracle_rates={name: rates[name] for name in a.oracles})
     try:
         from grammar import programs
         programs(**grammar)

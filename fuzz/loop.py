@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from extract import ExtractorPool
+from extract import ORACLES, ExtractorPool
 from extract.failures import GRAD_STAGES
 from fuzz import sampling
 from fuzz.budget import Budget, clock
@@ -21,6 +21,9 @@ from fuzz.store import FIELD_NAMES, CorpusStore, normalized_source_hash
 from grammar import programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
+# Share of programs each oracle checks by default: chosen so that the default set costs at
+# most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, "Speed").
+DEFAULT_ORACLE_RATES = {"jit_eager": 0.1, "autodiff": 1.0, "vmap": 0.5, "interpreter": 1.0}
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Options:
     timeout: float = 60.0
     minimize: bool = True
     grammar: dict[str, Any] = field(default_factory=dict)
+    oracle_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ORACLE_RATES))
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Tally:
     ops: Counter = field(default_factory=Counter)
     hlo_ops: set = field(default_factory=set)
     buckets: dict = field(default_factory=dict)
+    oracles: dict = field(default_factory=lambda: {name: Counter() for name in ORACLES})
 
 
 class FuzzRun:
@@ -69,7 +74,7 @@ class FuzzRun:
         self.tally = Tally()
         self.strategy = programs(**options.grammar)
         self.started = time.monotonic()
-        self.in_flight: dict[int, tuple[Any, tuple, str]] = {}
+        self.in_flight: dict[int, tuple[Any, tuple, str, int, list[str]]] = {}
         self.minimizing: set[str] = set()
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
@@ -150,12 +155,27 @@ class FuzzRun:
         if source_hash in self.failed_sources or self.store.knows_source_hash(source_hash):
             self.tally.duplicate_source += 1
             return
-        self.in_flight[index] = (program, choices, source_hash)
-        pool.submit(index, program.source, program.entry, program.args)
+        seed = sampling.input_seed(self.o.seed, index)
+        oracles = sampling.sampled_oracles(self.o.seed, index, self.o.oracle_rates)
+        self.in_flight[index] = (program, choices, source_hash, seed, oracles)
+        pool.submit(index, program.source, program.entry, program.args, seed=seed,
+                    oracles=oracles)
+
+    def _verdicts(self, result: dict) -> None:
+        """Count each oracle's verdict; one enabled but not drawn for this program becomes
+        "not sampled" (the extractor says "off")."""
+        verdicts = result.get("oracles")
+        if not verdicts:
+            return
+        for name, verdict in verdicts.items():
+            if verdict == "off" and name in self.o.oracle_rates:
+                verdicts[name] = verdict = "not sampled"
+            self.tally.oracles[name][verdict.split(":")[0]] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
-        program, choices, source_hash = self.in_flight.pop(index)
+        program, choices, source_hash, seed, _ = self.in_flight.pop(index)
         t = self.tally
+        self._verdicts(result)
         t.extracted += 1
         if t.first_result_s is None:
             t.first_result_s = time.monotonic() - self.started
@@ -183,7 +203,8 @@ class FuzzRun:
         if (minimizer is not None and signature not in self.minimizing
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
-            minimizer.submit(Job(signature, program, choices, result, self._found_by(index)))
+            minimizer.submit(Job(signature, program, choices, result, self._found_by(index),
+                                 seed))
 
     def _found_by(self, index: int) -> str:
         return f"python -m fuzz --seed {self.o.seed}, program #{index}"
@@ -216,8 +237,10 @@ class FuzzRun:
                     "ops": list(best.ops), "statements": best.statement_count,
                     "original_statements": job.program.statement_count,
                     "original_source": job.program.source, "shrink_extractions": calls,
-                    "versions": job.result.get("versions"), "found_by": job.found_by}
-            script = reproducer(best.source, best.entry, best.args, failure, job.found_by)
+                    "versions": job.result.get("versions"), "found_by": job.found_by,
+                    "inputs_seed": job.seed}
+            script = reproducer(best.source, best.entry, best.args, failure, job.found_by,
+                                job.seed)
             self.store.save_failure(job.signature, failure.get("known"), meta, script)
             self.tally.minimized += 1
 
@@ -265,6 +288,8 @@ class FuzzRun:
             "stablehlo_ops": sorted(t.hlo_ops),
             "stablehlo_coverage": f"{len(t.hlo_ops)}/{len(STABLEHLO_OPS)}",
             "buckets": dict(sorted(t.buckets.items())), "corpus_records": len(self.store),
+            "oracle_rates": dict(self.o.oracle_rates),
+            "oracles": {name: dict(sorted(c.items())) for name, c in t.oracles.items()},
         }
 
     def summary(self, stats: dict[str, Any]) -> str:
@@ -273,6 +298,10 @@ class FuzzRun:
                  f"{stats['added']} added to {self.o.corpus} (now {stats['corpus_records']}), "
                  f"{stats['duplicate_source']} duplicate sources, {stats['duplicate_ir']} "
                  f"duplicate IR, valid {100 * stats['valid_rate']:.1f}%"]
+        for name, counts in stats["oracles"].items():
+            if counts:
+                lines.append(f"  oracle {name}: " + ", ".join(
+                    f"{n} {verdict}" for verdict, n in sorted(counts.items())))
         for signature, bucket in stats["buckets"].items():
             label = f"known: {bucket['known']}" if bucket["known"] else "UNEXPLAINED"
             lines.append(f"  failure x{bucket['count']} [{label}] {signature}")

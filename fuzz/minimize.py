@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 from hypothesis.errors import FlakyFailure, NoSuchExample, Unsatisfiable
 
-from extract.failures import GRAD_STAGES
+from extract.failures import GRAD_STAGES, ORACLE_STAGES
+from fuzz.oracle_repro import oracle_reproducer
 from grammar import Program
 
 _KEY = b"jaxsmith-minimize"
@@ -32,18 +33,19 @@ def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
     # Under the secondary key: examples under the primary key count as already shrunk.
     db.save(_KEY + b".secondary", choices_to_bytes(choices))
     deadline = time.monotonic() + max_seconds
-    seen: dict[str, bool] = {}
+    seen: dict[tuple, bool] = {}
     best: list[Program] = []
 
     def condition(program: Program) -> bool:
-        if program.source not in seen:
+        key = (program.source, tuple(program.args))  # one source, other dtypes: another test
+        if key not in seen:
             if len(seen) >= max_calls or time.monotonic() > deadline or (
                     stop is not None and stop.is_set()):
                 return False
-            seen[program.source] = still_fails(program)
-        if seen[program.source] and (not best or _smaller(program, best[0])):
+            seen[key] = still_fails(program)
+        if seen[key] and (not best or _smaller(program, best[0])):
             best[:] = [program]
-        return seen[program.source]
+        return seen[key]
 
     config = settings(database=db, phases=[Phase.reuse, Phase.shrink], max_examples=max_calls,
                       deadline=None, suppress_health_check=list(HealthCheck))
@@ -75,9 +77,12 @@ def _comment(text: object) -> str:
 
 
 def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
-               found_by: str) -> str:
-    """A standalone script: the program, then a main block that raises the failure."""
+               found_by: str, seed: int = 0) -> str:
+    """A standalone script: the program, then a main block that raises the failure, or for
+    an oracle's failure prints both values (on the inputs of ``seed``) and exits 1."""
     stage = failure.get("stage", "")
+    if stage in ORACLE_STAGES:
+        return oracle_reproducer(source, entry, args, failure, found_by, seed)
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
     if stage in GRAD_STAGES or failure.get("type") in ("Timeout", "Crash"):
         steps.append(_BACKWARD)
@@ -110,6 +115,7 @@ class Job:
     choices: tuple
     result: dict[str, Any]
     found_by: str
+    seed: int = 0  # the input seed the failure was found with
 
 
 class Minimizer:
@@ -144,9 +150,14 @@ class Minimizer:
                 pool = pool or self._make_pool()
                 timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
 
-                def still_fails(program: Program, job=job, pool=pool, timeout=timeout) -> bool:
+                stage = (job.result.get("failure") or {}).get("stage")
+                oracles = [stage] if stage in ORACLE_STAGES else []
+
+                def still_fails(program: Program, job=job, pool=pool, timeout=timeout,
+                                oracles=oracles) -> bool:
                     pool.submit(0, program.source, program.entry, program.args,
-                                grad=self.grad, timeout=timeout)
+                                grad=self.grad, timeout=timeout, seed=job.seed,
+                                oracles=oracles)
                     for _, result in pool.results():
                         return (result.get("failure") or {}).get("signature") == job.signature
                     return False

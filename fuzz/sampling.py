@@ -1,7 +1,13 @@
-"""Seeded draws from a strategy, outside a test: each program replays from (seed, index)."""
+"""Seeded draws from a strategy, outside a test: each program replays from (seed, index).
+
+The same (seed, index) also fixes the program's input seed and which of the sampled oracles
+check it, so a run replays exactly.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from random import Random
 from typing import Any
 
@@ -21,3 +27,21 @@ def draw(strategy: st.SearchStrategy[Any], seed: int, index: int) -> tuple[Any, 
     except StopTest:
         return None
     return value, tuple(data.choices)
+
+
+def _unit(*parts: object) -> int:
+    text = ":".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def input_seed(seed: int, index: int) -> int:
+    """Input seed of program ``index`` of a run seeded ``seed``: the first 8 bytes of
+    sha256("jaxsmith-inputs:<seed>:<index>"), big-endian, shifted right once (< 2**63)."""
+    return _unit("jaxsmith-inputs", seed, index)
+
+
+def sampled_oracles(seed: int, index: int, rates: Mapping[str, float]) -> list[str]:
+    """The oracles that check program ``index``: each ``name`` with probability
+    ``rates[name]``, drawn from sha256 of (seed, index, name) so the choice replays."""
+    return [name for name, rate in rates.items()
+            if rate >= 1.0 or _unit("jaxsmith-oracle", seed, index, name) < rate * 2**63]

@@ -86,6 +86,8 @@ class Field:
 #   float_map    a dict str -> float (ints widened; NaN and inf stored as null)
 #   str_map      a dict str -> str
 #   reason       a string; True is stored as "skipped", False as null
+#   inputs       {"seed": int, "recipe": str}
+#   values       a list of output summaries (extract.values.summarize)
 FIELDS: tuple[Field, ...] = (
     Field("id", "str", "short stable id: first 16 hex of source_hash unless given"),
     Field("source", "str", "the generated Python module"),
@@ -111,6 +113,11 @@ FIELDS: tuple[Field, ...] = (
     Field("backend", "str", "XLA backend platform"),
     Field("timings", "float_map", "seconds per extraction stage"),
     Field("stablehlo_hash", "str", "hash of the canonical StableHLO (from the extractor)"),
+    Field("inputs", "inputs", "{seed, recipe}: the inputs are extract.make_inputs(args, seed)"),
+    Field("outputs", "values", "summary of each forward output on those inputs"),
+    Field("grad_outputs", "values", "summary of each gradient output on those inputs"),
+    Field("oracles", "str_map", "verdict of each oracle: pass, skipped: ..., benign: ..., "
+          "failed, not run, off"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
 _KIND = {f.name: f.kind for f in FIELDS}
@@ -122,6 +129,20 @@ def _is_int(x: Any) -> bool:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+_SUMMARY_KEYS = {"shape", "dtype", "nonfinite", "sum", "abs_sum", "samples"}
+
+
+def _is_summary(v: Any) -> bool:
+    """An output summary as ``extract.values.summarize`` writes it."""
+    return (isinstance(v, Mapping) and set(v) == _SUMMARY_KEYS
+            and isinstance(v["shape"], list) and all(_is_int(d) for d in v["shape"])
+            and isinstance(v["dtype"], str) and _is_int(v["nonfinite"])
+            and _is_number(v["sum"]) and _is_number(v["abs_sum"])
+            and isinstance(v["samples"], list)
+            and all(isinstance(p, list) and len(p) == 2 and _is_int(p[0])
+                    and (p[1] is None or _is_number(p[1])) for p in v["samples"]))
 
 
 def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
@@ -172,6 +193,16 @@ def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
         ):
             return dict(value), None
         return None, f"{name} must be a dict of str -> str or null, got {value!r:.60}"
+    if kind == "inputs":
+        if (isinstance(value, Mapping) and set(value) == {"seed", "recipe"}
+                and _is_int(value["seed"]) and 0 <= value["seed"] < _INT64
+                and isinstance(value["recipe"], str)):
+            return {"seed": value["seed"], "recipe": value["recipe"]}, None
+        return None, f"{name} must be {{'seed': int, 'recipe': str}} or null, got {value!r:.60}"
+    if kind == "values":
+        if isinstance(value, list | tuple) and all(_is_summary(v) for v in value):
+            return [dict(v) for v in value], None
+        return None, f"{name} must be a list of output summaries or null, got {value!r:.60}"
     if kind == "reason":
         if isinstance(value, bool):
             return ("skipped" if value else None), None

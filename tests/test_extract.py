@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +29,8 @@ from extract import (
 )
 from extract.clean import clean_hlo, clean_jaxpr, clean_mlir
 from extract.failures import STAGES
-from extract.pool import DEFAULT_XLA_FLAGS, _merge_xla_flags
+from extract.oracles import ORACLES
+from extract.pool import _merge_xla_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 F32 = "float32"
@@ -171,17 +173,26 @@ def test_every_field_present(records, name):
     assert set(rec["versions"]) == {"jax", "jaxlib", "jaxsmith"}
     assert rec["versions"]["jax"] == jax.__version__
     assert rec["backend"] == jax.default_backend()
-    stages = ["trace", "lower", "compile"]
+    stages = ["trace", "lower", "compile", "run", "interpreter", "vmap", "jit_eager"]
     if wants_grad:
         assert rec["grad_skipped"] is None
         for key in BACKWARD:
             assert isinstance(rec[key], str) and rec[key].strip(), key
         assert rec["grad_cost"]
-        stages += ["grad_trace", "grad_lower", "grad_compile"]
+        stages += ["grad_trace", "grad_lower", "grad_compile", "grad_run"]
+        assert len(rec["grad_outputs"]) == sum(jnp.issubdtype(d, jnp.floating)
+                                               for _, d in PROGRAMS[name][2])
     else:
         assert rec["grad_skipped"] == "no floating parameter"
-        assert not set(BACKWARD + ("grad_cost",)) & set(rec)
+        assert not set(BACKWARD + ("grad_cost", "grad_outputs")) & set(rec)
+    stages.append("autodiff")
     assert list(rec["timings"]) == stages
+    assert rec["inputs"] == {"seed": 0, "recipe": "jaxsmith-inputs/1"}
+    assert rec["outputs"] and all(set(o) == {"shape", "dtype", "nonfinite", "sum", "abs_sum",
+                                             "samples"} for o in rec["outputs"])
+    assert set(rec["oracles"]) == set(ORACLES)
+    assert all(v == "pass" or v.startswith(("skipped: ", "benign: "))
+               for v in rec["oracles"].values()), rec["oracles"]
     assert all(t > 0 for t in rec["timings"].values())
     json.dumps(rec)  # JSON-ready
 
@@ -400,6 +411,33 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((4,), F32)], "grad_trace",
     ),
+    "vmap_rule_missing": (
+        src("""
+        import jax
+        from jax.extend.core import Primitive
+        from jax.interpreters import mlir
+
+        identity_p = Primitive("identity_without_batching")
+        identity_p.def_impl(lambda x: x)
+        identity_p.def_abstract_eval(lambda x: x)
+        mlir.register_lowering(identity_p, lambda ctx, x: [x])
+
+        def f(x):
+            return jax.vmap(identity_p.bind)(x)
+        """),
+        "f", [((4,), F32)], "trace",
+    ),
+    "vmap_pure_callback": (
+        src("""
+        import jax
+        import numpy as np
+
+        def f(x):
+            spec = jax.ShapeDtypeStruct((), x.dtype)
+            return jax.vmap(lambda r: jax.pure_callback(np.sin, spec, r))(x)
+        """),
+        "f", [((4,), F32)], "trace",
+    ),
     "grad_betainc_ab": (
         src("""
         import jax
@@ -430,7 +468,9 @@ def test_known_entry_is_triggered_and_labelled(name):
         for key in FORWARD:
             assert rec[key], key
         assert rec["grad_skipped"] is None
-        assert list(rec["timings"])[:3] == ["trace", "lower", "compile"]
+        assert list(rec["timings"])[:4] == ["trace", "lower", "compile", "run"]
+    if name in ("grad_pure_callback", "grad_rule_missing"):  # the vmap oracle meets it first
+        assert rec["oracles"]["vmap"].startswith("skipped: known JAX limitation vmap_")
 
 
 def test_plain_while_loop_is_grad_dynamic_loop():
@@ -567,8 +607,9 @@ def test_classify():
     assert set(f) == {"stage", "type", "message", "signature", "known"}
     with pytest.raises(ValueError, match="stage='bogus'"):
         classify("bogus", RuntimeError("x"))
-    assert set(STAGES) == {"trace", "lower", "compile", "grad_trace", "grad_lower",
-                           "grad_compile"}
+    assert set(STAGES) == {"trace", "lower", "compile", "run", "grad_trace", "grad_lower",
+                           "grad_compile", "grad_run", "jit_eager", "autodiff", "vmap",
+                           "interpreter"}
 
 
 # -- the worker pool -----------------------------------------------------------------------
@@ -594,8 +635,7 @@ def test_pool_survives_hang_and_crashes(records):
     assert set(got) == {t for t, _ in tasks}
     for t in ("ok1", "ok2", "ok3", "ok4"):
         assert got[t]["status"] == "ok", got[t].get("failure")
-        # byte-identical to this process's extraction, although workers compile with
-        # --xla_backend_optimization_level=0
+        # byte-identical to this process's extraction
         for key in (*TEXT_FIELDS, "stablehlo_hash", "cost", "grad_cost"):
             assert got[t][key] == records["elementwise"][key], (t, key)
     hang = got["hang"]["failure"]
@@ -635,7 +675,8 @@ def test_pool_dedup_recycling_and_shared_hashes():
 def test_pool_poll_validation_and_cache(tmp_path):
     with pytest.raises(ValueError, match="workers=0"):
         ExtractorPool(0)
-    with ExtractorPool(1, cache_dir=tmp_path) as pool:
+    flags = "--xla_backend_optimization_level=0"
+    with ExtractorPool(1, cache_dir=tmp_path, xla_flags=flags) as pool:
         with pytest.raises(ValueError, match="dtype"):
             pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), "nope")])
         assert pool.poll(0) == []
@@ -649,7 +690,7 @@ def test_pool_poll_validation_and_cache(tmp_path):
         pool.submit(2, "import os\n\ndef f(x):\n    raise ValueError(os.environ['XLA_FLAGS'])\n",
                     "f", [((2,), F32)])
         (_, rec), = pool.results()
-        assert DEFAULT_XLA_FLAGS in rec["failure"]["message"]
+        assert flags in rec["failure"]["message"]
         # workers ignore Ctrl-C (the parent handles it)
         pid = pool._workers[0].process.pid
         os.kill(pid, signal.SIGINT)

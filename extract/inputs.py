@@ -1,0 +1,71 @@
+"""Reproducible program inputs: a pure NumPy function of the argument types and a seed.
+
+Recipe ``jaxsmith-inputs/1`` (README, "Inputs", says the same step by step):
+
+1. For argument ``i`` (0-based) with ``n`` elements, draw ``n`` raw 64-bit words
+   ``w = numpy.random.PCG64(numpy.random.SeedSequence([seed, i])).random_raw(n)``.
+   PCG64 and SeedSequence streams are fixed by NumPy's compatibility policy; no distribution
+   method is used, since those may change between NumPy versions.
+2. Floating dtypes: ``k = 16 + (w >> 11) % 112``, magnitude ``(2k + 1) / 128`` (odd
+   multiples of 1/128 in [0.258, 1.992]), negative where ``w & 1``. An odd numerator below
+   256 has at most 8 significant bits, so every value is exact in bfloat16, float16 and
+   float32 (the same numbers whatever the dtype); none is zero, an integer or a half-integer,
+   so ``abs``, ``relu``, ``sign``, ``floor``, ``round`` and friends are not evaluated at
+   their kinks, and each value is at least 1/128 away from one.
+3. Signed integers: ``(w >> 11) % 9 - 4`` (-4..4); unsigned: ``(w >> 11) % 9``.
+4. ``bool``: ``w & 1 == 1``.
+
+Only integer arithmetic on the raw words, then one exact conversion: the arrays are identical
+in every process and on every platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy)
+import numpy as np
+
+from .args import normalize_args
+
+__all__ = ["RECIPE", "make_inputs"]
+
+RECIPE = "jaxsmith-inputs/1"
+
+
+def _words(seed: int, index: int, n: int) -> np.ndarray:
+    bits = np.random.PCG64(np.random.SeedSequence([seed, index]))
+    return np.asarray(bits.random_raw(n), dtype=np.uint64).reshape(-1)
+
+
+def _array(words: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    high = words >> np.uint64(11)
+    if dtype == np.bool_:
+        values = (words & np.uint64(1)) == 1
+    elif np.issubdtype(dtype, np.unsignedinteger):
+        values = (high % np.uint64(9)).astype(np.int64)
+    elif np.issubdtype(dtype, np.integer):
+        values = (high % np.uint64(9)).astype(np.int64) - 4
+    elif np.issubdtype(dtype, np.floating) or dtype == np.dtype("bfloat16"):
+        odd = 2 * (16 + (high % np.uint64(112)).astype(np.int64)) + 1
+        sign = np.where((words & np.uint64(1)) == 1, -1.0, 1.0)
+        values = sign * odd.astype(np.float64) / 128.0
+    else:
+        raise ValueError(f"dtype={dtype.name!r} has no input recipe; accepted: bool, "
+                         "signed and unsigned integers, floating types")
+    return values.astype(dtype).reshape(shape)
+
+
+def make_inputs(args: Sequence, seed: int) -> list[np.ndarray]:
+    """One array per ``(shape, dtype)`` in ``args``, by recipe ``RECIPE`` from ``seed``.
+
+    ``seed`` must be an int in [0, 2**63); invalid ``args`` raise ``ValueError``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
+            0 <= seed < 2**63):
+        raise ValueError(f"seed={seed!r} must be an int in [0, 2**63)")
+    out = []
+    for index, (shape, dtype) in enumerate(normalize_args(args)):
+        n = int(np.prod(shape, dtype=np.int64))
+        out.append(_array(_words(int(seed), index, n), shape, np.dtype(dtype)))
+    return out

@@ -1,0 +1,119 @@
+"""Run a lowered StableHLO module with the StableHLO reference interpreter jaxlib ships.
+
+The interpreter is a second, independent implementation of the StableHLO spec, so comparing
+its values with XLA's judges XLA's compilation itself. What it cannot do aborts the whole
+process (``LLVM ERROR``, SIGABRT) rather than raising, so :func:`unsupported` checks the
+module first: ``custom_call`` (LAPACK kernels, for instance) is never interpreted, nor is
+``fft`` on jaxlib < 0.11 (measured: it aborts there). The caller records ``skipped`` for
+such a module. Modules are parsed afresh from text, because the pass that legalises CHLO
+rewrites a module in place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["argument_count", "run_module", "unsupported"]
+
+_OP = re.compile(r"\b((?:stablehlo|chlo|mhlo)\.[a-z_]+)\b")
+_ALWAYS_UNSUPPORTED = ("stablehlo.custom_call",)
+# Ops counted in a module: the interpreter takes about 10 us per element of each op's result
+# (4x4 tanh(x @ y): 0.2 ms; 64x64: 345 ms, cubic in n through the dot's inner loop), so a
+# module is interpreted only below this many result elements summed over its ops.
+MAX_RESULT_ELEMENTS = 200_000
+_TENSOR = re.compile(r"tensor<((?:\d+x)*)[a-z]\w*>")
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    import jaxlib
+
+    return tuple(int(p) for p in re.findall(r"\d+", jaxlib.__version__)[:2])
+
+
+def unsupported(text: str) -> str | None:
+    """Why the interpreter must not run the module ``text`` (it would abort), or None."""
+    ops = set(_OP.findall(text))
+    denied = [op for op in _ALWAYS_UNSUPPORTED if op in ops]
+    if "stablehlo.fft" in ops and _jaxlib_version() < (0, 11):
+        denied.append("stablehlo.fft")
+    if denied:
+        return f"unsupported op {', '.join(sorted(denied))}"
+    work = 0
+    for line in text.splitlines():
+        if "=" not in line or "->" not in line and ":" not in line:
+            continue
+        for dims in _TENSOR.findall(line.rsplit(":", 1)[-1]):
+            work += int(np.prod([int(d) for d in dims.split("x") if d], dtype=np.int64))
+    if work > MAX_RESULT_ELEMENTS:
+        return f"too large to interpret ({work} result elements > {MAX_RESULT_ELEMENTS})"
+    return None
+
+
+_MAIN = re.compile(r"func\.func public @main\(([^)]*)\)")
+
+
+def argument_count(text: str) -> int:
+    """Number of arguments of the module's ``main`` (jit drops unused ones by default)."""
+    m = _MAIN.search(text)
+    return 0 if m is None or not m.group(1).strip() else m.group(1).count("%arg")
+
+
+def _attribute(ir, array: np.ndarray):
+    """A DenseElementsAttr holding ``array`` (bool, bfloat16 and float16 need help)."""
+    if array.dtype == np.bool_:
+        return ir.DenseElementsAttr.get(array, type=ir.IntegerType.get_signless(1))
+    if array.dtype.name == "bfloat16":
+        return ir.DenseElementsAttr.get(array.view(np.uint16), type=ir.BF16Type.get(),
+                                        shape=list(array.shape))
+    signless = not np.issubdtype(array.dtype, np.unsignedinteger)
+    return ir.DenseElementsAttr.get(np.array(array, order="C"), signless=signless)
+
+
+def run_module(text: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Interpret the StableHLO module ``text`` on ``inputs``; its outputs as NumPy arrays.
+
+    Raises ``ValueError`` when the interpreter rejects the module or its arguments. Check
+    :func:`unsupported` first: an unsupported op aborts the process.
+    """
+    from jax._src.interpreters import mlir as jax_mlir
+    from jaxlib.mlir import ir
+    from jaxlib.mlir.dialects import stablehlo
+    from jaxlib.mlir.passmanager import PassManager
+
+    stablehlo.register_stablehlo_passes()
+    with jax_mlir.make_ir_context(), ir.Location.unknown():
+        module = ir.Module.parse(text)
+        PassManager.parse("builtin.module(func.func(chlo-legalize-to-stablehlo))").run(
+            module.operation)
+        results = stablehlo.eval_module(module, [_attribute(ir, np.asarray(x)) for x in inputs])
+        return [_result_array(ir, r) for r in results]
+
+
+_NUMBER = re.compile(r"0x[0-9A-Fa-f]+|[-+]?(?:inf|nan|\d+(?:\.\d*)?(?:e[-+]?\d+)?)")
+
+
+def _result_array(ir, attr) -> np.ndarray:
+    """NumPy value of a result attribute; bfloat16 has no buffer protocol, so it is read from
+    the attribute's text (decimal values, or 0x-bit patterns for NaN and inf)."""
+    shaped = ir.ShapedType(attr.type)
+    if str(shaped.element_type) != "bf16":
+        return np.array(attr)
+    import ml_dtypes
+
+    body = str(attr).split(":")[0]
+    if '"0x' in body:  # a hex blob: little-endian bf16 bit patterns
+        blob = bytes.fromhex(body.split('"0x', 1)[1].split('"', 1)[0])
+        bits = np.frombuffer(blob, dtype="<u2")
+    else:
+        tokens = _NUMBER.findall(body.split("<", 1)[1])
+        bits = np.array([int(t, 16) if t.startswith("0x") else
+                         np.array(float(t), ml_dtypes.bfloat16).view(np.uint16)
+                         for t in tokens], dtype=np.uint16)
+    shape = tuple(shaped.shape)
+    values = bits.view(ml_dtypes.bfloat16)
+    if values.size == int(np.prod(shape, dtype=np.int64)):
+        return values.reshape(shape)
+    return np.broadcast_to(values.reshape(()), shape).copy()  # a splat: one value for all

@@ -1,0 +1,202 @@
+"""Output values: compact summaries for records, and comparison with stated tolerances.
+
+Pure NumPy. A *summary* of one output leaf is ``{"shape", "dtype", "nonfinite", "sum",
+"abs_sum", "samples"}``: ``sum`` and ``abs_sum`` over the finite elements in float64,
+``samples`` up to 8 ``[flat_index, value]`` pairs at fixed positions (evenly spaced over the
+flattened array, first and last included), every value a float (integers and bools too, so
+that the column has one type for Arrow) and a non-finite one ``null`` (JSON has no NaN;
+``nonfinite`` counts them).
+
+Tolerances start from JAX's own test tolerances (``jax._src.public_test_util``: values
+float32 1e-6, float16 1e-3, bfloat16 1e-2; gradients float32 2e-3, float16 1e-2, bfloat16
+1e-1) and are *norm-wise*: an element may differ by ``rtol * max|reference|`` (plus ``atol``),
+not by ``rtol`` of itself, because a program's outputs are often differences of larger
+intermediates, where the element-wise relative error of a correct result is unbounded.
+Each widening of a factor below has its reason beside it and a test in
+``tests/test_values.py``. Non-finite values compare as such (NaN equals NaN, +inf equals
++inf); integer and bool outputs must match exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy)
+import numpy as np
+
+__all__ = [
+    "GRAD_RTOL",
+    "VALUE_RTOL",
+    "Tolerance",
+    "compare_arrays",
+    "compare_summaries",
+    "summarize",
+    "tolerance",
+]
+
+SAMPLES = 8
+
+# jax._src.public_test_util._default_tolerance / default_gradient_tolerance.
+VALUE_RTOL = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2}
+GRAD_RTOL = {"float32": 2e-3, "float16": 1e-2, "bfloat16": 1e-1}
+
+# Widening of the value tolerance for a whole program rather than one op. A program chains
+# up to ~15 ops, each correct to about one ulp in any order of evaluation (XLA fuses,
+# reassociates reductions and contracts a*b+c to an FMA - jax#6566, jax#1816 call this
+# expected), and a chain's error grows with its length: 64 ulps of float32 (7.6e-6) and
+# a few ulps of float16/bfloat16.
+PROGRAM_FACTOR = {"float32": 64.0, "float16": 4.0, "bfloat16": 4.0}
+# The smallest normal float32 is 1.2e-38; an output whose reference is all tiny compares
+# absolutely against this many of its epsilons of headroom.
+ATOL_FACTOR = 1e-3
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``|got - want| <= atol + rtol * max|want|`` for every finite element."""
+
+    rtol: float
+    atol: float
+
+
+def _float_name(dtype: Any) -> str | None:
+    name = np.dtype(dtype).name
+    return name if name in VALUE_RTOL else None
+
+
+def tolerance(dtype: Any, kind: str = "value") -> Tolerance:
+    """Tolerance for an output of ``dtype``: ``kind`` is "value" (whole-program values) or
+    "grad" (derivatives); exact (0, 0) for integers and bools."""
+    name = _float_name(dtype)
+    if name is None:
+        if np.issubdtype(np.dtype(dtype), np.floating):  # float64 and other wide floats
+            name = "float32"
+        else:
+            return Tolerance(0.0, 0.0)
+    if kind == "grad":
+        rtol = GRAD_RTOL[name]
+    elif kind == "value":
+        rtol = VALUE_RTOL[name] * PROGRAM_FACTOR[name]
+    else:
+        raise ValueError(f"kind={kind!r} must be 'value' or 'grad'")
+    return Tolerance(rtol, rtol * ATOL_FACTOR)
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return np.issubdtype(dtype, np.floating) or dtype.name == "bfloat16"
+
+
+def _sample_value(x: Any) -> float | None:
+    if isinstance(x, (bool, np.bool_, int, np.integer)):
+        return float(x)
+    if not math.isfinite(float(x)):
+        return None
+    return float(str(x))  # the shortest text that reads back as the same value of its dtype
+
+
+def sample_positions(n: int) -> list[int]:
+    """Fixed flat positions: up to 8 evenly spaced over ``n`` elements, first and last."""
+    if n <= 0:
+        return []
+    if n <= SAMPLES:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (SAMPLES - 1)) for i in range(SAMPLES)})
+
+
+def summarize(value: Any) -> dict[str, Any]:
+    """Summary of one output array (see the module docstring)."""
+    x = np.asarray(value)
+    flat = x.reshape(-1)
+    if _is_float(x.dtype):
+        wide = flat.astype(np.float64)
+        finite = np.isfinite(wide)
+        good = wide[finite]
+        total, abs_total, nonfinite = float(good.sum()), float(np.abs(good).sum()), int(
+            (~finite).sum())
+    else:
+        wide = flat.astype(np.float64)
+        total, abs_total, nonfinite = float(wide.sum()), float(np.abs(wide).sum()), 0
+    return {
+        "shape": [int(d) for d in x.shape],
+        "dtype": x.dtype.name,
+        "nonfinite": nonfinite,
+        "sum": float(f"{total:.10g}"),  # 10 digits: far finer than any tolerance
+        "abs_sum": float(f"{abs_total:.10g}"),
+        "samples": [[i, _sample_value(flat[i])] for i in sample_positions(flat.size)],
+    }
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.9g}" if isinstance(x, float) else str(x)
+
+
+def compare_arrays(got: Any, want: Any, tol: Tolerance | None = None) -> str | None:
+    """``None`` if ``got`` matches ``want`` (the reference), else what differs, in one line.
+
+    ``tol`` defaults to ``tolerance(want.dtype)``.
+    """
+    g, w = np.asarray(got), np.asarray(want)
+    if g.shape != w.shape or g.dtype != w.dtype:
+        return f"got {g.dtype.name}{list(g.shape)}, want {w.dtype.name}{list(w.shape)}"
+    if g.size == 0:
+        return None
+    if not _is_float(w.dtype):
+        bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
+        if bad.size:
+            i = int(bad[0])
+            return (f"{bad.size} of {w.size} elements differ; first at flat index {i}: "
+                    f"got {g.reshape(-1)[i]}, want {w.reshape(-1)[i]}")
+        return None
+    tol = tol or tolerance(w.dtype)
+    gf, wf = g.reshape(-1).astype(np.float64), w.reshape(-1).astype(np.float64)
+    for name, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        diff = np.flatnonzero(test(gf) != test(wf))
+        if diff.size:
+            i = int(diff[0])
+            return (f"{name} pattern differs at {diff.size} of {w.size} elements; first at "
+                    f"flat index {i}: got {_fmt(gf[i])}, want {_fmt(wf[i])}")
+    finite = np.isfinite(wf)
+    if not finite.any():
+        return None
+    scale = float(np.abs(wf[finite]).max())
+    err = np.zeros_like(wf)
+    err[finite] = np.abs(gf[finite] - wf[finite])  # non-finite patterns already agree
+    i = int(err.argmax())
+    limit = tol.atol + tol.rtol * scale
+    if err[i] > limit:
+        return (f"max |diff| {err[i]:.3g} > {limit:.3g} (rtol {tol.rtol:g} x max|want| "
+                f"{scale:.3g}) at flat index {i}: got {_fmt(gf[i])}, want {_fmt(wf[i])}")
+    return None
+
+
+def compare_summaries(got: Sequence[Mapping[str, Any]], want: Sequence[Mapping[str, Any]],
+                      kind: str = "value") -> str | None:
+    """``None`` if two recorded output lists agree within ``tolerance(dtype, kind)``."""
+    if len(got) != len(want):
+        return f"{len(got)} outputs, recorded {len(want)}"
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        where = f"output {k}"
+        if list(g["shape"]) != list(w["shape"]) or g["dtype"] != w["dtype"]:
+            return (f"{where}: {g['dtype']}{list(g['shape'])}, recorded "
+                    f"{w['dtype']}{list(w['shape'])}")
+        if g["nonfinite"] != w["nonfinite"]:
+            return f"{where}: {g['nonfinite']} non-finite elements, recorded {w['nonfinite']}"
+        tol = tolerance(w["dtype"], kind)
+        gs, ws = dict(map(tuple, g["samples"])), dict(map(tuple, w["samples"]))
+        if gs.keys() != ws.keys():
+            return f"{where}: sample positions differ"
+        finite = [abs(v) for v in ws.values() if v is not None]
+        scale = max([w["abs_sum"] / max(1, math.prod(w["shape"])), *finite, 0.0])
+        for i in sorted(ws):
+            a, b = gs[i], ws[i]
+            if a is None or b is None:
+                if a is not b:
+                    return f"{where}[{i}]: {a}, recorded {b} (null: not finite)"
+            elif abs(a - b) > tol.atol + tol.rtol * scale:
+                return f"{where}[{i}]: {_fmt(a)}, recorded {_fmt(b)}"
+        if abs(g["sum"] - w["sum"]) > tol.atol + tol.rtol * max(w["abs_sum"], g["abs_sum"]):
+            return f"{where}: sum {_fmt(g['sum'])}, recorded {_fmt(w['sum'])}"
+    return None

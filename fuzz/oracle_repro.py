@@ -1,0 +1,197 @@
+"""Standalone reproducers for oracle failures: run with plain ``python`` (JAX, NumPy and
+ml_dtypes only, no jaxsmith), they rebuild the inputs, print both values and their
+difference, and exit 1 while the discrepancy is there (0 once it is gone).
+
+The input recipe, the comparison and the interpreter driver are not written twice: their
+source is taken from ``extract.inputs``, ``extract.values`` and ``extract.interpreter``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from typing import Any
+
+from extract import inputs as _inputs
+from extract import interpreter as _interpreter
+from extract import oracles as _oracles
+from extract import values as _values
+
+__all__ = ["oracle_reproducer"]
+
+
+def _source(*objects: Any) -> str:
+    return "\n\n".join(textwrap.dedent(inspect.getsource(o)) for o in objects)
+
+
+def _module_body(module: Any) -> str:
+    """A module's source without its docstring, ``__future__`` import and ``__all__``."""
+    text = inspect.getsource(module)
+    lines = text.split('"""', 2)[2].splitlines()
+    return "\n".join(ln for ln in lines if not ln.startswith(("from __future__", "__all__")))
+
+
+_COMMON = '''
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes  # noqa: F401
+import numpy as np
+
+# -- the input recipe {recipe} (extract/inputs.py) --
+{words}
+
+
+def make_inputs(args, seed):
+    return [_array(_words(seed, i, int(np.prod(s, dtype=np.int64))), tuple(s), np.dtype(d))
+            for i, (s, d) in enumerate(args)]
+
+
+# -- the comparison (extract/values.py): norm-wise, NaN == NaN, ints exact --
+{compare}
+
+
+def leaves(x):
+    return [np.asarray(v) for v in jax.tree_util.tree_leaves(x)]
+
+
+def report(got_name, got, want_name, want):
+    bad = 0
+    for k, (g, w) in enumerate(zip(got, want)):
+        tol = Tolerance(*TOLERANCES.get(np.dtype(w.dtype).name, TOLERANCES["float32"]))
+        problem = compare_arrays(g, w, tol)  # integers and bools: exact, whatever tol
+        print(f"output {{k}} {{w.dtype}}{{list(w.shape)}}: {{problem or 'same'}}")
+        print(f"  {{got_name}}: {{np.array2string(np.asarray(g).reshape(-1)[:16])}}")
+        print(f"  {{want_name}}: {{np.array2string(np.asarray(w).reshape(-1)[:16])}}")
+        bad |= problem is not None
+    return bad
+'''
+
+_BLOCKS = {
+    "jit_eager": '''
+    got = leaves(jax.jit(fn)(*inputs))
+    with jax.disable_jit():
+        want = leaves(fn(*[jax.device_put(x) for x in inputs]))
+    bad = report("jit  ", got, "eager", want)''',
+    "vmap": '''
+    batch = [inputs] + [make_inputs(ARGS, (SEED * 8 + 3) % 2**63 + b) for b in (1, 2)]
+    stacked = [np.stack(xs) for xs in zip(*batch)]
+    rows = leaves(jax.jit(jax.vmap(fn))(*stacked))
+    bad = 0
+    for b, xs in enumerate(batch):
+        print(f"-- example {b}")
+        bad |= report("vmap row", [r[b] for r in rows], "f(example)", leaves(jax.jit(fn)(*xs)))''',
+    "interpreter": '''
+    lowered = jax.jit(fn, keep_unused=True).lower(*inputs)
+    want = run_module(lowered.as_text(), inputs)
+    got = leaves(lowered.compile()(*inputs))
+    bad = report("XLA        ", got, "interpreter", want)''',
+    "autodiff": '''
+    fa = [i for i, (_, d) in enumerate(ARGS) if _is_float(np.dtype(d))]
+    outs = leaves(jax.jit(fn)(*inputs))
+    keep = [_is_float(o.dtype) for o in outs]
+    tangents = make_inputs([ARGS[i] for i in fa], (SEED * 8 + 1) % 2**63)
+    rtol = max(GRAD_RTOL.get(np.dtype(d).name, 2e-3) for d in
+               [ARGS[i][1] for i in fa] + [o.dtype for o, k in zip(outs, keep) if k])
+
+    def floats_only(*xs):
+        args = list(inputs)
+        for i, x in zip(fa, xs):
+            args[i] = x
+        return [o for o, k in zip(jax.tree_util.tree_leaves(fn(*args)), keep) if k]
+
+    bad = 0
+    if CHECK == "finite_differences":  # jax.grad of the summed outputs against FD along u
+        u = [t if np.dtype(ARGS[i][1]) == np.float32 else np.zeros_like(t)
+             for i, t in zip(fa, tangents)]
+        total = lambda *xs: sum(jnp.sum(o).astype(jnp.float32) for o in floats_only(*xs))
+        grads = leaves(jax.jit(jax.grad(total, argnums=tuple(range(len(fa)))))(
+            *[inputs[i] for i in fa]))
+        reverse = sum(float(np.sum(g.astype(np.float64) * t)) for g, t in zip(grads, u))
+        scale = sum(float(np.sum(np.abs(g.astype(np.float64) * t))) for g, t in zip(grads, u))
+
+        def summed(eps):
+            moved = list(inputs)
+            for i, t in zip(fa, u):
+                moved[i] = (inputs[i].astype(np.float64) + eps * t).astype(inputs[i].dtype)
+            return sum(float(np.sum(o, dtype=np.float64))
+                       for o, k in zip(leaves(jax.jit(fn)(*moved)), keep) if k)
+
+        fd = [(summed(e) - summed(-e)) / (2 * e) for e in (FD_EPS, FD_EPS / 2)]
+        size = max(scale, abs(fd[0]), abs(fd[1]), 1e-6)
+        print(f"reverse mode <grad, u> = {reverse!r}")
+        print(f"central differences    = {fd[1]!r} (eps {FD_EPS / 2}; at eps {FD_EPS}: {fd[0]!r})")
+        print(f"difference {abs(reverse - fd[1]):.3g}, tolerance {rtol} x {size:.3g}")
+        bad = abs(reverse - fd[1]) > rtol * size
+    else:  # <v, J u> from jax.jvp against <J^T v, u> from jax.vjp
+        cot = make_inputs([(o.shape, o.dtype.name) for o, k in zip(outs, keep) if k],
+                          (SEED * 8 + 2) % 2**63)
+
+        def both(primals, tans, cots):
+            _, forward = jax.jvp(floats_only, tuple(primals), tuple(tans))
+            _, pull = jax.vjp(floats_only, *primals)
+            return forward, pull(list(cots))
+
+        forward, backward = jax.jit(both)([inputs[i] for i in fa], tangents, cot)
+        lhs = sum(float(np.sum(v.astype(np.float64) * j)) for v, j in zip(cot, leaves(forward)))
+        rhs = sum(float(np.sum(j.astype(np.float64) * t)) for j, t in zip(leaves(backward),
+                                                                       tangents))
+        size = max(sum(float(np.sum(np.abs(v.astype(np.float64) * j)))
+                       for v, j in zip(cot, leaves(forward))), 1e-6)
+        print(f"<v, J u> (jax.jvp)   = {lhs!r}")
+        print(f"<J^T v, u> (jax.vjp) = {rhs!r}")
+        print(f"difference {abs(lhs - rhs):.3g}, tolerance {rtol} x {size:.3g}")
+        bad = abs(lhs - rhs) > rtol * size''',
+}
+
+
+def _comment(text: object) -> str:
+    lines = str(text).splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
+                      found_by: str, seed: int) -> str:
+    """The reproducer script of an oracle failure (``failure["stage"]`` names the oracle)."""
+    oracle = failure.get("stage")
+    if oracle not in _BLOCKS:
+        raise ValueError(f"failure stage={oracle!r} is not an oracle; accepted: {list(_BLOCKS)}")
+    check = str(failure.get("signature", "")).split(":")[1:2] or [""]
+    common = _COMMON.format(
+        recipe=_inputs.RECIPE,
+        words=_source(_inputs._words, _inputs._array),
+        compare=_source(_values.Tolerance, _values._is_float, _values._fmt,
+                        _values.compare_arrays))
+    tolerances = {name: (t.rtol, t.atol) for name in _values.VALUE_RTOL
+                  for t in [_values.tolerance(name)]}
+    extra = ""
+    if oracle == "interpreter":
+        extra = "\n# -- the StableHLO reference interpreter (extract/interpreter.py) --\n" + \
+            _module_body(_interpreter)
+    shapes = [[list(shape), dtype] for shape, dtype in args]
+    return f'''# jaxsmith reproducer: run with `python`; exits 1 while the discrepancy is there.
+#
+# oracle:    {oracle}
+# signature: {_comment(failure.get("signature"))}
+# found:     {_comment(failure.get("message", ""))}
+# found by:  {_comment(found_by)}
+{source}
+{common}{extra}
+
+TOLERANCES = {tolerances!r}
+GRAD_RTOL = {dict(_values.GRAD_RTOL)!r}
+FD_EPS = {_oracles.FD_EPS!r}
+CHECK = {check[0]!r}
+
+if __name__ == "__main__":
+    ARGS = {shapes!r}
+    SEED = {int(seed)!r}
+    fn = {entry}
+    inputs = make_inputs(ARGS, SEED)
+    print("jax", jax.__version__, "on", jax.default_backend())
+{textwrap.indent(textwrap.dedent(_BLOCKS[oracle]).strip(), "    ")}
+    sys.exit(1 if bad else 0)
+'''

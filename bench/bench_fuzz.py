@@ -7,6 +7,10 @@ Run by hand (not in CI):  python bench/bench_fuzz.py [--programs 120] [--reps 3]
    cost_analysis, and the same for the gradient).
 2. Scaling: the fuzz loop with 1 and 2 workers against two floor processes side by side.
 3. Useful output: IR-unique, fully extracted (forward + backward) records per second.
+4. ``--oracles``: the cost of executing and checking programs: 2 workers with the default
+   oracle rates against ``--oracles none`` and against the first wave's set-up (no
+   oracles, ``--xla_backend_optimization_level=0``), side by side in each repetition, and
+   the workers' per-stage times.
 
 Throughput is steady-state: from the first finished program to the last, so the one-off
 worker start (JAX import, ~2 s) is left out on both sides.  Medians over ``--reps``
@@ -95,19 +99,63 @@ def floor_processes(n: int, procs: int) -> float:
     return sum((r["count"] - 1) / r["steady_s"] for r in results if r["steady_s"])
 
 
-def fuzz_run(n: int, workers: int) -> dict:
-    with tempfile.TemporaryDirectory() as corpus, open(os.devnull, "w") as sink:
-        stats = FuzzRun(Options(budget=Budget(programs=n), corpus=Path(corpus), seed=SEED,
-                                workers=workers, quiet=True, minimize=False), out=sink).run()
-        timings: dict[str, float] = {}
-        from fuzz.store import iter_records
-        for _, _, rec in iter_records(corpus):
-            for k, v in (rec.get("timings") or {}).items():
-                timings[k] = timings.get(k, 0.0) + v
+def fuzz_run(n: int, workers: int, oracle_rates: dict[str, float] | None = None,
+             xla_flags: str | None = None) -> dict:
+    rates = {} if oracle_rates is None else oracle_rates
+    saved = os.environ.get("XLA_FLAGS")
+    if xla_flags is not None:  # the workers inherit the user's flags
+        os.environ["XLA_FLAGS"] = xla_flags
+    try:
+        with tempfile.TemporaryDirectory() as corpus, open(os.devnull, "w") as sink:
+            stats = FuzzRun(Options(budget=Budget(programs=n), corpus=Path(corpus), seed=SEED,
+                                    workers=workers, quiet=True, minimize=False,
+                                    oracle_rates=rates), out=sink).run()
+            timings = _timings(corpus)
+    finally:
+        if xla_flags is not None:
+            if saved is None:
+                os.environ.pop("XLA_FLAGS", None)
+            else:
+                os.environ["XLA_FLAGS"] = saved
     steady = stats["elapsed_s"] - stats["first_result_s"]
     full = stats["added"] - stats["forward_only"]
     return {"rate": (stats["extracted"] - 1) / steady, "stats": stats, "timings": timings,
             "useful_per_s": full / stats["elapsed_s"]}
+
+
+def _timings(corpus: str) -> dict[str, list[float]]:
+    """Seconds per stage over the stored records, one list per stage."""
+    from fuzz.store import iter_records
+
+    timings: dict[str, list[float]] = {}
+    for _, _, rec in iter_records(corpus):
+        for k, v in (rec.get("timings") or {}).items():
+            timings.setdefault(k, []).append(v)
+    return timings
+
+
+def oracle_cost(n: int, reps: int) -> dict[str, list[float]]:
+    """Throughput with the default oracles against none and against the first wave."""
+    from fuzz.loop import DEFAULT_ORACLE_RATES
+
+    rows: dict[str, list[float]] = {}
+    stage_times: dict[str, list[float]] = {}
+    for _ in range(reps):
+        first = fuzz_run(n, 2, {}, "--xla_backend_optimization_level=0")
+        none = fuzz_run(n, 2, {})
+        full = fuzz_run(n, 2, dict(DEFAULT_ORACLE_RATES))
+        rows.setdefault("first wave: no oracles, O0 (prog/s)", []).append(first["rate"])
+        rows.setdefault("--oracles none (prog/s)", []).append(none["rate"])
+        rows.setdefault("default oracles (prog/s)", []).append(full["rate"])
+        rows.setdefault("ratio default / none", []).append(full["rate"] / none["rate"])
+        rows.setdefault("ratio default / first wave", []).append(full["rate"] / first["rate"])
+        rows.setdefault("ratio none / first wave (O0 dropped)", []).append(
+            none["rate"] / first["rate"])
+        for k, v in full["timings"].items():
+            stage_times.setdefault(k, []).extend(v)
+    for k, v in stage_times.items():
+        rows[f"stage {k}: median ms over {len(v)} runs"] = [1e3 * statistics.median(v)]
+    return rows
 
 
 def med(xs: list[float]) -> str:
@@ -119,10 +167,14 @@ def main() -> None:
     ap.add_argument("--programs", type=int, default=120)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--oracles", action="store_true",
+                    help="measure the cost of the oracles instead (see the docstring)")
     args = ap.parse_args()
     n = args.programs
     rows: dict[str, list[float]] = {}
-    for _ in range(args.reps):
+    if args.oracles:
+        rows = oracle_cost(n, args.reps)
+    for _ in range(0 if args.oracles else args.reps):
         f1 = floor(list(range(n)), n)
         rows.setdefault("floor, 1 process (prog/s)", []).append((n - 1) / f1["steady_s"])
         for name, secs in f1["stages"].items():
@@ -138,7 +190,7 @@ def main() -> None:
         rows.setdefault("ratio 2 workers / 2-process floor", []).append(j2["rate"] / f2)
         rows.setdefault("useful records/s, 2 workers", []).append(j2["useful_per_s"])
         for k, v in j1["timings"].items():
-            rows.setdefault(f"jaxsmith worker stage {k} (ms/prog)", []).append(1e3 * v / n)
+            rows.setdefault(f"jaxsmith worker stage {k} (ms/prog)", []).append(1e3 * sum(v) / n)
     width = max(map(len, rows))
     print(f"{'measure':{width}}  median   (min-max), {args.reps} reps of {n} programs")
     for name, xs in rows.items():

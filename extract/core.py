@@ -36,7 +36,7 @@ from .args import normalize_args
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
-from .oracles import ORACLES, STRICT, Context, Violation, check_oracles, run_oracle
+from .oracles import ORACLES, Context, Violation, check_oracles, ill_conditioned, run_oracle
 from .values import summarize
 
 __all__ = ["extract_in_process", "set_cache_dir", "versions"]
@@ -123,14 +123,16 @@ def _lower_texts(lowered) -> tuple[str, str]:
     return clean_mlir(lowered.as_text()), clean_hlo(lowered.as_text(dialect="hlo"))
 
 
-def _strict_runner(lowered) -> Callable:
-    """Runs ``lowered`` compiled without excess precision (compiled on first use)."""
-    compiled = []
+def _runner_with(lowered) -> Callable:
+    """``run(options, inputs)``: ``lowered`` compiled with XLA ``options`` (once per set of
+    options, on first use), run on ``inputs``."""
+    compiled: dict = {}
 
-    def run(inputs):
-        if not compiled:
-            compiled.append(lowered.compile(compiler_options=STRICT))
-        return _run(compiled[0], inputs)
+    def run(options: dict, inputs):
+        key = tuple(sorted(options.items()))
+        if key not in compiled:
+            compiled[key] = lowered.compile(compiler_options=dict(options))
+        return _run(compiled[key], inputs)
 
     return run
 
@@ -246,7 +248,8 @@ def extract_in_process(
             result["outputs"] = [summarize(x) for x in outputs]
             timings["run"] = perf_counter() - t0
             ctx = Context(f, functools.partial(_run, compiled), specs, int(seed), inputs,
-                          outputs, raw_stablehlo, _strict_runner(lowered))
+                          outputs, raw_stablehlo, _runner_with(lowered))
+            result["sensitive"] = ill_conditioned(ctx, inputs, outputs)
             check(("interpreter", "vmap", "jit_eager"), ctx)
 
         argnums = tuple(i for i, (_, dtype) in enumerate(specs) if _is_float(jnp.dtype(dtype)))

@@ -184,6 +184,15 @@ KNOWN: tuple[Known, ...] = (
         "jax.vmap over jax.pure_callback declared without a vmap_method",
     ),
     Known(
+        "eager_python_loop_index",
+        frozenset({"jit_eager"}),
+        "ValueError",
+        r"negative shift count",
+        "under jax.disable_jit() a lax.fori_loop with static bounds runs as a Python loop "
+        "whose index is a Python int, so Python's int semantics apply (i >> -1 raises) where "
+        "jit shifts an int32",
+    ),
+    Known(
         "grad_betainc_ab",
         _TRACE_STAGES,
         "ValueError",

@@ -6,8 +6,8 @@ reports every stage as it starts); a task past its timeout has its worker killed
 and replaced, and yields ``status="timeout"``. A worker that dies on its own (segfault,
 abort, ``os._exit``) yields ``status="crashed"`` and is replaced too.
 
-Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles)``, ``("skip", hashes)``,
-``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
+Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles)``,
+``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
 This module does not import JAX: the parent sets ``XLA_FLAGS`` in the environment each worker

@@ -130,6 +130,8 @@ def summarize(value: Any) -> dict[str, Any]:
 
 
 def _fmt(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 2**53:
+        return str(int(x))  # an integer output's sample: every digit counts
     return f"{x:.9g}" if isinstance(x, float) else str(x)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def positive_int(flag: str) -> Callable[[str], int]:
@@ -36,18 +36,25 @@ def seed(text: str) -> int:
     return int(text)
 
 
-def oracle_list(known: tuple[str, ...]) -> Callable[[str], list[str]]:
-    """``--oracles``: comma-separated names from ``known``, or ``none``."""
+def names(kind: str, known: Sequence[str], also: str = "") -> Callable[[str], list[str]]:
+    """A comma-separated list of names from ``known`` (``also``: what else is accepted)."""
     def parse(text: str) -> list[str]:
-        if text.strip() == "none":
-            return []
         items = [t.strip() for t in text.split(",") if t.strip()]
         unknown = [t for t in items if t not in known]
         if unknown or not items:
             raise argparse.ArgumentTypeError(
-                f"--oracles {text!r}: unknown {', '.join(unknown) or 'empty list'}; accepted: "
-                f"a comma-separated list of {', '.join(known)}, or none")
+                f"unknown {kind} {', '.join(unknown) or repr(text)}; accepted: "
+                f"{', '.join(sorted(known))}{also}")
         return list(dict.fromkeys(items))
+    return parse
+
+
+def oracle_list(known: Sequence[str]) -> Callable[[str], list[str]]:
+    """``--oracles``: comma-separated names from ``known``, or ``none``."""
+    some = names("oracle", known, ", or none")
+
+    def parse(text: str) -> list[str]:
+        return [] if text.strip() == "none" else some(text)
     return parse
 
 

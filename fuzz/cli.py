@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis.errors import InvalidArgument
 
 from extract.oracles import ORACLES
-from fuzz.argtypes import oracle_list, oracle_rates, positive_int, positive_seconds
+from fuzz.argtypes import names, oracle_list, oracle_rates, positive_int, positive_seconds
 from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
 from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
@@ -36,18 +36,6 @@ def _budget(text: str) -> Budget:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _names(kind: str, known: Sequence[str]):
-    def parse(text: str) -> list[str]:
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        unknown = [t for t in items if t not in known]
-        if unknown or not items:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind} {', '.join(unknown) or repr(text)}; accepted: "
-                f"{', '.join(sorted(known))}")
-        return items
-    return parse
-
-
 def run_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m fuzz", description=(
         "Generate random JAX programs, extract every IR level forward and backward, keep "
@@ -67,11 +55,11 @@ def run_parser() -> argparse.ArgumentParser:
                    help="extraction worker processes; default: the machine's cores")
     p.add_argument("--timeout", type=positive_seconds("--timeout"), default=60.0,
                    help="seconds one program may take before its worker is killed; default 60")
-    p.add_argument("--categories", type=_names("category", CATEGORIES), default=None,
+    p.add_argument("--categories", type=names("category", CATEGORIES), default=None,
                    help="comma-separated categories every program must cover")
-    p.add_argument("--ops", type=_names("op", list(OPS)), default=None,
+    p.add_argument("--ops", type=names("op", list(OPS)), default=None,
                    help="comma-separated ops to draw from (default: all)")
-    p.add_argument("--dtypes", type=_names("dtype", ALL_DTYPES), default=None,
+    p.add_argument("--dtypes", type=names("dtype", ALL_DTYPES), default=None,
                    help="comma-separated parameter dtypes (default: all)")
     p.add_argument("--max-statements", type=positive_int("--max-statements"), default=15,
                    help="most statements per program, nested ones included; default 15")

@@ -156,7 +156,7 @@ class FuzzRun:
             self.tally.duplicate_source += 1
             return
         seed = sampling.input_seed(self.o.seed, index)
-        oracles = sampling.sampled_oracles(self.o.seed, index, self.o.oracle_rates)
+        oracles = sampling.sampled_oracles(self.o.seed, index, source_hash, self.o.oracle_rates)
         self.in_flight[index] = (program, choices, source_hash, seed, oracles)
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
                     oracles=oracles)

@@ -2,20 +2,25 @@
 
 Every record of a corpus (its shards and its ``failures/*/repro.json``), or of a failures
 folder, is first checked by ``grammar.validate`` (a source that fails is ``rejected`` and never
-executed), then extracted again in an ``ExtractorPool`` with the same settings as the fuzz
-loop, and compared field by field with what was stored.  Outcomes per record:
+executed), then extracted again in an ``ExtractorPool`` on its recorded inputs
+(``inputs.seed``; seed 0 for a record without them), with no oracle unless ``oracles`` names
+some, and compared with what was stored.  Outcomes per record, the first that applies:
 
-``unchanged``    extracts ok, every stored artifact is identical
-``ir_changed``   extracts ok, some of jaxpr, stablehlo, hlo, hlo_optimized, cost, grad_* differ
-``now_fails``    a corpus record that extracted ok now fails (a regression)
-``fixed``        a saved failure now extracts ok
-``still_fails``  a saved failure still fails (``signature_changed`` if it fails differently)
-``rejected``     the source is not of the grammar's form: never executed
-``malformed``    a line or file that is not a usable record: skipped
+``value_changed`` extracts ok, but its ``outputs`` or ``grad_outputs`` no longer agree with the
+                  stored ones within ``extract.compare_summaries``' tolerances (a regression)
+``ir_changed``    extracts ok, the canonical form of some artifact (jaxpr, stablehlo, hlo,
+                  hlo_optimized, grad_*) or a cost differs
+``text_changed``  extracts ok, some texts differ but only by renumbering and annotations
+``unchanged``     extracts ok, every stored artifact is identical
+``now_fails``     a corpus record that extracted ok now fails, an oracle included (a regression)
+``fixed``         a saved failure now extracts ok
+``still_fails``   a saved failure still fails (``signature_changed`` if it fails differently)
+``rejected``      the source is not of the grammar's form: never executed
+``malformed``     a line or file that is not a usable record: skipped
 
-The artifacts are compared as the extractor writes them: they are already cleaned of
-addresses, paths and other run-specific text, so equal programs give equal texts.  Compiles go
-through JAX's persistent compilation cache (``--cache-dir``, by default
+Canonical forms are ``fuzz.replay_diff``'s; the report ends with a summary of what the
+release changed in compiled quality (costs and optimized-HLO instruction counts).  Compiles
+go through JAX's persistent compilation cache (``--cache-dir``, by default
 ``~/.cache/jaxsmith/xla``), so a second replay of the same corpus compiles nothing.
 """
 
@@ -26,15 +31,17 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extract import ExtractorPool
+from extract import ORACLES, ExtractorPool
 from extract.failures import GRAD_STAGES
-from fuzz.argtypes import positive_int, positive_seconds
+from extract.oracles import check_oracles
+from fuzz.argtypes import oracle_list, positive_int, positive_seconds
 from fuzz.budget import clock
+from fuzz.replay_diff import COMPARED, STATUSES, Outcome, classify, format_quality, quality_summary
 from fuzz.status import StatusLine
 from fuzz.store import FAILURES_DIR, MalformedLine, iter_records, shard_paths
 from grammar.validate import validate
@@ -42,19 +49,9 @@ from grammar.validate import validate
 __all__ = ["COMPARED", "STATUSES", "Outcome", "Progress", "Report", "ReplayError",
            "default_cache_dir", "main", "replay"]
 
-STATUSES = ("unchanged", "ir_changed", "now_fails", "fixed", "still_fails", "rejected",
-            "malformed")
-FORWARD = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost")
-BACKWARD = ("grad_jaxpr", "grad_stablehlo", "grad_hlo", "grad_hlo_optimized", "grad_cost")
-COMPARED = FORWARD + BACKWARD
-"""The stored artifacts a replay compares."""
-
-_KNOWN_LIMITATION = "known JAX limitation"  # how the fuzz loop marks forward-only records
-_SNIPPET = 80
-
 
 class ReplayError(ValueError):
-    """The path cannot be replayed (not a corpus, cache directory unusable)."""
+    """The path cannot be replayed (not a corpus, cache directory unusable, bad option)."""
 
 
 def default_cache_dir() -> Path:
@@ -67,44 +64,6 @@ def default_cache_dir() -> Path:
 
 
 @dataclass
-class Outcome:
-    """What replay found for one record.  ``where`` is ``file:line`` (shards) or the file."""
-
-    status: str
-    where: str
-    id: str | None = None
-    changed: dict[str, str] = field(default_factory=dict)
-    failure: dict[str, Any] | None = None
-    previous_signature: str | None = None
-    signature_changed: bool = False
-    problems: list[str] = field(default_factory=list)
-    reason: str | None = None
-
-    def describe(self) -> str:
-        """One or a few lines for the human report."""
-        head = f"{self.status:<11} {self.where}" + (f" [{self.id}]" if self.id else "")
-        if self.status == "ir_changed":
-            return "\n".join([head] + [f"    {k}: {v}" for k, v in self.changed.items()])
-        if self.status in ("now_fails", "still_fails"):
-            f = self.failure or {}
-            known = f"known: {f['known']}" if f.get("known") else "UNEXPLAINED"
-            line = f"{head}\n    [{known}] {f.get('signature')}"
-            if self.signature_changed:
-                line += f"\n    (was {self.previous_signature})"
-            return line
-        if self.status == "fixed":
-            return f"{head}\n    was {self.previous_signature}"
-        if self.status == "rejected":
-            return "\n".join([head] + [f"    {p}" for p in self.problems])
-        if self.status == "malformed":
-            return f"{head}: {self.reason}"
-        return head
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, [], {}, False)}
-
-
-@dataclass
 class Report:
     """Everything one replay found; ``exit_code`` is 1 when it regressed."""
 
@@ -114,6 +73,7 @@ class Report:
     elapsed_s: float
     versions: dict[str, Any]
     cache_dir: str | None
+    oracles: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -122,25 +82,31 @@ class Report:
 
     @property
     def regressed(self) -> bool:
-        """A record that extracted ok now fails; with ``strict``, also any changed IR and any
-        rejected or malformed record."""
+        """A record that extracted ok now fails or computes other values; with ``strict``,
+        also any changed IR and any rejected or malformed record."""
         c = self.counts
-        bad = c["now_fails"] + (c["ir_changed"] + c["rejected"] + c["malformed"]
-                                if self.strict else 0)
+        bad = c["now_fails"] + c["value_changed"] + (
+            c["ir_changed"] + c["rejected"] + c["malformed"] if self.strict else 0)
         return bad > 0
 
     @property
     def exit_code(self) -> int:
         return 1 if self.regressed else 0
 
+    @property
+    def quality(self) -> dict[str, Any]:
+        """``quality_summary`` over the records that still extract."""
+        return quality_summary((o.id, o.metrics) for o in self.outcomes if o.metrics)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "summary": {"records": len(self.outcomes), **self.counts, "strict": self.strict,
                         "regressed": self.regressed, "exit_code": self.exit_code,
-                        "elapsed_s": round(self.elapsed_s, 3)},
+                        "elapsed_s": round(self.elapsed_s, 3), "oracles": list(self.oracles)},
             "versions": self.versions,
             "cache_dir": self.cache_dir,
+            "quality": self.quality,
             "results": [o.to_json() for o in self.outcomes],
         }
 
@@ -148,15 +114,16 @@ class Report:
         c = self.counts
         parts = ", ".join(f"{n} {s}" for s, n in c.items() if n)
         stored = ", ".join(self.versions.get("stored_jax", [])) or "unknown"
-        verdict = ("REGRESSED" if c["now_fails"] else "FAILED (--strict)") \
+        verdict = ("REGRESSED" if c["now_fails"] + c["value_changed"] else "FAILED (--strict)") \
             if self.regressed else "ok"
         return (f"replayed {len(self.outcomes)} records of {self.path} in "
                 f"{clock(self.elapsed_s)} with jax {self.versions.get('jax', '?')} (stored with "
                 f"jax {stored}): {parts or 'nothing'} - {verdict}")
 
     def format(self) -> str:
-        lines = [o.describe() for o in self.outcomes if o.status != "unchanged"]
-        return "\n".join([*lines, self.summary()])
+        lines = [o.describe() for o in self.outcomes
+                 if o.status not in ("unchanged", "text_changed")]  # those are only counted
+        return "\n".join([*lines, format_quality(self.quality), self.summary()])
 
 
 @dataclass(frozen=True)
@@ -181,8 +148,15 @@ class Progress:
 @dataclass
 class _Item:
     where: str
-    record: dict[str, Any]  # source, entry, args, id and the compared fields
+    record: dict[str, Any]  # source, entry, args, id, inputs and the compared fields
     failure: dict[str, Any] | None = None  # the saved failure, for failures/*/repro.json
+
+    @property
+    def seed(self) -> int:
+        """The seed of the record's inputs (a saved failure keeps it as ``inputs_seed``; an
+        older record has none: 0)."""
+        inputs = self.record.get("inputs")
+        return inputs["seed"] if inputs is not None else self.record.get("inputs_seed") or 0
 
 
 def _sources(root: Path) -> tuple[list[Path], list[Path]]:
@@ -216,11 +190,17 @@ def _required(record: Mapping[str, Any]) -> str | None:
         return "field 'entry' is missing or not a string"
     if not isinstance(record.get("args"), list):
         return "field 'args' is missing or not a list"
+    inputs = record.get("inputs")
+    seed = inputs.get("seed") if isinstance(inputs, Mapping) else (
+        record.get("inputs_seed") or 0 if inputs is None else None)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        return "field 'inputs' must be null or {'seed': int in [0, 2**63), 'recipe': str}"
     return None
 
 
 def _slim(record: Mapping[str, Any]) -> dict[str, Any]:
-    keep = ("id", "source", "entry", "args", "grad_skipped", "versions", *COMPARED)
+    keep = ("id", "source", "entry", "args", "grad_skipped", "versions", "inputs",
+            "inputs_seed", "outputs", "grad_outputs", "sensitive", *COMPARED)
     return {k: record[k] for k in keep if k in record}
 
 
@@ -258,84 +238,15 @@ def _repro(file: Path) -> _Item | Outcome:
     return _Item(str(file), _slim(record), failure=saved)
 
 
-# -- comparing ----------------------------------------------------------------------------
-
-
-def _text_diff(old: str | None, new: str | None) -> str:
-    if old is None or new is None:
-        def size(t):
-            return "null" if t is None else f"{len(t.splitlines())} lines"
-        return f"was {size(old)}, now {size(new)}"
-    a, b = old.splitlines(), new.splitlines()
-    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-             min(len(a), len(b)))
-    before = repr(a[i][:_SNIPPET]) if i < len(a) else "(end)"
-    after = repr(b[i][:_SNIPPET]) if i < len(b) else "(end)"
-    return f"{len(a)} -> {len(b)} lines; first difference at line {i + 1}: {before} -> {after}"
-
-
-def _cost_diff(old: Mapping | None, new: Mapping | None) -> str:
-    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
-        return f"was {old!r:.{_SNIPPET}}, now {new!r:.{_SNIPPET}}"
-    keys = sorted(set(old) | set(new))
-    return "; ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys
-                     if old.get(k) != new.get(k))
-
-
-def _compare(stored: Mapping[str, Any], result: Mapping[str, Any],
-             fields: tuple[str, ...]) -> dict[str, str]:
-    """field -> a short diff, for every stored field the new extraction changed."""
-    changed = {}
-    for name in fields:
-        if name not in stored:  # a hand-made record without it: nothing to compare
-            continue
-        old, new = stored[name], result.get(name)
-        if old == new:
-            continue
-        changed[name] = _cost_diff(old, new) if name.endswith("cost") else _text_diff(old, new)
-    return changed
-
-
-def _failure(result: Mapping[str, Any]) -> dict[str, Any]:
-    f = result.get("failure") or {}
-    out = {k: f.get(k) for k in ("stage", "type", "signature", "known")}
-    message = str(f.get("message") or "").strip().splitlines()
-    out["message"] = message[0][:200] if message else ""
-    return out
-
-
-def _forward_only(stored: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
-    """A record the fuzz loop kept without its backward pass (a known JAX limitation) whose
-    backward pass fails again with a known failure."""
-    f = result.get("failure") or {}
-    return (str(stored.get("grad_skipped") or "").startswith(_KNOWN_LIMITATION)
-            and f.get("stage") in GRAD_STAGES and bool(f.get("known")))
-
-
-def _grad_for(item: _Item, grad: bool) -> bool:
-    if item.failure is not None:  # a backward failure is only reproduced with the backward pass
-        return grad or item.failure.get("stage") in GRAD_STAGES
-    return grad and item.record.get("grad_skipped") != "disabled"
-
-
-def classify(item: _Item, result: Mapping[str, Any], grad: bool) -> Outcome:
-    """The outcome of one replayed record."""
-    rec = item.record
-    ok = result.get("status") == "ok"
-    if item.failure is not None:
-        previous = item.failure.get("signature")
-        if ok:
-            return Outcome("fixed", item.where, rec.get("id"), previous_signature=previous)
-        failure = _failure(result)
-        return Outcome("still_fails", item.where, rec.get("id"), failure=failure,
-                       previous_signature=previous,
-                       signature_changed=failure["signature"] != previous)
-    if ok or _forward_only(rec, result):
-        fields = COMPARED if grad and ok else FORWARD
-        changed = _compare(rec, result, fields)
-        return Outcome("ir_changed" if changed else "unchanged", item.where, rec.get("id"),
-                       changed=changed)
-    return Outcome("now_fails", item.where, rec.get("id"), failure=_failure(result))
+def _task(item: _Item, grad: bool, oracles: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+    """The backward pass and oracles one record runs with: a saved failure is reproduced with
+    the backward pass or the oracle it failed in."""
+    if item.failure is None:
+        return grad and item.record.get("grad_skipped") != "disabled", oracles
+    stage = item.failure.get("stage")
+    if stage in ORACLES and stage not in oracles:
+        oracles = (*oracles, stage)
+    return grad or stage in GRAD_STAGES or stage == "autodiff", oracles
 
 
 # -- the replay ---------------------------------------------------------------------------
@@ -343,7 +254,7 @@ def classify(item: _Item, result: Mapping[str, Any], grad: bool) -> Outcome:
 
 def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = True,
            strict: bool = False, timeout: float = 60.0,
-           cache_dir: str | os.PathLike | None = None,
+           cache_dir: str | os.PathLike | None = None, oracles: Sequence[str] = (),
            progress: Callable[[Progress], None] | None = None) -> Report:
     """Re-extract every record under ``path`` and compare it with what was stored.
 
@@ -352,8 +263,9 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
     machine's cores).  ``grad=False`` skips every backward pass (and so compares only forward
     artifacts).  ``strict``: changed IR, rejected and malformed records count as regressions.
     ``timeout``: seconds per record.  ``cache_dir``: JAX's persistent compilation cache (None:
-    none).  ``progress`` is called with a :class:`Progress` after every record.  Raises
-    ``ReplayError`` when ``path`` holds nothing to replay.
+    none).  ``oracles``: names from ``extract.ORACLES`` run on every record (default none).
+    ``progress`` is called with a :class:`Progress` after every record.  Raises
+    ``ReplayError`` when ``path`` holds nothing to replay or an argument is invalid.
     """
     root = Path(path)
     if not root.is_dir():
@@ -363,6 +275,10 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
         raise ReplayError(f"workers={workers!r} must be a positive int")
     if not timeout > 0:
         raise ReplayError(f"timeout={timeout!r} must be positive")
+    try:
+        oracles = check_oracles(oracles)
+    except ValueError as e:
+        raise ReplayError(str(e)) from None
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         try:
@@ -391,7 +307,7 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
         for index, result in pool.poll(wait):
             item, task_grad = in_flight.pop(index)
             replayed.update(result.get("versions") or {})
-            done(index, classify(item, result, task_grad))
+            done(index, classify(item.where, item.record, result, task_grad, item.failure))
 
     try:
         for index, item in enumerate(_items(root, shards, repros)):
@@ -408,10 +324,11 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
                 continue
             if pool is None:  # started on the first record that needs one
                 pool = ExtractorPool(workers, timeout=timeout, grad=grad, cache_dir=cache_dir)
-            task_grad = _grad_for(item, grad)
+            task_grad, task_oracles = _task(item, grad, oracles)
             try:
                 pool.submit(index, item.record["source"], item.record["entry"],
-                            item.record["args"], grad=task_grad)
+                            item.record["args"], grad=task_grad, seed=item.seed,
+                            oracles=task_oracles)
             except ValueError as e:  # args the extractor cannot build
                 done(index, Outcome("malformed", item.where, item.record.get("id"),
                                     reason=f"field 'args': {e}"))
@@ -427,7 +344,7 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
     versions = {**replayed, "stored_jax": sorted(stored_jax)}
     return Report(str(root), [outcomes[i] for i in sorted(outcomes)], strict,
                   time.monotonic() - started, versions,
-                  None if cache_dir is None else str(cache_dir))
+                  None if cache_dir is None else str(cache_dir), oracles)
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -438,7 +355,7 @@ def parser(parser_class) -> Any:
         "Re-extract every record of a corpus (or of a failures folder) with the installed JAX "
         "and report what changed.  Sources are validated against the grammar first and never "
         "executed when they do not fit it.  Exit status 0 when no record that used to extract "
-        "now fails, 1 otherwise, 2 on bad arguments."))
+        "now fails or computes other values, 1 otherwise, 2 on bad arguments."))
     p.add_argument("path", metavar="DIR", type=Path,
                    help="a corpus directory, its failures/ folder, or one failure's folder")
     p.add_argument("--json", action="store_true",
@@ -455,6 +372,9 @@ def parser(parser_class) -> Any:
                    help=f"JAX persistent compilation cache; default {default_cache_dir()}")
     p.add_argument("--no-cache", action="store_true",
                    help="do not use a persistent compilation cache")
+    p.add_argument("--oracles", type=oracle_list(ORACLES), default=(), metavar="LIST",
+                   help=f"comma list of oracles to run on every record ({','.join(ORACLES)}) "
+                        "or 'none' (the default): a failed oracle is a regression")
     p.add_argument("--quiet", action="store_true",
                    help="no live status line: a log line every few seconds")
     return p
@@ -470,7 +390,7 @@ def main(argv, parser_class) -> int:
     status = StatusLine(a.quiet)
     try:
         report = replay(a.path, workers=a.workers, grad=not a.no_grad, strict=a.strict,
-                        timeout=a.timeout, cache_dir=cache_dir,
+                        timeout=a.timeout, cache_dir=cache_dir, oracles=a.oracles,
                         progress=lambda p: status.update(p.line))
     except ReplayError as e:
         p.error(str(e))

@@ -40,8 +40,11 @@ def input_seed(seed: int, index: int) -> int:
     return _unit("jaxsmith-inputs", seed, index)
 
 
-def sampled_oracles(seed: int, index: int, rates: Mapping[str, float]) -> list[str]:
-    """The oracles that check program ``index``: each ``name`` with probability
-    ``rates[name]``, drawn from sha256 of (seed, index, name) so the choice replays."""
-    return [name for name, rate in rates.items()
-            if rate >= 1.0 or _unit("jaxsmith-oracle", seed, index, name) < rate * 2**63]
+def sampled_oracles(seed: int, index: int, source_hash: str,
+                    rates: Mapping[str, float]) -> list[str]:
+    """The oracles that check program ``index`` (whose normalised source hashes to
+    ``source_hash``): each ``name`` with probability ``rates[name]``, drawn from sha256 of
+    (seed, index, source_hash, name), so the choice replays and differs between programs
+    drawn at the same index under other grammar options."""
+    return [name for name, rate in rates.items() if rate >= 1.0 or
+            _unit("jaxsmith-oracle", seed, index, source_hash, name) < rate * 2**63]

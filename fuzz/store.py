@@ -86,6 +86,7 @@ class Field:
 #   float_map    a dict str -> float (ints widened; NaN and inf stored as null)
 #   str_map      a dict str -> str
 #   reason       a string; True is stored as "skipped", False as null
+#   bool         True or False
 #   inputs       {"seed": int, "recipe": str}
 #   values       a list of output summaries (extract.values.summarize)
 FIELDS: tuple[Field, ...] = (
@@ -116,6 +117,8 @@ FIELDS: tuple[Field, ...] = (
     Field("inputs", "inputs", "{seed, recipe}: the inputs are extract.make_inputs(args, seed)"),
     Field("outputs", "values", "summary of each forward output on those inputs"),
     Field("grad_outputs", "values", "summary of each gradient output on those inputs"),
+    Field("sensitive", "bool", "moving each floating input by one ulp moves some output "
+          "beyond the value tolerance: the values sit at a kink or are ill-conditioned"),
     Field("oracles", "str_map", "verdict of each oracle: pass, skipped: ..., benign: ..., "
           "failed, not run, off"),
 )
@@ -193,6 +196,10 @@ def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
         ):
             return dict(value), None
         return None, f"{name} must be a dict of str -> str or null, got {value!r:.60}"
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value, None
+        return None, f"{name} must be true, false or null, got {value!r:.60}"
     if kind == "inputs":
         if (isinstance(value, Mapping) and set(value) == {"seed", "recipe"}
                 and _is_int(value["seed"]) and 0 <= value["seed"] < _INT64

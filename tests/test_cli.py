@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzz import sampling
 from fuzz.store import CorpusStore, MalformedLine, iter_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,14 @@ def test_run_writes_well_formed_unique_records(small_run):
         assert r["source"].startswith("import jax") and r["stablehlo"] and r["hlo_optimized"]
         assert r["grad_stablehlo"] or r["grad_skipped"]
         assert set(r["categories"]) and set(r["ops"])
+        # every record ran on its seeded inputs and says what each oracle concluded
+        assert r["inputs"]["recipe"] == "jaxsmith-inputs/1" and r["outputs"]
+        assert set(r["oracles"]) == {"jit_eager", "autodiff", "vmap", "interpreter"}
+        for verdict in r["oracles"].values():
+            assert verdict in ("pass", "not sampled") or verdict.startswith(
+                ("skipped: ", "benign: ")), verdict
+    assert {r["inputs"]["seed"] for r in recs} == {
+        sampling.input_seed(11, int(r["found_by"].rsplit("#", 1)[1])) for r in recs}
 
 
 def test_stats_json_agrees_with_the_shards(small_run):
@@ -59,6 +68,10 @@ def test_stats_json_agrees_with_the_shards(small_run):
     assert stats["generated"] == 12
     assert stats["added"] + stats["duplicate_ir"] + stats["duplicate_source"] + stats[
         "failed"] + stats["timeout"] + stats["crashed"] - stats["forward_only"] == 12
+    oracles = stats["oracles"]
+    assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter"}
+    assert 0 < sum(oracles["interpreter"].values()) <= stats["extracted"]
+    assert stats["oracle_rates"]["jit_eager"] == 0.1 and oracles["jit_eager"]["not sampled"]
     shown = fuzz("stats", str(corpus))
     assert shown.returncode == 0 and str(len(records(corpus))) in shown.stdout
 
@@ -78,6 +91,10 @@ def test_same_seed_same_programs_in_the_same_order(tmp_path):
     (["--categories", "nope"], "unknown category nope; accepted:"),
     (["--ops", "add,frobnicate"], "unknown op frobnicate"),
     (["--workers", "0"], "--workers '0' must be"),
+    (["--oracles", "vmap,nope"], "unknown oracle nope; accepted: autodiff, interpreter, "
+                                 "jit_eager, vmap, or none"),
+    (["--oracle-rate", "2"], "'2' must be a share in (0, 1]"),
+    (["--oracle-rate", "vmap=0.5,bogus=1"], "unknown oracle 'bogus'"),
     (["--corpus", "/proc/jaxsmith/corpus", "--budget", "1x"], "/proc/jaxsmith/corpus"),
     (["stats", "/nonexistent/corpus"], "is not a directory"),
 ])

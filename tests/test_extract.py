@@ -438,6 +438,15 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((4,), F32)], "trace",
     ),
+    "eager_python_loop_index": (
+        src("""
+        from jax import lax
+
+        def f(x):
+            return lax.fori_loop(0, 2, lambda i, c: c + (i >> -1), x)
+        """),
+        "f", [((2,), "int32")], "jit_eager",
+    ),
     "grad_betainc_ab": (
         src("""
         import jax
@@ -459,6 +468,10 @@ def test_every_known_entry_has_a_trigger():
 def test_known_entry_is_triggered_and_labelled(name):
     source, entry, args, stage = TRIGGERS[name]
     rec = extract_in_process(source, entry, args)
+    if stage in ORACLES:  # a limitation of the reference, not of the program: skipped
+        assert rec["status"] == "ok", rec.get("failure")
+        assert rec["oracles"][stage] == f"skipped: known JAX limitation {name}"
+        return
     assert rec["status"] == "failed"
     failure = rec["failure"]
     assert failure["known"] == name, failure

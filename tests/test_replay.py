@@ -1,8 +1,11 @@
-"""``python -m fuzz replay``: a generated corpus replays unchanged; edits are caught."""
+"""``python -m fuzz replay``: a generated corpus replays unchanged; edits are caught, told
+apart (values, IR, renumbering) and summarised."""
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +16,8 @@ import pytest
 
 from fuzz.cli import main as cli_main
 from fuzz.replay import replay
+from fuzz.replay_diff import canonical, canonical_hlo, canonical_jaxpr
+from fuzz.store import FIELD_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARD = "shard-00000.jsonl"
@@ -152,6 +157,7 @@ def test_changed_ir_fails_only_when_strict(corpus, cache, tmp_path):
     (["{corpus}", "--timeout", "-1"], "--timeout '-1' must be a positive number"),
     (["{corpus}", "--no-cache", "--cache-dir", "x"], "exclude each other"),
     (["{corpus}", "--bogus"], "unrecognized arguments"),
+    (["{corpus}", "--oracles", "vmap,bogus"], "unknown oracle bogus"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(args, message, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
@@ -161,3 +167,148 @@ def test_bad_arguments_are_one_line_usage_errors(args, message, tmp_path, capsys
     assert cli_main(["replay", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+# -- values, canonical IR and compile quality, on a tiny handwritten program ------------------
+
+TINY = ("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\n"
+        "def f(x0, x1):\n    t1 = jnp.sin(x0) * x1\n    t2 = jnp.sum(t1)\n    return t2\n")
+TINY_ARGS = [[[3], "float32"], [[3], "float32"]]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict:
+    """The record the fuzz loop would store for TINY, extracted on the inputs of seed 5."""
+    from extract import extract_in_process
+
+    result = extract_in_process(TINY, "f", TINY_ARGS, seed=5, oracles=[])
+    assert result["status"] == "ok", result.get("failure")
+    record = {k: v for k, v in result.items() if k in FIELD_NAMES}
+    record.update(id="tiny", source=TINY, entry="f", args=TINY_ARGS)
+    assert record["inputs"]["seed"] == 5 and record["outputs"] and record["grad_outputs"]
+    return record
+
+
+def tiny_corpus(path: Path, records: list[dict]) -> Path:
+    path.mkdir()
+    (path / SHARD).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    return path
+
+
+def variant(record: dict, rid: str, **fields) -> dict:
+    return {**copy.deepcopy(record), "id": rid, **fields}
+
+
+def renumber(hlo: str) -> str:
+    """Every numbered name renumbered (+100): what a new XLA's naming does to a module."""
+    return re.sub(r"(?<![\w.\-])(%?[A-Za-z_][\w\-]*)\.(\d+)\b",
+                  lambda m: f"{m[1]}.{int(m[2]) + 100}", hlo)
+
+
+def test_edited_outputs_replay_as_value_changed_and_fail(tiny, cache, tmp_path):
+    wrong = copy.deepcopy(tiny["outputs"])
+    wrong[0]["samples"][0][1] += 0.5
+    wrong[0]["sum"] += 0.5
+    path = tiny_corpus(tmp_path / "values", [variant(tiny, "edited", outputs=wrong),
+                                             variant(tiny, "same")])
+    report = replay(path, workers=1, cache_dir=cache, oracles=["jit_eager"])
+    edited, same = report.outcomes
+    assert edited.status == "value_changed" and list(edited.values) == ["outputs"], edited
+    assert "recorded" in edited.values["outputs"]
+    assert same.status == "unchanged", same
+    assert report.regressed and report.exit_code == 1
+    data = report.to_json()
+    assert data["summary"]["value_changed"] == 1 and data["summary"]["oracles"] == ["jit_eager"]
+    assert "value_changed" in report.format() and "REGRESSED" in report.format()
+
+
+def test_a_value_change_of_a_sensitive_record_is_no_regression(tiny, cache, tmp_path):
+    """The record says a one-ulp move of its inputs moves its outputs: a compiler change of
+    one ulp may then change them, so replay reports the difference but not as a regression."""
+    assert tiny["sensitive"] is False
+    wrong = copy.deepcopy(tiny["outputs"])
+    wrong[0]["samples"][0][1] += 0.5
+    path = tiny_corpus(tmp_path / "sensitive", [
+        variant(tiny, "edited", outputs=wrong, sensitive=True)])
+    report = replay(path, workers=1, cache_dir=cache)
+    (edited,) = report.outcomes
+    assert edited.status == "ir_changed", edited
+    assert list(edited.changed) == ["outputs (sensitive to rounding)"]
+    assert not report.regressed
+
+
+def test_renumbering_costs_and_old_records(tiny, cache, tmp_path):
+    renumbered = renumber(tiny["hlo_optimized"])
+    assert renumbered != tiny["hlo_optimized"]
+    cost = {**tiny["cost"], "flops": tiny["cost"]["flops"] * 2 + 8}
+    old = {k: v for k, v in tiny.items() if k not in ("inputs", "oracles")}
+    old["outputs"] = [{**old["outputs"][0], "sum": 1e6}]  # not on seed 0's inputs: not compared
+    path = tiny_corpus(tmp_path / "ir", [
+        variant(tiny, "renumbered", hlo_optimized=renumbered),
+        variant(tiny, "cost", cost=cost),
+        variant(old, "old"),
+    ])
+    report = replay(path, workers=1, cache_dir=cache)
+    by_id = {o.id: o for o in report.outcomes}
+    assert by_id["renumbered"].status == "text_changed", by_id["renumbered"]
+    assert by_id["renumbered"].renumbered == ["hlo_optimized"]
+    assert by_id["cost"].status == "ir_changed" and list(by_id["cost"].changed) == ["cost"]
+    assert "flops" in by_id["cost"].changed["cost"]
+    assert by_id["old"].status == "unchanged", by_id["old"]
+    assert report.exit_code == 0 and replace(report, strict=True).exit_code == 1
+
+    quality = report.to_json()["quality"]
+    assert quality["records"] == 3
+    assert quality["costs"]["cost.flops"] == {"more": 0, "fewer": 1, "same": 2}
+    assert quality["costs"]["grad_cost.flops"] == {"more": 0, "fewer": 0, "same": 3}
+    top = quality["largest"][0]
+    assert (top["id"], top["metric"], top["before"]) == ("cost", "cost.flops", cost["flops"])
+    assert top["relative"] < -0.5 and len(quality["largest"]) == 1
+    hlo = quality["instructions"]["hlo_optimized"]
+    assert hlo["before"] == hlo["after"] > 0 and hlo["records"] == 3
+    text = report.format()
+    assert "compiled quality over 3 records" in text and "cost cost.flops" in text
+    assert "1 text_changed" in text and "renumbered" not in text.split("compiled")[0]
+
+
+def test_canonical_hlo_masks_names_but_not_structure():
+    module = ("HloModule jit_f, entry_computation_layout={(f32[2]{0})->f32[2]{0}}\n\n"
+              "%fused_computation.3 (param_0.2: f32[2]) -> f32[2] {\n"
+              "  %param_0.2 = f32[2]{0} parameter(0)\n"
+              "  %constant.15 = f32[] constant(1)\n"
+              "  %broadcast.4 = f32[2]{0} broadcast(%constant.15), dimensions={}\n"
+              "  ROOT %subtract.1 = f32[2]{0} subtract(%param_0.2, %broadcast.4)\n}\n\n"
+              "ENTRY %main.9 (x.1: f32[2]) -> f32[2] {\n"
+              "  %x.1 = f32[2]{0} parameter(0)\n"
+              "  ROOT %fusion = f32[2]{0} fusion(%x.1), kind=kLoop, "
+              "calls=%fused_computation.3\n}\n")
+    renamed = (module.replace("jit_f", "jit_g").replace("constant.15", "constant.2")
+               .replace("fused_computation.3", "fused_computation").replace("%fusion", "%f.7"))
+    assert canonical_hlo(renamed) == canonical_hlo(module)
+    assert "%c0 (v0: f32[2])" in canonical_hlo(module) and "calls=%c0" in canonical_hlo(module)
+    swapped = module.replace("subtract(%param_0.2, %broadcast.4)",
+                             "subtract(%broadcast.4, %param_0.2)")
+    assert canonical_hlo(swapped) != canonical_hlo(module)
+    assert canonical("hlo", module.replace("kLoop", "kInput")) != canonical("hlo", module)
+    compare = "  %lt.1 = pred[] compare(%x.1, %x.1), direction=LT, type=TOTALORDER\n"
+    assert canonical_hlo(compare) == canonical_hlo(compare.replace("type=TOTALORDER",
+                                                                   "order=TOTAL"))
+
+
+def test_canonical_jaxpr_drops_default_and_loop_bookkeeping_params():
+    old = ("{ lambda ; a:f32[3]. let\n"
+           "    b:f32[] = reduce_max[axes=(0,)] a\n"
+           "    c:f32[] = scan[\n"
+           "      jaxpr={ lambda ; d:f32[]. let  in (d,) }\n"
+           "      length=1\n      num_carry=1\n      num_consts=0\n      reverse=False\n"
+           "    ] b\n"
+           "    e:f32[3] f:i32[3] = top_k[k=3] a\n"
+           "  in (c, e) }\n")
+    new = (old.replace("axes=(0,)]", "axes=(0,) out_sharding=None]")
+           .replace("top_k[k=3]", "top_k[is_stable=True k=3]")
+           .replace("      num_carry=1\n      num_consts=0\n",
+                    "      ft_in=((), (None,), ())\n      ft_out=((None,), ())\n"))
+    assert canonical_jaxpr(new) == canonical_jaxpr(old)
+    assert canonical_jaxpr(old.replace("axes=(0,)", "axes=(1,)")) != canonical_jaxpr(old)
+    assert canonical_jaxpr(new.replace("is_stable=True", "is_stable=False")) != \
+        canonical_jaxpr(old)

@@ -1,0 +1,152 @@
+"""The ``autodiff`` oracle: reverse mode against finite differences and jvp against vjp.
+
+(b) the recorded gradient (reverse mode, cotangent v = 1) against central differences of
+the compiled program along one seeded direction u, where the program is smooth at the point
+(the quotients at eps and eps/2 agree), as ``jax._src.public_test_util.check_vjp`` does; a
+wrong derivative rule is consistent between jvp and vjp, so only this catches it.
+(a) <v, J u> from ``jax.jvp`` against <J^T v, u> from ``jax.vjp`` for seeded u and v, in one
+extra compile: a wrong transpose or linearisation rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .inputs import make_inputs
+from .oracle_context import Context, Violation, derive, is_float, leaves
+from .values import GRAD_RTOL
+
+__all__ = ["FD_EPS", "autodiff"]
+
+_TANGENT, _COTANGENT = 1, 2  # derive() purposes
+# Central differences: eps = 2**-10 keeps x +- eps*u exact in float32 for recipe inputs
+# (multiples of 2**-7 plus multiples of 2**-17); rounding error ~ 6e-8 * |f| / eps = 6e-5
+# relative and truncation error ~ eps**2 * |f'''| / 6 = 2e-7 * |f'''|, both well inside
+# the float32 gradient tolerance 2e-3.
+FD_EPS = 2.0**-10
+
+# Ops whose JAX derivative is defined rather than computed: a float -> integer conversion
+# or bitcast (zero: integers carry no tangent, yet the value depends on the input) and
+# reduce_precision (passes the tangent through, yet the value is piecewise constant).
+_SURROGATE = re.compile(
+    r"stablehlo\.reduce_precision\b|stablehlo\.(?:convert|bitcast_convert)\b[^\n]*"
+    r"\(tensor<[\dx]*b?f\d+>\)\s*->\s*tensor<[\dx]*u?i\d+>")
+
+def _grad_rtol(dtypes: Sequence[Any]) -> float:
+    names = [np.dtype(d).name for d in dtypes if is_float(d)]
+    return max([GRAD_RTOL.get(n, GRAD_RTOL["float32"]) for n in names] or [GRAD_RTOL["float32"]])
+
+
+def _dot(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> tuple[float, float]:
+    """<a, b> and sum |a_i b_i| in float64."""
+    total = scale = 0.0
+    for x, y in zip(a, b, strict=True):
+        p = np.asarray(x, np.float64) * np.asarray(y, np.float64)
+        total, scale = total + float(p.sum()), scale + float(np.abs(p).sum())
+    return total, scale
+
+
+def autodiff(ctx: Context) -> str:
+
+    fa = ctx.float_args
+    out_float = [is_float(o.dtype) for o in ctx.outputs]
+    if ctx.grad is None:
+        return "skipped: no reverse-mode gradient"
+    if not fa or not any(out_float):
+        return "skipped: no floating argument or output"
+    if not all(np.isfinite(o.astype(np.float64)).all() for o, k in zip(ctx.outputs, out_float,
+                                                                        strict=True) if k):
+        return "skipped: non-finite output"
+    tangents = make_inputs([ctx.specs[i] for i in fa], derive(ctx.seed, _TANGENT))
+    rtol = _grad_rtol([ctx.specs[i][1] for i in fa] + [o.dtype for o in ctx.outputs])
+
+    # (b) recorded gradient against finite differences, in the float32 arguments only (a
+    # step of 2**-10 is below the resolution of float16 and bfloat16 inputs).
+    u = [t if np.dtype(ctx.specs[i][1]) == np.float32 else np.zeros_like(t)
+         for i, t in zip(fa, tangents, strict=True)]
+    verdict = "pass"
+    if ctx.low_precision:  # a 2**-10 step is below their resolution: the quotient is noise
+        verdict = "skipped: float16/bfloat16 inside (finite differences cannot resolve them)"
+    elif any(x.any() for x in u):
+        ad, scale = _dot(ctx.grad, u)
+
+        def total(eps: float) -> float:
+            moved = list(ctx.inputs)
+            for i, t in zip(fa, u, strict=True):
+                moved[i] = (ctx.inputs[i].astype(np.float64) + eps * t).astype(
+                    ctx.inputs[i].dtype)
+            return sum(float(np.sum(o, dtype=np.float64)) for o, k in
+                       zip(ctx.run(moved), out_float, strict=True) if k)
+
+        fd = [(total(e) - total(-e)) / (2 * e) for e in (FD_EPS, FD_EPS / 2)]
+        size = max(scale, abs(fd[0]), abs(fd[1]))
+        # Each evaluation rounds every output to half an ulp (2**-24 of it in float32), so
+        # a quotient cannot resolve less than 2**-24 * sum|outputs| / eps; allow 16 times
+        # that for the rounding inside the program.
+        floor = 16 * 2.0**-24 * sum(float(np.abs(o.astype(np.float64)).sum()) for o, k in
+                                    zip(ctx.outputs, out_float, strict=True) if k) / FD_EPS
+        limit = rtol * size + floor
+        if not all(np.isfinite(fd)) or abs(fd[0] - fd[1]) > limit:
+            verdict = "skipped: not smooth at the input (finite differences)"
+        elif abs(ad - fd[1]) > limit and _SURROGATE.search(ctx.stablehlo_text):
+            verdict = "benign: surrogate_derivative"
+        elif abs(ad - fd[1]) > limit:
+            raise Violation("autodiff", "finite_differences", "float32",
+                            f"reverse-mode <grad, u> = {ad:.9g}, central differences "
+                            f"{fd[1]:.9g} (eps {FD_EPS / 2:g}; at eps {FD_EPS:g}: {fd[0]:.9g});"
+                            f" |diff| {abs(ad - fd[1]):.3g} > rtol {rtol:g} x {size:.3g} + "
+                            f"rounding floor {floor:.3g}")
+    else:
+        verdict = "skipped: no float32 argument for finite differences"
+
+    # (a) forward against reverse mode, in every floating argument and output.
+    lhs, rhs, size, cot_dtype = _jvp_vjp(ctx, fa, out_float, tangents)
+    if not np.isfinite(lhs) or not np.isfinite(rhs):
+        return verdict if verdict != "pass" else "skipped: non-finite jvp or vjp"
+    if abs(lhs - rhs) > rtol * size:
+        if "stablehlo.reduce_precision" in ctx.stablehlo_text:  # rounds u in jvp, v in vjp
+            return "benign: surrogate_derivative"
+        if ctx.low_precision:
+            up = [t.astype(np.float32) for t in tangents]
+            lhs32, rhs32, size32, _ = _jvp_vjp(ctx, fa, out_float, up, upcast=True)
+            if abs(lhs32 - rhs32) <= GRAD_RTOL["float32"] * size32:
+                return "benign: low_precision_rounding"
+        raise Violation("autodiff", "jvp_vjp", cot_dtype,
+                        f"<v, J u> from jax.jvp = {lhs:.9g}, <J^T v, u> from jax.vjp = "
+                        f"{rhs:.9g}; |diff| {abs(lhs - rhs):.3g} > rtol {rtol:g} x {size:.3g}")
+    return verdict
+
+
+def _jvp_vjp(ctx: Context, fa: list[int], out_float: list[bool],
+             tangents: list[np.ndarray], upcast: bool = False) -> tuple[float, float, float, str]:
+    """<v, J u> from jax.jvp, <J^T v, u> from jax.vjp (one jit), the scale of their terms
+    and the first cotangent's dtype; ``upcast`` runs the floating arguments as float32."""
+    import jax
+
+    fixed = [jax.device_put(x) for x in ctx.inputs]  # as a user calls it: on jax.Arrays
+    primals = [ctx.inputs[i].astype(np.float32) if upcast else ctx.inputs[i] for i in fa]
+
+    def floats_only(*xs):
+        args = list(fixed)
+        for i, x in zip(fa, xs, strict=True):
+            args[i] = x
+        every = jax.tree_util.tree_leaves(ctx.f(*args))
+        return [leaf for leaf, k in zip(every, out_float, strict=True) if k]
+
+    outs = jax.eval_shape(floats_only, *primals)
+    cotangents = make_inputs([(o.shape, np.dtype(o.dtype).name) for o in outs],
+                             derive(ctx.seed, _COTANGENT))
+
+    def both(primals, tans, cots):
+        _, forward = jax.jvp(floats_only, tuple(primals), tuple(tans))
+        _, pull = jax.vjp(floats_only, *primals)
+        return forward, pull(list(cots))
+
+    forward, backward = jax.jit(both)(primals, tangents, cotangents)
+    lhs, s1 = _dot(cotangents, leaves(forward))
+    rhs, s2 = _dot(leaves(backward), tangents)
+    return lhs, rhs, max(s1, s2, 1e-6), np.dtype(outs[0].dtype).name

@@ -1,0 +1,100 @@
+"""What every oracle shares: the program under test (:class:`Context`), the discrepancy
+exception (:class:`Violation`), oracle-name checking and the seeds of the oracles' draws."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .failures import ORACLE_STAGES as ORACLES
+
+__all__ = ["STRICT", "Context", "Violation", "check_oracles", "derive", "is_float", "leaves"]
+
+# XLA may keep float16/bfloat16 intermediates in float32 inside a fusion and round once
+# (``xla_allow_excess_precision``, on by default); the references round after every op.
+STRICT = {"xla_allow_excess_precision": False}
+_LOW_PRECISION = re.compile(r"[<x]b?f16>")  # tensor<f16>, tensor<2x3xbf16>
+class Violation(Exception):
+    """An oracle's reference and the compiled program disagree beyond tolerance."""
+
+    def __init__(self, oracle: str, check: str, dtype: str, message: str,
+                 culprit: str | None = None):
+        super().__init__(message)
+        self.oracle, self.check, self.dtype, self.message = oracle, check, dtype, message
+        self.culprit = culprit
+
+    @property
+    def signature(self) -> str:
+        """``oracle:check:dtype``, and ``:<pass>`` when disabling one XLA pass removes it."""
+        base = f"{self.oracle}:{self.check}:{self.dtype}"
+        return f"{base}:{self.culprit}" if self.culprit else base
+
+    def failure(self) -> dict[str, Any]:
+        """The failure record of this violation (stage: the oracle's name)."""
+        return {"stage": self.oracle, "type": "Mismatch", "message": self.message,
+                "signature": self.signature, "known": None}
+
+
+def check_oracles(names: Sequence[str] | None) -> tuple[str, ...]:
+    """``names`` as a tuple of known oracle names; ``ValueError`` names an unknown one."""
+    if names is None:
+        return ()
+    if isinstance(names, str):
+        raise ValueError(f"oracles={names!r} must be a list of names from {ORACLES}")
+    unknown = [n for n in names if n not in ORACLES]
+    if unknown:
+        raise ValueError(f"oracles={list(names)!r}: unknown {', '.join(map(str, unknown))}; "
+                         f"accepted: {', '.join(ORACLES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def derive(seed: int, purpose: int) -> int:
+    """Seed of an oracle's own draws: ``(seed * 8 + purpose) mod 2**63``."""
+    return (int(seed) * 8 + purpose) % 2**63
+
+
+def is_float(dtype: Any) -> bool:
+    """Whether ``dtype`` is floating (bfloat16 included)."""
+    d = np.dtype(dtype)
+    return np.issubdtype(d, np.floating) or d.name == "bfloat16"
+
+
+def leaves(value: Any) -> list[np.ndarray]:
+    """The leaves of a pytree of arrays, as NumPy arrays."""
+    import jax
+
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(value)]
+
+
+@dataclass
+class Context:
+    """What every oracle needs of one extracted program."""
+
+    f: Callable
+    run: Callable[[Sequence[np.ndarray]], list[np.ndarray]]  # compiled forward, leaves out
+    specs: tuple
+    seed: int
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+    stablehlo_text: str
+    # run_with(options, inputs): the program compiled with XLA compiler options
+    run_with: Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]] | None = None
+    grad: list[np.ndarray] | None = None  # recorded gradient, one per float argument
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The program compiled without excess precision, on ``inputs``."""
+        return self.run_with(STRICT, inputs)
+
+    @property
+    def low_precision(self) -> bool:
+        """Whether the program computes in float16 or bfloat16 anywhere."""
+        return bool(_LOW_PRECISION.search(self.stablehlo_text))
+
+    @property
+    def float_args(self) -> list[int]:
+        return [i for i, (_, d) in enumerate(self.specs) if is_float(d)]

@@ -1,0 +1,427 @@
+"""Pure helpers of ``python -m fuzz replay``: one record's outcome, canonical artifacts,
+short diffs, and the compile-quality summary.
+
+A new JAX release reprints the same program with different names and annotations.  Replay
+tells such churn (``text_changed``) from a change of the program's IR (``ir_changed``) by
+comparing *canonical* forms, one canonicaliser per artifact kind:
+
+* HLO (``hlo``, ``hlo_optimized``, ``grad_hlo``, ``grad_hlo_optimized``): the module name is
+  masked (``HloModule m``) and every name the module defines (computations, instructions,
+  parameters) is renamed by order of first appearance (``%constant.15`` -> ``%v3``,
+  ``%fused_computation.2`` -> ``%c1``, ``region_0.1`` -> ``c0``).  Names carry no meaning in
+  HLO, so two texts with equal canonical forms are the same module, instruction for
+  instruction and in the same order.  A comparison's ``type=TOTALORDER`` is spelled as
+  XLA now prints it, ``order=TOTAL``.
+* jaxpr: parameters a newer JAX prints with their default value (``out_sharding=None``,
+  ``sharding=None``, ``is_stable=True``) are dropped, as are a loop's bookkeeping
+  parameters, which JAX 0.12 re-expresses (``num_consts``/``num_carry`` became
+  ``ft_in``/``ft_out``, the same partition of the loop's operands as a pytree); parameter
+  lists and equations the printer wrapped are written on one line.
+* StableHLO: ``extract.canonical_stablehlo`` (module and function names masked; its SSA
+  values are numbered in order already).
+* costs: entries equal to 0 are dropped (XLA leaves them out); any other difference is a
+  change of the IR.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from extract import RECIPE, canonical_stablehlo, compare_summaries
+from extract.failures import GRAD_STAGES
+
+__all__ = ["COMPARED", "STATUSES", "Outcome", "canonical", "classify", "compare_artifacts",
+           "compare_values", "cost_diff", "format_quality", "hlo_instructions", "quality_metrics",
+           "quality_summary", "text_diff"]
+
+STATUSES = ("unchanged", "text_changed", "ir_changed", "value_changed", "now_fails", "fixed",
+            "still_fails", "rejected", "malformed")
+FORWARD = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost")
+BACKWARD = ("grad_jaxpr", "grad_stablehlo", "grad_hlo", "grad_hlo_optimized", "grad_cost")
+COMPARED = FORWARD + BACKWARD
+"""The stored artifacts a replay compares."""
+
+SNIPPET = 80
+_KNOWN_LIMITATION = "known JAX limitation"  # how the fuzz loop marks forward-only records
+QUALITY_KEYS = ("flops", "bytes accessed")
+TOP_CHANGES = 5
+
+# -- one record's outcome ------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What replay found for one record.  ``where`` is ``file:line`` (shards) or the file.
+    ``changed``: artifact -> diff of its canonical form; ``renumbered``: artifacts whose text
+    alone changed; ``values``: ``outputs``/``grad_outputs`` -> how they disagree."""
+
+    status: str
+    where: str
+    id: str | None = None
+    changed: dict[str, str] = field(default_factory=dict)
+    renumbered: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
+    failure: dict[str, Any] | None = None
+    previous_signature: str | None = None
+    signature_changed: bool = False
+    problems: list[str] = field(default_factory=list)
+    reason: str | None = None
+    metrics: dict[str, list] = field(default_factory=dict, repr=False)  # see quality_metrics
+
+    def describe(self) -> str:
+        """One or a few lines for the human report."""
+        head = f"{self.status:<13} {self.where}" + (f" [{self.id}]" if self.id else "")
+        if self.status in ("value_changed", "ir_changed", "text_changed"):
+            lines = [head] + [f"    {k}: {v}" for k, v in {**self.values, **self.changed}.items()]
+            if self.renumbered:
+                lines.append(f"    {len(self.renumbered)} renumbered only: "
+                             f"{', '.join(self.renumbered)}")
+            return "\n".join(lines)
+        if self.status in ("now_fails", "still_fails"):
+            f = self.failure or {}
+            known = f"known: {f['known']}" if f.get("known") else "UNEXPLAINED"
+            line = f"{head}\n    [{known}] {f.get('signature')}"
+            if self.signature_changed:
+                line += f"\n    (was {self.previous_signature})"
+            return line
+        if self.status == "fixed":
+            return f"{head}\n    was {self.previous_signature}"
+        if self.status == "rejected":
+            return "\n".join([head] + [f"    {p}" for p in self.problems])
+        if self.status == "malformed":
+            return f"{head}: {self.reason}"
+        return head
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items()
+                if k != "metrics" and v not in (None, [], {}, False)}
+
+
+# -- HLO -------------------------------------------------------------------------------------
+
+_NAME = r"[A-Za-z_][\w.\-]*"
+_HLO_MODULE = re.compile(r"^HloModule\s+[^\s,]+", re.MULTILINE)
+_HLO_COMPUTATION = re.compile(rf"^(?:ENTRY\s+)?%?({_NAME})\s+[({{]", re.MULTILINE)
+_HLO_INSTRUCTION = re.compile(rf"^[ \t]+(?:ROOT[ \t]+)?%?({_NAME})[ \t]+=[ \t]", re.MULTILINE)
+_HLO_TOKEN = re.compile(rf"(?<![\w.\-%])(%?)({_NAME})")
+# Attributes a newer XLA spells differently, old -> new.
+_HLO_SPELLINGS = ((", type=TOTALORDER", ", order=TOTAL"),)
+
+
+def hlo_instructions(text: str | None) -> int:
+    """How many instructions an HLO module text defines (its ``name = ...`` lines)."""
+    return len(_HLO_INSTRUCTION.findall(text or ""))
+
+
+def canonical_hlo(text: str) -> str:
+    """HLO text with the module name masked and every defined name renamed in order."""
+    computations = {m for m in _HLO_COMPUTATION.findall(text) if m != "HloModule"}
+    values = set(_HLO_INSTRUCTION.findall(text)) - computations
+    renamed: dict[str, str] = {}
+    counts = {"c": 0, "v": 0}
+
+    def rename(m: re.Match) -> str:
+        name = m.group(2)
+        kind = "c" if name in computations else "v" if name in values else None
+        nxt = m.string[m.end():m.end() + 1]
+        if kind is None or nxt in ("(", "="):  # an opcode or an attribute's key
+            return m.group(0)
+        if name not in renamed:
+            renamed[name] = f"{kind}{counts[kind]}"
+            counts[kind] += 1
+        return m.group(1) + renamed[name]
+
+    text = _HLO_MODULE.sub("HloModule m", text, count=1)
+    for old, new in _HLO_SPELLINGS:
+        text = text.replace(old, new)
+    return _HLO_TOKEN.sub(rename, text)
+
+
+# -- jaxpr -----------------------------------------------------------------------------------
+
+# Parameters dropped when they have this value (None: whatever the value).
+_JAXPR_CHURN: dict[str, str | None] = {
+    "out_sharding": "None", "sharding": "None", "is_stable": "True",
+    "num_consts": None, "num_carry": None, "ft_in": None, "ft_out": None,
+}
+_JAXPR_PARAM = re.compile(r"(?<=[\s\[])(" + "|".join(_JAXPR_CHURN) + r")=")
+_CLOSE = {"(": ")", "[": "]", "{": "}"}
+_EMPTY_PARAMS = re.compile(r"(= \w+)\[\s*\]")  # an equation's parameter list left empty
+
+
+def _value_end(text: str, i: int) -> int:
+    """End of the parameter value starting at ``text[i]``: whitespace or ``]`` at depth 0."""
+    stack: list[str] = []
+    while i < len(text):
+        c = text[i]
+        if c in _CLOSE:
+            stack.append(_CLOSE[c])
+        elif stack and c == stack[-1]:
+            stack.pop()
+        elif not stack and (c.isspace() or c == "]"):
+            break
+        i += 1
+    return i
+
+
+def _drop_params(text: str) -> str:
+    out, pos = [], 0
+    for m in _JAXPR_PARAM.finditer(text):
+        if m.start() < pos:
+            continue
+        end = _value_end(text, m.end())
+        wanted = _JAXPR_CHURN[m.group(1)]
+        if wanted is not None and text[m.end():end] != wanted:
+            continue
+        start = m.start()
+        while start > 0 and text[start - 1] in " \t\n":  # the separator before it
+            start -= 1
+        if start == m.start():  # first of its list: the separator after it
+            while end < len(text) and text[end] in " \t":
+                end += 1
+        out.append(text[pos:start])
+        pos = end
+    out.append(text[pos:])
+    text = "".join(out)
+    return _EMPTY_PARAMS.sub(r"\1", text)
+
+
+_PARAM_BLOCK = re.compile(r"\[\n(?P<body>(?:[ \t]+[^\n{}]*\n)+?)[ \t]*\]")
+
+
+_OPERAND = r"-?[\w.+]+(?::\w+\[[\d,]*\])?"
+# A line of operands only: the printer wrapped an equation that was too long.
+_CONTINUATION = re.compile(rf"\n[ \t]+({_OPERAND}(?:[ \t]+{_OPERAND})*)[ \t]*(?=\n|$)")
+
+
+def canonical_jaxpr(text: str) -> str:
+    """Jaxpr text without default-valued or loop-bookkeeping parameters; parameter lists and
+    wrapped equations on one line."""
+    text = _drop_params(text)
+    text = _PARAM_BLOCK.sub(lambda m: "[" + " ".join(m["body"].split()) + "]", text)
+    return _CONTINUATION.sub(r" \1", text)
+
+
+# -- costs and dispatch ----------------------------------------------------------------------
+
+
+def canonical_cost(cost: Any) -> Any:
+    """A cost dict without its zero entries (anything else as it is)."""
+    if not isinstance(cost, Mapping):
+        return cost
+    return {k: v for k, v in sorted(cost.items()) if v != 0}
+
+
+def canonical(name: str, value: Any) -> Any:
+    """The canonical form of stored artifact ``name`` (see the module docstring)."""
+    if name.endswith("cost"):
+        return canonical_cost(value)
+    if not isinstance(value, str):
+        return value
+    if name.endswith("jaxpr"):
+        return canonical_jaxpr(value)
+    if name.endswith("stablehlo"):
+        return canonical_stablehlo(value)
+    if name.endswith(("hlo", "hlo_optimized")):
+        return canonical_hlo(value)
+    return value
+
+
+def text_diff(old: str | None, new: str | None) -> str:
+    """Line counts and the first differing line of two texts."""
+    if old is None or new is None:
+        def size(t: str | None) -> str:
+            return "null" if t is None else f"{len(t.splitlines())} lines"
+        return f"was {size(old)}, now {size(new)}"
+    a, b = old.splitlines(), new.splitlines()
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+             min(len(a), len(b)))
+    before = repr(a[i][:SNIPPET]) if i < len(a) else "(end)"
+    after = repr(b[i][:SNIPPET]) if i < len(b) else "(end)"
+    return f"{len(a)} -> {len(b)} lines; first difference at line {i + 1}: {before} -> {after}"
+
+
+def cost_diff(old: Any, new: Any) -> str:
+    """``key old -> new`` for every cost entry that differs."""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return f"was {old!r:.{SNIPPET}}, now {new!r:.{SNIPPET}}"
+    keys = sorted(set(old) | set(new))
+    return "; ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys
+                     if old.get(k) != new.get(k))
+
+
+def compare_artifacts(stored: Mapping[str, Any], result: Mapping[str, Any],
+                      fields: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """``(changed, renumbered)``: for every stored field whose canonical form changed, a short
+    diff (of the canonical forms); and the fields whose text alone changed."""
+    changed: dict[str, str] = {}
+    renumbered: list[str] = []
+    for name in fields:
+        if name not in stored:  # a hand-made record without it: nothing to compare
+            continue
+        old, new = stored[name], result.get(name)
+        if old == new:
+            continue
+        a, b = canonical(name, old), canonical(name, new)
+        if a == b:
+            renumbered.append(name)
+        elif name.endswith("cost"):
+            changed[name] = cost_diff(old, new)
+        else:
+            changed[name] = text_diff(a, b) if isinstance(a, str) and isinstance(b, str) \
+                else text_diff(old, new)
+    return changed, renumbered
+
+
+def compare_values(stored: Mapping[str, Any], result: Mapping[str, Any],
+                   grad: bool) -> dict[str, str]:
+    """``outputs`` (and with ``grad`` ``grad_outputs``) -> how the new values disagree with the
+    stored ones, by ``extract.compare_summaries``; fields either side lacks are skipped."""
+    out = {}
+    for name, kind in (("outputs", "value"), ("grad_outputs", "grad"))[:2 if grad else 1]:
+        old, new = stored.get(name), result.get(name)
+        if old is None or new is None:
+            continue
+        try:
+            why = compare_summaries(new, old, kind)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            why = f"stored summary unreadable ({type(e).__name__}: {e})"
+        if why is not None:
+            out[name] = why
+    return out
+
+
+# -- one record ------------------------------------------------------------------------------
+
+
+def _failure(result: Mapping[str, Any]) -> dict[str, Any]:
+    f = result.get("failure") or {}
+    out = {k: f.get(k) for k in ("stage", "type", "signature", "known")}
+    message = str(f.get("message") or "").strip().splitlines()
+    out["message"] = message[0][:200] if message else ""
+    return out
+
+
+def _forward_only(stored: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
+    """A record the fuzz loop kept without its backward pass (a known JAX limitation) whose
+    backward pass fails again with a known failure."""
+    f = result.get("failure") or {}
+    return (str(stored.get("grad_skipped") or "").startswith(_KNOWN_LIMITATION)
+            and f.get("stage") in GRAD_STAGES and bool(f.get("known")))
+
+
+def classify(where: str, rec: Mapping[str, Any], result: Mapping[str, Any], grad: bool,
+             saved: Mapping[str, Any] | None = None) -> Outcome:
+    """The outcome of stored record ``rec`` (at ``where``; ``saved``: its saved failure, for
+    a reproducer) given ``result``, its extraction again (``grad``: with its backward pass).
+    Values are compared only when ``rec`` records inputs by ``extract.RECIPE``."""
+    ok = result.get("status") == "ok"
+    if saved is not None:
+        previous = saved.get("signature")
+        if ok:
+            return Outcome("fixed", where, rec.get("id"), previous_signature=previous)
+        failure = _failure(result)
+        return Outcome("still_fails", where, rec.get("id"), failure=failure,
+                       previous_signature=previous,
+                       signature_changed=failure["signature"] != previous)
+    if not (ok or _forward_only(rec, result)):
+        return Outcome("now_fails", where, rec.get("id"), failure=_failure(result))
+    both = grad and ok
+    changed, renumbered = compare_artifacts(rec, result, COMPARED if both else FORWARD)
+    same_inputs = isinstance(rec.get("inputs"), Mapping) and rec["inputs"].get("recipe") == RECIPE
+    values = compare_values(rec, result, both) if same_inputs else {}
+    if values and (rec.get("sensitive") or result.get("sensitive")):
+        # a one-ulp change moves these outputs beyond tolerance: not a regression
+        changed.update({f"{k} (sensitive to rounding)": v for k, v in values.items()})
+        values = {}
+    status = ("value_changed" if values else "ir_changed" if changed
+              else "text_changed" if renumbered else "unchanged")
+    return Outcome(status, where, rec.get("id"), changed=changed, renumbered=renumbered,
+                   values=values, metrics=quality_metrics(rec, result, both))
+
+
+# -- compile quality -------------------------------------------------------------------------
+
+
+def quality_metrics(stored: Mapping[str, Any], result: Mapping[str, Any],
+                    grad: bool) -> dict[str, list]:
+    """``{metric: [before, after]}`` for one record that still extracts: ``cost.flops``,
+    ``cost.bytes accessed`` (and ``grad_cost.*``), ``hlo_optimized`` and
+    ``grad_hlo_optimized`` (instruction counts); only those stored and extracted again."""
+    out: dict[str, list] = {}
+    for cost in ("cost", "grad_cost") if grad else ("cost",):
+        old, new = stored.get(cost), result.get(cost)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            for key in QUALITY_KEYS:
+                a, b = old.get(key, 0.0), new.get(key, 0.0)
+                if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                    out[f"{cost}.{key}"] = [a, b]
+    for text in ("hlo_optimized", "grad_hlo_optimized") if grad else ("hlo_optimized",):
+        old, new = stored.get(text), result.get(text)
+        if isinstance(old, str) and isinstance(new, str):
+            out[text] = [hlo_instructions(old), hlo_instructions(new)]
+    return out
+
+
+def _relative(before: float, after: float) -> float:
+    return (after - before) / max(abs(before), 1.0)
+
+
+def _factor(change: Mapping[str, Any]) -> float:
+    """How far a change goes either way: halving and doubling rank alike."""
+    return abs(math.log(max(change["after"], 1.0) / max(change["before"], 1.0)))
+
+
+def quality_summary(records: Iterable[tuple[str | None, Mapping[str, list]]]) -> dict[str, Any]:
+    """What a release changed in compiled quality over ``(id, quality_metrics)`` pairs: per
+    cost metric how many records got more / fewer / the same, the ``TOP_CHANGES`` largest
+    changes (ranked by ``|log(after / before)|``; ``relative``: ``(after - before) /
+    max(before, 1)``), and the total optimized-HLO instruction counts before and after."""
+    costs: dict[str, dict[str, int]] = {}
+    instructions: dict[str, dict[str, int]] = {}
+    changes = []
+    n = 0
+    for rid, metrics in records:
+        n += 1
+        for name, (before, after) in metrics.items():
+            if "." not in name:
+                total = instructions.setdefault(name, {"records": 0, "before": 0, "after": 0})
+                total["records"] += 1
+                total["before"] += before
+                total["after"] += after
+                continue
+            tally = costs.setdefault(name, {"more": 0, "fewer": 0, "same": 0})
+            tally["more" if after > before else "fewer" if after < before else "same"] += 1
+            if after != before:
+                changes.append({"id": rid, "metric": name, "before": before, "after": after,
+                                "relative": round(_relative(before, after), 4)})
+    changes.sort(key=lambda c: (-_factor(c), str(c["id"]), c["metric"]))
+    return {"records": n, "costs": costs, "largest": changes[:TOP_CHANGES],
+            "instructions": instructions}
+
+
+def _num(x: float) -> str:
+    return f"{x:.0f}" if math.isfinite(x) and x == int(x) else f"{x:g}"
+
+
+def format_quality(summary: Mapping[str, Any]) -> str:
+    """The quality summary as a short text block."""
+    if not summary.get("records"):
+        return "compiled quality: no record to compare"
+    costs = ", ".join(f"{name} {t['more']}/{t['fewer']}/{t['same']}"
+                      for name, t in summary["costs"].items())
+    lines = [f"compiled quality over {summary['records']} records (more/fewer/same): "
+             f"{costs or 'no costs'}"]
+    if summary["instructions"]:
+        lines.append("  optimized HLO instructions: " + ", ".join(
+            f"{name} {t['before']} -> {t['after']}"
+            for name, t in summary["instructions"].items()))
+    if summary["largest"]:
+        lines.append("  largest relative changes: " + ", ".join(
+            f"{c['id']} {c['metric']} {_num(c['before'])} -> {_num(c['after'])} "
+            f"({c['relative']:+.0%})" for c in summary["largest"]))
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""The oracles catch planted wrong values and wrong derivatives, and register what is benign."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from extract import BENIGN, extract_in_process, make_inputs
+from extract.interpreter import run_module, unsupported
+from fuzz.minimize import reproducer
+
+F32 = "float32"
+
+
+def src(text: str) -> str:
+    return "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n" + textwrap.dedent(text)
+
+
+# jit and eager disagree: the function sees whether it is traced.
+PLANTED_EAGER = src("""
+    def f(x):
+        if isinstance(x, jax.core.Tracer):
+            return x * 2.0
+        return x * 3.0
+    """)
+# vmap disagrees with a loop: the function sees whether it is batched.
+PLANTED_VMAP = src("""
+    from jax._src.interpreters import batching
+
+    def f(x):
+        if isinstance(x, batching.BatchTracer):
+            return x + 1.0
+        return x
+    """)
+# a custom_jvp rule off by a factor of 2: jvp and vjp both derive from it and agree.
+WRONG_JVP = src("""
+    @jax.custom_jvp
+    def g(x):
+        return jnp.sin(x)
+
+    @g.defjvp
+    def g_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return jnp.sin(x), 2.0 * jnp.cos(x) * t
+
+    def f(x):
+        return g(x) * 1.5
+    """)
+
+
+def _run_repro(tmp_path, record, source, args, seed):
+    script = reproducer(source, "f", args, record["failure"], "test", seed)
+    path = tmp_path / "repro.py"
+    path.write_text(script)
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("source, oracle, signature", [
+    (PLANTED_EAGER, "jit_eager", "jit_eager:value:float32"),
+    (PLANTED_VMAP, "vmap", "vmap:value:float32"),
+    (WRONG_JVP, "autodiff", "autodiff:finite_differences:float32"),
+])
+def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, signature):
+    args = [((3,), F32)]
+    rec = extract_in_process(source, "f", args, seed=11)
+    assert rec["status"] == "failed", rec["oracles"]
+    assert rec["failure"]["stage"] == oracle and rec["failure"]["signature"] == signature
+    assert rec["failure"]["known"] is None and rec["oracles"][oracle] == "failed"
+    # the forward record is complete up to the oracle: values were recorded
+    assert rec["outputs"][0]["shape"] == [3]
+    # the standalone reproducer prints both sides and exits 1
+    done = _run_repro(tmp_path, rec, source, args, 11)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "jax" in done.stdout and "tolerance" in done.stdout or "max |diff|" in done.stdout
+
+
+def test_each_oracle_can_be_asked_for_alone():
+    rec = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["vmap"])
+    assert rec["status"] == "ok"
+    assert rec["oracles"] == {"jit_eager": "off", "autodiff": "off", "vmap": "pass",
+                              "interpreter": "off"}
+    with pytest.raises(ValueError, match="unknown nope"):
+        extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["nope"])
+    bare = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], execute=False)
+    assert bare["status"] == "ok" and not {"inputs", "outputs", "oracles"} & set(bare)
+
+
+def test_recorded_outputs_are_reproduced_from_the_regenerated_inputs():
+    source = src("""
+        def f(x, n):
+            return jnp.tanh(x @ x.T) * n, jnp.argmax(x, axis=1)
+        """)
+    args = [((3, 4), F32), ((), "int32")]
+    rec = extract_in_process(source, "f", args, seed=7, oracles=[])
+    ns: dict = {}
+    exec(source, ns)
+    outs = jax.tree_util.tree_leaves(jax.jit(ns["f"])(*make_inputs(args, 7)))
+    from extract import compare_summaries, summarize
+    assert compare_summaries([summarize(np.asarray(o)) for o in outs], rec["outputs"]) is None
+    assert rec["inputs"] == {"seed": 7, "recipe": "jaxsmith-inputs/1"}
+
+
+def test_benign_excess_precision_is_recognised():
+    # Layer-normalising pairs of bfloat16 values gives +-1 up to the last bit; XLA keeps the
+    # chain in float32 inside a fusion, the references round after every op, and argsort
+    # then orders the near-ties differently.
+    source = src("""
+        def f(x):
+            m = jnp.mean(x, axis=-1, keepdims=True)
+            v = jnp.var(x, axis=-1, keepdims=True)
+            t = (x - m) * lax.rsqrt(v + 1e-05)
+            m2 = jnp.mean(t, axis=-1, keepdims=True)
+            v2 = jnp.var(t, axis=-1, keepdims=True)
+            t2 = (t - m2) * lax.rsqrt(v2 + 1e-06)
+            return jnp.argsort(t2, axis=0)
+        """)
+    verdicts = set()
+    for seed in range(12):
+        rec = extract_in_process(source, "f", [((4, 2), "bfloat16")], seed=seed,
+                                 oracles=["jit_eager"])
+        assert rec["status"] == "ok", rec.get("failure")
+        verdicts.add(rec["oracles"]["jit_eager"])
+    assert "benign: excess_precision" in verdicts
+    assert "excess_precision" in BENIGN
+
+
+def test_benign_ill_conditioned_is_recognised_and_does_not_hide_real_bugs():
+    # jit is one ulp below eager before a floor at integers: every element differs, but a
+    # one-ulp move of the input moves the compiled output just as much.
+    source = src("""
+        def f(x):
+            y = x * 128.0
+            if isinstance(y, jax.core.Tracer):
+                y = jnp.nextafter(y, -jnp.inf)
+            return jnp.floor(y)
+        """)
+    rec = extract_in_process(source, "f", [((8,), F32)], seed=3, grad=False,
+                             oracles=["jit_eager"])
+    assert rec["status"] == "ok" and rec["oracles"]["jit_eager"] == "benign: ill_conditioned"
+    assert "ill_conditioned" in BENIGN
+    # x*2 against x*3 is well-conditioned: still a failure (see the planted test above)
+
+
+def test_interpreter_matches_xla_on_every_dtype_and_skips_custom_calls():
+    source = src("""
+        def f(x, h, b, i):
+            y = jnp.tanh(x @ x.T)
+            return y, (h * 2).astype(jnp.float16), b & (x[:, 0] > 0), i % 3, h.sum()
+        """)
+    args = [((3, 4), F32), ((3,), "bfloat16"), ((3,), "bool"), ((2,), "int32")]
+    rec = extract_in_process(source, "f", args, seed=5, oracles=["interpreter"])
+    assert rec["oracles"]["interpreter"] == "pass", rec.get("failure")
+    chol = src("""
+        def f(x):
+            return jnp.linalg.cholesky(x @ x.T + 4.0 * jnp.eye(3))
+        """)
+    rec = extract_in_process(chol, "f", [((3, 3), F32)], oracles=["interpreter"])
+    assert rec["oracles"]["interpreter"] == "skipped: unsupported op stablehlo.custom_call"
+    assert unsupported("%0 = stablehlo.add %a, %b : tensor<1000x1000xf32>").startswith(
+        "too large")
+
+
+def test_interpreter_scatter_no_longer_clobbers_its_operand():
+    """The reference interpreter's scatter writes into its operand (README, Findings);
+    run_module gives it a copy, so a returned operand keeps its values."""
+    def f(x, u):
+        y = x + 0.0
+        return y, y.at[0].set(u)
+
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    u = np.full((2,), 9.0, np.float32)
+    got = run_module(jax.jit(f).lower(x, u).as_text(), [x, u])
+    want = [np.asarray(o) for o in jax.jit(f)(x, u)]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_known_oracle_limitations_skip_rather_than_fail():
+    # jax.pure_callback without vmap_method cannot be batched: the vmap oracle says so
+    source = src("""
+        import numpy as np
+
+        def f(x):
+            return jax.pure_callback(np.sin, jax.ShapeDtypeStruct(x.shape, x.dtype), x) + 1.0
+        """)
+    rec = extract_in_process(source, "f", [((3,), F32)], grad=False, oracles=["vmap"])
+    assert rec["status"] == "ok"
+    assert rec["oracles"]["vmap"] == "skipped: known JAX limitation vmap_pure_callback"
+
+
+def test_benign_surrogate_derivative_is_recognised():
+    # the output equals x bit for bit, but it passed through int32: JAX's derivative is 0
+    source = src("""
+        def f(x):
+            return lax.bitcast_convert_type(lax.bitcast_convert_type(x, jnp.int32), jnp.float32)
+        """)
+    rec = extract_in_process(source, "f", [((3,), F32)], oracles=["autodiff"])
+    assert rec["oracles"]["autodiff"] == "benign: surrogate_derivative", rec.get("failure")
+
+
+def test_benign_low_precision_rounding_is_recognised():
+    # the norm of a column-normalised float16 array is sqrt(7) whatever x: <v, J u> is ~0,
+    # and float16 rounding in jvp and vjp is far larger than that
+    source = src("""
+        def f(x):
+            m = jnp.mean(x, axis=0, keepdims=True)
+            v = jnp.var(x, axis=0, keepdims=True)
+            return jnp.linalg.norm((x - m) * lax.rsqrt(v + 1e-05), axis=0)
+        """)
+    verdicts = {extract_in_process(source, "f", [((7, 4, 4), "float16")], seed=seed,
+                                   oracles=["autodiff"])["oracles"]["autodiff"]
+                for seed in (995704747203941037, 1, 2)}
+    assert "benign: low_precision_rounding" in verdicts, verdicts
+    assert verdicts <= {"pass", "benign: low_precision_rounding"}
+
+
+def test_reduce_precision_jvp_and_vjp_are_not_adjoint_and_registered():
+    source = src("""
+        def f(x):
+            return lax.reduce_precision(jnp.sin(x), exponent_bits=4, mantissa_bits=3) * 3.0
+        """)
+    verdicts = {extract_in_process(source, "f", [((16,), F32)], seed=seed,
+                                   oracles=["autodiff"])["oracles"]["autodiff"]
+                for seed in range(4)}
+    assert "benign: surrogate_derivative" in verdicts, verdicts

@@ -23,6 +23,7 @@ from .values import GRAD_RTOL
 __all__ = ["FD_EPS", "autodiff"]
 
 _TANGENT, _COTANGENT = 1, 2  # derive() purposes
+F64_GRAD_RTOL = 1e-5  # jax._src.public_test_util's gradient tolerance for float64
 # Central differences: eps = 2**-10 keeps x +- eps*u exact in float32 for recipe inputs
 # (multiples of 2**-7 plus multiples of 2**-17); rounding error ~ 6e-8 * |f| / eps = 6e-5
 # relative and truncation error ~ eps**2 * |f'''| / 6 = 2e-7 * |f'''|, both well inside
@@ -110,11 +111,13 @@ def autodiff(ctx: Context) -> str:
     if abs(lhs - rhs) > rtol * size:
         if "stablehlo.reduce_precision" in ctx.stablehlo_text:  # rounds u in jvp, v in vjp
             return "benign: surrogate_derivative"
-        if ctx.low_precision:
-            up = [t.astype(np.float32) for t in tangents]
-            lhs32, rhs32, size32, _ = _jvp_vjp(ctx, fa, out_float, up, upcast=True)
-            if abs(lhs32 - rhs32) <= GRAD_RTOL["float32"] * size32:
-                return "benign: low_precision_rounding"
+        import jax
+
+        with jax.enable_x64(True):  # the same program on float64 arguments
+            up = [t.astype(np.float64) for t in tangents]
+            lhs64, rhs64, size64, _ = _jvp_vjp(ctx, fa, out_float, up, upcast=np.float64)
+        if abs(lhs64 - rhs64) <= F64_GRAD_RTOL * size64:
+            return "benign: low_precision_rounding"
         raise Violation("autodiff", "jvp_vjp", cot_dtype,
                         f"<v, J u> from jax.jvp = {lhs:.9g}, <J^T v, u> from jax.vjp = "
                         f"{rhs:.9g}; |diff| {abs(lhs - rhs):.3g} > rtol {rtol:g} x {size:.3g}")
@@ -122,13 +125,14 @@ def autodiff(ctx: Context) -> str:
 
 
 def _jvp_vjp(ctx: Context, fa: list[int], out_float: list[bool],
-             tangents: list[np.ndarray], upcast: bool = False) -> tuple[float, float, float, str]:
+             tangents: list[np.ndarray],
+             upcast: type | None = None) -> tuple[float, float, float, str]:
     """<v, J u> from jax.jvp, <J^T v, u> from jax.vjp (one jit), the scale of their terms
-    and the first cotangent's dtype; ``upcast`` runs the floating arguments as float32."""
+    and the first cotangent's dtype; ``upcast`` runs the floating arguments as that dtype."""
     import jax
 
     fixed = [jax.device_put(x) for x in ctx.inputs]  # as a user calls it: on jax.Arrays
-    primals = [ctx.inputs[i].astype(np.float32) if upcast else ctx.inputs[i] for i in fa]
+    primals = [ctx.inputs[i].astype(upcast) if upcast else ctx.inputs[i] for i in fa]
 
     def floats_only(*xs):
         args = list(fixed)

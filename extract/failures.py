@@ -93,7 +93,8 @@ def signature(stage: str, exc_type: str, message: str) -> str:
 
 @dataclass(frozen=True)
 class Known:
-    """A known JAX limitation: matched by stage, exception type name and message regex.
+    """A known JAX limitation: matched by stage, exception type name (``"A|B"``: either)
+    and message regex.
 
     ``stages`` is the set of pipeline stages where it can surface; ``None`` means any (a
     limitation of ``jax.grad`` surfaces in ``trace`` when the program calls ``jax.grad``
@@ -114,7 +115,8 @@ class Known:
     def matches(self, stage: str, exc_type: str, message: str) -> bool:
         if self.stages is not None and stage not in self.stages:
             return False
-        return exc_type == self.exc_type and self._regex.search(message) is not None
+        return (exc_type in self.exc_type.split("|")
+                and self._regex.search(message) is not None)
 
 
 _TRACE_STAGES = frozenset({"trace", "grad_trace"})
@@ -186,11 +188,11 @@ KNOWN: tuple[Known, ...] = (
     Known(
         "eager_python_loop_index",
         frozenset({"jit_eager"}),
-        "ValueError",
-        r"negative shift count",
-        "under jax.disable_jit() a lax.fori_loop with static bounds runs as a Python loop "
-        "whose index is a Python int, so Python's int semantics apply (i >> -1 raises) where "
-        "jit shifts an int32",
+        "ValueError|AttributeError",
+        r"negative shift count|'int' object has no attribute",
+        "under jax.disable_jit() a lax.fori_loop runs as a Python loop whose index is a "
+        "Python int, so Python's int semantics apply (i >> -1 raises, i.reshape does not "
+        "exist) where jit has an int32 array",
     ),
     Known(
         "grad_betainc_ab",

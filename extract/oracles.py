@@ -61,9 +61,9 @@ BENIGN = {
         "cotangent in vjp, which are not adjoint) where finite differences measure the "
         "computed function"),
     "low_precision_rounding": (
-        "jvp and vjp disagree in a float16/bfloat16 program and agree once its floating "
-        "arguments are float32: both are correct up to rounding, and the inner products "
-        "cancel far below the magnitude of their terms"),
+        "jvp and vjp disagree, and agree once the program runs on float64 arguments (under "
+        "jax.enable_x64): both are correct up to rounding, and the inner products cancel "
+        "far below the magnitude of their terms"),
     "excess_precision": (
         "the values differ in a program that computes in float16 or bfloat16, and agree once "
         "the program is recompiled with xla_allow_excess_precision=false: XLA kept "

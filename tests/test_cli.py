@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fuzz import sampling
+from fuzz.loop import DEFAULT_ORACLE_RATES
 from fuzz.store import CorpusStore, MalformedLine, iter_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def test_stats_json_agrees_with_the_shards(small_run):
     oracles = stats["oracles"]
     assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter"}
     assert 0 < sum(oracles["interpreter"].values()) <= stats["extracted"]
-    assert stats["oracle_rates"]["jit_eager"] == 0.1 and oracles["jit_eager"]["not sampled"]
+    assert stats["oracle_rates"] == DEFAULT_ORACLE_RATES and oracles["jit_eager"]["not sampled"]
     shown = fuzz("stats", str(corpus))
     assert shown.returncode == 0 and str(len(records(corpus))) in shown.stdout
 

@@ -728,3 +728,14 @@ def test_merge_xla_flags():
     assert _merge_xla_flags("--b=1", "--a=0") == "--b=1 --a=0"
     assert _merge_xla_flags("--a=2 --b=1", "--a=0") == "--a=2 --b=1"  # the user's flag wins
     assert _merge_xla_flags("--b=1", None) == "--b=1"
+
+
+def test_eager_python_loop_index_also_covers_array_methods():
+    source = src("""
+        from jax import lax
+
+        def f(x):
+            return lax.fori_loop(0, 2, lambda i, c: c + i.reshape((1,)), x)
+        """)
+    rec = extract_in_process(source, "f", [((1,), "int32")], oracles=["jit_eager"])
+    assert rec["oracles"]["jit_eager"] == "skipped: known JAX limitation eager_python_loop_index"

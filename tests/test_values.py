@@ -111,3 +111,14 @@ def test_compare_summaries_tolerates_ulps_and_flags_changes():
     nan = x.copy()
     nan[3] = np.nan
     assert "non-finite" in compare_summaries([summarize(nan)], same)
+
+
+def test_gradient_components_compare_against_the_whole_gradient():
+    big = summarize(np.array([1.5, -2.0, 0.75], np.float32))
+    residue = summarize(np.array([4.8e-6, 0.0], np.float32))  # a true zero, rounded
+    zero = summarize(np.array([0.0, 0.0], np.float32))
+    assert compare_summaries([big, zero], [big, residue], "grad") is None
+    # as separate values, the residue is all there is: a change
+    assert compare_summaries([big, zero], [big, residue], "value") is not None
+    assert compare_summaries([big, summarize(np.array([0.1, 0.0], np.float32))],
+                             [big, residue], "grad") is not None

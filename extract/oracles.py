@@ -66,10 +66,11 @@ BENIGN = {
         "far below the magnitude of their terms"),
     "excess_precision": (
         "the values differ in a program that computes in float16 or bfloat16, and agree once "
-        "the program is recompiled with xla_allow_excess_precision=false: XLA kept "
-        "intermediates in float32 inside a fusion (documented XLA behaviour; the reference "
-        "rounds after every op), and a near-tie downstream (argsort, comparison) amplified "
-        "the last-bit difference"),
+        "the program is recompiled with xla_allow_excess_precision=false and without the "
+        "change-op-data-type pass: XLA kept intermediates in float32 inside a fusion, or "
+        "accumulated a float16 dot or convolution in float32 (documented XLA behaviour; the "
+        "reference rounds after every op), and a near-tie downstream (argsort, comparison, "
+        "ceil) amplified the last-bit difference"),
     "ill_conditioned": (
         "the values differ, but moving each floating input by one ulp already moves the "
         "compiled program's output by more than the tolerance: the program is discontinuous "

@@ -239,3 +239,28 @@ def test_reduce_precision_jvp_and_vjp_are_not_adjoint_and_registered():
                                    oracles=["autodiff"])["oracles"]["autodiff"]
                 for seed in range(4)}
     assert "benign: surrogate_derivative" in verdicts, verdicts
+
+
+def test_float32_accumulation_of_float16_convolutions_is_excess_precision():
+    # XLA:CPU accumulates a float16 convolution in float32 (change-op-data-type); the
+    # interpreter accumulates in float16, and ceil turns the last bit into a whole unit
+    source = src("""
+        def f(x2, x3):
+            return jnp.ceil(-lax.conv_general_dilated(x2, x3, (1, 1), 'VALID'))
+        """)
+    rec = extract_in_process(source, "f", [((4, 5, 7, 7), "float16"), ((3, 5, 7, 1), "float16")],
+                             seed=5297025568482156494, oracles=["interpreter"])
+    assert rec["oracles"]["interpreter"] in ("pass", "benign: excess_precision"), rec.get(
+        "failure")
+
+
+def test_a_derivative_that_cancels_to_zero_is_rounding():
+    # arctan2(-x, -x) is constant: <v, J u> is rounding residue on both sides
+    source = src("""
+        def f(x0):
+            return jnp.arctan2(-x0, -x0)
+        """)
+    rec = extract_in_process(source, "f", [((1,), "float16")], seed=3535029647918288448,
+                             oracles=["autodiff"])
+    assert rec["oracles"]["autodiff"] in ("pass", "benign: low_precision_rounding"), rec.get(
+        "failure")

@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -57,6 +58,28 @@ def _merge_xla_flags(existing: str | None, extra: str | None) -> str | None:
     have = {tok.split("=", 1)[0] for tok in (existing or "").split()}
     added = [tok for tok in extra.split() if tok.split("=", 1)[0] not in have]
     return " ".join([*(existing or "").split(), *added]) or None
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Hide the caller's ``__main__`` from ``spawn`` while a worker starts.
+
+    ``spawn`` makes a child re-import the parent's main module (by its ``__spec__`` or its
+    file) so that pickled objects from it resolve; a user's script without an
+    ``if __name__ == "__main__":`` guard would then run again in the worker and fail. The
+    worker's code lives in this module, so it needs nothing from ``__main__``.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__spec__", "__file__") if hasattr(main, k)}
+    try:
+        if main is not None:
+            main.__spec__ = None
+            if "__file__" in saved:
+                del main.__file__
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
 
 
 def _rss_bytes() -> int:
@@ -320,7 +343,8 @@ class ExtractorPool:
             try:
                 if merged is not None:
                     os.environ["XLA_FLAGS"] = merged
-                process.start()
+                with _main_hidden():
+                    process.start()
             finally:
                 if saved is None:
                     os.environ.pop("XLA_FLAGS", None)

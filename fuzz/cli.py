@@ -77,6 +77,9 @@ def run_parser() -> argparse.ArgumentParser:
                             f"{k}={v:g}" for k, v in DEFAULT_ORACLE_RATES.items()))
     p.add_argument("--no-minimize", action="store_true",
                    help="count new failures without minimising them")
+    p.add_argument("--minimize-known", action="store_true",
+                   help="also minimise the first failure of each known JAX limitation "
+                        "(by default they are labelled and counted only)")
     p.add_argument("--quiet", action="store_true",
                    help="no live status line: a log line every few seconds")
     return p
@@ -93,7 +96,8 @@ def _run(argv: Sequence[str]) -> int:
     rates = {**DEFAULT_ORACLE_RATES, **a.oracle_rate}
     options = Options(budget=a.budget, corpus=a.corpus, seed=seed, workers=a.workers,
                       grad=not a.no_grad, quiet=a.quiet, timeout=a.timeout,
-                      minimize=not a.no_minimize, grammar=grammar,
+                      minimize=not a.no_minimize, minimize_known=a.minimize_known,
+                      grammar=grammar,
                       oracle_rates={name: rates[name] for name in a.oracles})
     try:
         from grammar import programs

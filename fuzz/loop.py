@@ -38,6 +38,7 @@ class Options:
     quiet: bool = False
     timeout: float = 60.0
     minimize: bool = True
+    minimize_known: bool = False  # known JAX limitations are labelled, not minimised
     grammar: dict[str, Any] = field(default_factory=dict)
     oracle_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ORACLE_RATES))
 
@@ -81,6 +82,7 @@ class FuzzRun:
         self.interrupted = False
         self.new_hashes: list[str] = []
         self.failed_sources: set[str] = set()  # hashes of sources that failed in this run
+        self.loop_s: float | None = None  # seconds until the last extraction finished
 
     # -- setup and teardown -----------------------------------------------------------
 
@@ -102,6 +104,7 @@ class FuzzRun:
             self.interrupted = True
             self.say("\ninterrupted: flushing what is done")
         finally:
+            self.loop_s = time.monotonic() - self.started
             pool.close()
             if minimizer is not None:
                 self._finish_minimizing(minimizer)
@@ -201,6 +204,7 @@ class FuzzRun:
             self._store(index, program, source_hash,
                         {**result, "grad_skipped": f"known JAX limitation: {known}"})
         if (minimizer is not None and signature not in self.minimizing
+                and (known is None or self.o.minimize_known)
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
             minimizer.submit(Job(signature, program, choices, result, self._found_by(index),
@@ -260,11 +264,18 @@ class FuzzRun:
         t = self.tally
         elapsed = time.monotonic() - self.started
         known = sum(1 for b in t.buckets.values() if b["known"])
-        return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | valid "
-                f"{100 * self._valid_rate():.1f}% | corpus {len(self.store)} | unique IR "
+        return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | "
+                f"{self._outcomes()} | corpus {len(self.store)} | unique IR "
                 f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | "
                 f"stablehlo ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | {clock(elapsed)} "
                 f"elapsed, {self.o.budget.remaining(self.started, t.generated)}")
+
+    def _outcomes(self) -> str:
+        """What the extracted programs became, in words a new user reads right."""
+        t = self.tally
+        unexplained = sum(b["count"] for b in t.buckets.values() if not b["known"])
+        return (f"{t.ok} fully extracted, {t.forward_only} forward-only (known limitation), "
+                f"{unexplained} unexplained failures")
 
     def _valid_rate(self) -> float:
         t = self.tally
@@ -274,13 +285,15 @@ class FuzzRun:
     def stats(self) -> dict[str, Any]:
         t = self.tally
         elapsed = time.monotonic() - self.started
+        extracting = self.loop_s if self.loop_s is not None else elapsed
         return {
             "seed": self.o.seed, "elapsed_s": round(elapsed, 3), "workers": self.o.workers,
             "grad": self.o.grad, "generated": t.generated, "extracted": t.extracted,
             "ok": t.ok, "forward_only": t.forward_only, "failed": t.failed,
             "timeout": t.timeout, "crashed": t.crashed, "added": t.added,
             "duplicate_source": t.duplicate_source, "duplicate_ir": t.duplicate_ir,
-            "programs_per_s": round(t.extracted / max(elapsed, 1e-9), 3),
+            "programs_per_s": round(t.extracted / max(extracting, 1e-9), 3),
+            "minimize_s": round(elapsed - extracting, 3),
             "first_result_s": t.first_result_s,
             "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
             "overruns": t.overruns,
@@ -293,11 +306,13 @@ class FuzzRun:
         }
 
     def summary(self, stats: dict[str, Any]) -> str:
+        minimizing = (f"; then {clock(stats['minimize_s'])} minimising new failures"
+                      if stats["minimize_s"] >= 1 else "")
         lines = [f"done in {clock(stats['elapsed_s'])}: {stats['generated']} generated, "
-                 f"{stats['extracted']} extracted ({stats['programs_per_s']} prog/s), "
-                 f"{stats['added']} added to {self.o.corpus} (now {stats['corpus_records']}), "
-                 f"{stats['duplicate_source']} duplicate sources, {stats['duplicate_ir']} "
-                 f"duplicate IR, valid {100 * stats['valid_rate']:.1f}%"]
+                 f"{stats['extracted']} extracted ({stats['programs_per_s']} prog/s"
+                 f"{minimizing}), {stats['added']} added to {self.o.corpus} (now "
+                 f"{stats['corpus_records']}), {stats['duplicate_source']} duplicate sources, "
+                 f"{stats['duplicate_ir']} duplicate IR; {self._outcomes()}"]
         for name, counts in stats["oracles"].items():
             if counts:
                 lines.append(f"  oracle {name}: " + ", ".join(

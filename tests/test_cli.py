@@ -141,7 +141,7 @@ def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
     corpus = tmp_path / "corpus"
     done = fuzz("--budget", "4x", "--corpus", str(corpus), "--seed", "3", "--workers", "1",
                 "--quiet", "--categories", "while_loop", "--ops", "while_loop,exp,sin,add",
-                "--dtypes", "float32")
+                "--dtypes", "float32", "--minimize-known")
     assert done.returncode == 0, done.stderr
     (meta_file,) = corpus.glob("failures/*/repro.json")
     meta = json.loads(meta_file.read_text())
@@ -177,3 +177,17 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     stats = json.loads((corpus / "stats.json").read_text())
     assert stats["corpus_records"] == len(records(corpus)) >= 3
+
+
+def test_known_limitations_are_counted_not_minimised_by_default(tmp_path):
+    corpus = tmp_path / "corpus"
+    done = fuzz("--budget", "3x", "--corpus", str(corpus), "--seed", "3", "--workers", "1",
+                "--quiet", "--categories", "while_loop", "--ops", "while_loop,exp,sin,add",
+                "--dtypes", "float32", "--oracles", "none")
+    assert done.returncode == 0, done.stderr
+    assert "minimising" not in done.stderr and not list(corpus.glob("failures/*"))
+    last = [ln for ln in done.stderr.splitlines() if ln.startswith("done in")][0]
+    assert "fully extracted" in last and "forward-only (known limitation)" in last
+    assert "unexplained failures" in last and "valid" not in last
+    stats = json.loads((corpus / "stats.json").read_text())
+    assert stats["forward_only"] >= 1 and stats["minimize_s"] < 1

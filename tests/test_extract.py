@@ -739,3 +739,17 @@ def test_eager_python_loop_index_also_covers_array_methods():
         """)
     rec = extract_in_process(source, "f", [((1,), "int32")], oracles=["jit_eager"])
     assert rec["oracles"]["jit_eager"] == "skipped: known JAX limitation eager_python_loop_index"
+
+
+def test_extract_works_from_a_plain_script_without_a_main_guard(tmp_path):
+    """Spawned workers never re-import the caller's __main__ (issue 13)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import extract\n"
+        "src = 'import jax.numpy as jnp\\n\\ndef f(x):\\n    return jnp.sin(x)\\n'\n"
+        "rec = extract.extract(src, 'f', [((3,), 'float32')], oracles=[])\n"
+        "print('STATUS', rec['status'])\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "STATUS ok" in done.stdout and "bootstrapping" not in done.stderr

@@ -13,7 +13,7 @@ Recipe ``jaxsmith-inputs/1`` (README, "Inputs", says the same step by step):
    so ``abs``, ``relu``, ``sign``, ``floor``, ``round`` and friends are not evaluated at
    their kinks, and each value is at least 1/128 away from one.
 3. Signed integers: ``(w >> 11) % 9 - 4`` (-4..4); unsigned: ``(w >> 11) % 9``.
-4. ``bool``: ``w & 1 == 1``.
+4. ``bool``: ``(w & 1) == 1``.
 
 Only integer arithmetic on the raw words, then one exact conversion: the arrays are identical
 in every process and on every platform.
@@ -28,7 +28,7 @@ import numpy as np
 
 from .args import normalize_args
 
-__all__ = ["RECIPE", "make_inputs"]
+__all__ = ["RECIPE", "check_recipe", "make_inputs"]
 
 RECIPE = "jaxsmith-inputs/1"
 
@@ -54,6 +54,16 @@ def _array(words: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.nda
         raise ValueError(f"dtype={dtype.name!r} has no input recipe; accepted: bool, "
                          "signed and unsigned integers, floating types")
     return values.astype(dtype).reshape(shape)
+
+
+def check_recipe(args: Sequence) -> None:
+    """Raise ``ValueError`` naming the first argument whose dtype the recipe cannot draw."""
+    for index, (_, dtype) in enumerate(normalize_args(args)):
+        d = np.dtype(dtype)
+        if not (d == np.bool_ or np.issubdtype(d, np.integer) or np.issubdtype(d, np.floating)
+                or d.name == "bfloat16"):
+            raise ValueError(f"args[{index}] dtype={d.name!r} has no input recipe; accepted: "
+                             "bool, signed and unsigned integers, floating types")
 
 
 def make_inputs(args: Sequence, seed: int) -> list[np.ndarray]:

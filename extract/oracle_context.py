@@ -54,9 +54,10 @@ def check_oracles(names: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def derive(seed: int, purpose: int) -> int:
-    """Seed of an oracle's own draws: ``(seed * 8 + purpose) mod 2**63``."""
-    return (int(seed) * 8 + purpose) % 2**63
+def derive(seed: int, purpose: int, k: int = 0) -> int:
+    """Seed of an oracle's own draws: ``(seed * 64 + purpose * 8 + k) mod 2**63``, for a
+    purpose below 8 and a draw ``k`` below 8 (the streams never collide)."""
+    return (int(seed) * 64 + purpose * 8 + k) % 2**63
 
 
 def is_float(dtype: Any) -> bool:

@@ -31,6 +31,7 @@ from multiprocessing import connection, get_context
 from typing import Any
 
 from .args import normalize_args
+from .inputs import check_recipe
 from .oracles import ORACLES, check_oracles
 
 __all__ = ["DEFAULT_XLA_FLAGS", "ExtractorPool", "extract"]
@@ -242,6 +243,8 @@ class ExtractorPool:
             raise ValueError(f"timeout={timeout!r} must be positive")
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ValueError(f"seed={seed!r} must be an int in [0, 2**63)")
+        wanted = check_oracles(oracles)
+        check_recipe(args)  # the program will run: fail here, not as a crash in the worker
         task = _Task(
             task_id,
             str(source),
@@ -250,7 +253,7 @@ class ExtractorPool:
             self._grad if grad is None else bool(grad),
             self._timeout if timeout is None else float(timeout),
             seed,
-            check_oracles(oracles),
+            wanted,
         )
         self._pending.append(task)
         self._dispatch()

@@ -22,7 +22,7 @@ from grammar import programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
 # Share of programs each oracle checks by default: chosen so that the default set costs at
-# most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, "Speed").
+# most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
 DEFAULT_ORACLE_RATES = {"jit_eager": 0.05, "autodiff": 0.3, "vmap": 0.3, "interpreter": 1.0}
 
 
@@ -173,7 +173,7 @@ class FuzzRun:
         for name, verdict in verdicts.items():
             if verdict == "off" and name in self.o.oracle_rates:
                 verdicts[name] = verdict = "not sampled"
-            self.tally.oracles[name][verdict.split(":")[0]] += 1
+            self.tally.oracles[name][verdict.split(":")[0].split(" (")[0]] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
         program, choices, source_hash, seed, _ = self.in_flight.pop(index)

@@ -77,7 +77,7 @@ _BLOCKS = {
         want = leaves(fn(*[jax.device_put(x) for x in inputs]))
     bad = report("jit  ", got, "eager", want)''',
     "vmap": '''
-    batch = [inputs] + [make_inputs(ARGS, (SEED * 8 + 3) % 2**63 + b) for b in (1, 2)]
+    batch = [inputs] + [make_inputs(ARGS, (SEED * 64 + 3 * 8 + b) % 2**63) for b in (1, 2)]
     stacked = [np.stack(xs) for xs in zip(*batch)]
     rows = leaves(jax.jit(jax.vmap(fn))(*stacked))
     bad = 0
@@ -93,7 +93,7 @@ _BLOCKS = {
     fa = [i for i, (_, d) in enumerate(ARGS) if _is_float(np.dtype(d))]
     outs = leaves(jax.jit(fn)(*inputs))
     keep = [_is_float(o.dtype) for o in outs]
-    tangents = make_inputs([ARGS[i] for i in fa], (SEED * 8 + 1) % 2**63)
+    tangents = make_inputs([ARGS[i] for i in fa], (SEED * 64 + 1 * 8) % 2**63)
     rtol = max(GRAD_RTOL.get(np.dtype(d).name, 2e-3) for d in
                [ARGS[i][1] for i in fa] + [o.dtype for o, k in zip(outs, keep) if k])
 
@@ -130,7 +130,7 @@ _BLOCKS = {
         bad = abs(reverse - fd[1]) > rtol * size + floor
     else:  # <v, J u> from jax.jvp against <J^T v, u> from jax.vjp
         cot = make_inputs([(o.shape, o.dtype.name) for o, k in zip(outs, keep) if k],
-                          (SEED * 8 + 2) % 2**63)
+                          (SEED * 64 + 2 * 8) % 2**63)
 
         def both(primals, tans, cots):
             _, forward = jax.jvp(floats_only, tuple(primals), tuple(tans))
@@ -142,7 +142,9 @@ _BLOCKS = {
         rhs = sum(float(np.sum(j.astype(np.float64) * t)) for j, t in zip(leaves(backward),
                                                                        tangents))
         size = max(sum(float(np.sum(np.abs(v.astype(np.float64) * j)))
-                       for v, j in zip(cot, leaves(forward))), 1e-6)
+                       for v, j in zip(cot, leaves(forward))),
+                   sum(float(np.sum(np.abs(j.astype(np.float64) * t)))
+                       for j, t in zip(leaves(backward), tangents)), 1e-6)
         print(f"<v, J u> (jax.jvp)   = {lhs!r}")
         print(f"<J^T v, u> (jax.vjp) = {rhs!r}")
         print(f"difference {abs(lhs - rhs):.3g}, tolerance {rtol} x {size:.3g}")

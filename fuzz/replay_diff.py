@@ -277,22 +277,37 @@ def compare_artifacts(stored: Mapping[str, Any], result: Mapping[str, Any],
     return changed, renumbered
 
 
+def _sensitive(stored: Mapping[str, Any], result: Mapping[str, Any], n: int) -> set[int]:
+    """Outputs that either extraction found sensitive to a one-ulp move of the inputs."""
+    out: set[int] = set()
+    for rec in (stored, result):
+        value = rec.get("sensitive")
+        out |= set(range(n)) if value is True else set(value or [])
+    return out
+
+
 def compare_values(stored: Mapping[str, Any], result: Mapping[str, Any],
-                   grad: bool) -> dict[str, str]:
-    """``outputs`` (and with ``grad`` ``grad_outputs``) -> how the new values disagree with the
-    stored ones, by ``extract.compare_summaries``; fields either side lacks are skipped."""
-    out = {}
+                   grad: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """How the new ``outputs`` (and with ``grad`` ``grad_outputs``) disagree with the stored
+    ones, by ``extract.compare_summaries``: (regressions, differences in outputs that are
+    sensitive to rounding); fields either side lacks are skipped."""
+    out, sensitive = {}, {}
     for name, kind in (("outputs", "value"), ("grad_outputs", "grad"))[:2 if grad else 1]:
         old, new = stored.get(name), result.get(name)
         if old is None or new is None:
             continue
+        sens = _sensitive(stored, result, len(old)) if name == "outputs" else set()
         try:
-            why = compare_summaries(new, old, kind)
+            why = compare_summaries(new, old, kind, skip=sens)
+            loose = (compare_summaries(new, old, kind, skip=set(range(len(old))) - sens)
+                     if sens else None)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            why = f"stored summary unreadable ({type(e).__name__}: {e})"
+            why, loose = f"stored summary unreadable ({type(e).__name__}: {e})", None
         if why is not None:
             out[name] = why
-    return out
+        if loose is not None:
+            sensitive[f"{name} (sensitive to rounding)"] = loose
+    return out, sensitive
 
 
 # -- one record ------------------------------------------------------------------------------
@@ -333,11 +348,8 @@ def classify(where: str, rec: Mapping[str, Any], result: Mapping[str, Any], grad
     both = grad and ok
     changed, renumbered = compare_artifacts(rec, result, COMPARED if both else FORWARD)
     same_inputs = isinstance(rec.get("inputs"), Mapping) and rec["inputs"].get("recipe") == RECIPE
-    values = compare_values(rec, result, both) if same_inputs else {}
-    if values and (rec.get("sensitive") or result.get("sensitive")):
-        # a one-ulp change moves these outputs beyond tolerance: not a regression
-        changed.update({f"{k} (sensitive to rounding)": v for k, v in values.items()})
-        values = {}
+    values, sensitive = compare_values(rec, result, both) if same_inputs else ({}, {})
+    changed.update(sensitive)  # a one-ulp change moves these outputs: not a regression
     status = ("value_changed" if values else "ir_changed" if changed
               else "text_changed" if renumbered else "unchanged")
     return Outcome(status, where, rec.get("id"), changed=changed, renumbered=renumbered,

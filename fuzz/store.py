@@ -86,7 +86,7 @@ class Field:
 #   float_map    a dict str -> float (ints widened; NaN and inf stored as null)
 #   str_map      a dict str -> str
 #   reason       a string; True is stored as "skipped", False as null
-#   bool         True or False
+#   int_list     a list of ints
 #   inputs       {"seed": int, "recipe": str}
 #   values       a list of output summaries (extract.values.summarize)
 FIELDS: tuple[Field, ...] = (
@@ -117,10 +117,10 @@ FIELDS: tuple[Field, ...] = (
     Field("inputs", "inputs", "{seed, recipe}: the inputs are extract.make_inputs(args, seed)"),
     Field("outputs", "values", "summary of each forward output on those inputs"),
     Field("grad_outputs", "values", "summary of each gradient output on those inputs"),
-    Field("sensitive", "bool", "moving each floating input by one ulp moves some output "
-          "beyond the value tolerance: the values sit at a kink or are ill-conditioned"),
+    Field("sensitive", "int_list", "indices of the outputs that a one-ulp move of every "
+          "floating input moves beyond the value tolerance (a kink, an ill-conditioned value)"),
     Field("oracles", "str_map", "verdict of each oracle: pass, skipped: ..., benign: ..., "
-          "failed, not run, off"),
+          "failed, not run, not sampled, off"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
 _KIND = {f.name: f.kind for f in FIELDS}
@@ -196,10 +196,10 @@ def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
         ):
             return dict(value), None
         return None, f"{name} must be a dict of str -> str or null, got {value!r:.60}"
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value, None
-        return None, f"{name} must be true, false or null, got {value!r:.60}"
+    if kind == "int_list":
+        if isinstance(value, list | tuple) and all(_is_int(v) for v in value):
+            return list(value), None
+        return None, f"{name} must be a list of ints or null, got {value!r:.60}"
     if kind == "inputs":
         if (isinstance(value, Mapping) and set(value) == {"seed", "recipe"}
                 and _is_int(value["seed"]) and 0 <= value["seed"] < _INT64

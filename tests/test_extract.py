@@ -191,7 +191,7 @@ def test_every_field_present(records, name):
     assert rec["outputs"] and all(set(o) == {"shape", "dtype", "nonfinite", "sum", "abs_sum",
                                              "samples"} for o in rec["outputs"])
     assert set(rec["oracles"]) == set(ORACLES)
-    assert all(v == "pass" or v.startswith(("skipped: ", "benign: "))
+    assert all(v.startswith(("pass", "skipped: ", "benign: "))
                for v in rec["oracles"].values()), rec["oracles"]
     assert all(t > 0 for t in rec["timings"].values())
     json.dumps(rec)  # JSON-ready

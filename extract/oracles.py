@@ -130,7 +130,10 @@ def _compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
         return "pass"
     verdict = "benign: excess_precision"
     if ctx.low_precision:
-        got2, want2 = strict()
+        try:
+            got2, want2 = strict()
+        except Exception:  # the strict compile is not always possible: no explanation
+            got2, want2 = got, want
         problems = {k: p for k, p in problems.items()
                     if compare_arrays(got2[k], want2[k]) is not None}
     if problems:
@@ -150,7 +153,10 @@ def _culprit_pass(ctx: Context, want: Sequence[np.ndarray]) -> str | None:
     """The first pass of ``CANDIDATE_PASSES`` whose removal makes the compiled program
     agree with ``want`` on the recipe's inputs, or None."""
     for name in CANDIDATE_PASSES:
-        out = ctx.run_with({"xla_disable_hlo_passes": name}, ctx.inputs)
+        try:
+            out = ctx.run_with({"xla_disable_hlo_passes": name}, ctx.inputs)
+        except Exception:  # some passes are required (a bfloat16 dot needs its upcast)
+            continue
         if all(compare_arrays(a, b) is None for a, b in zip(out, want, strict=True)):
             return name
     return None

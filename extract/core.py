@@ -37,7 +37,7 @@ from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
 from .oracles import ORACLES, Context, Violation, check_oracles, run_oracle, sensitive_outputs
-from .values import summarize
+from .values import is_float, summarize
 
 __all__ = ["extract_in_process", "set_cache_dir", "versions"]
 
@@ -91,10 +91,6 @@ def _cost(compiled) -> dict[str, float]:
         if math.isfinite(value):
             out[key] = value
     return out
-
-
-def _is_float(dtype) -> bool:
-    return jnp.issubdtype(dtype, jnp.floating)
 
 
 def _grad_function(f: Callable, entry: str, argnums: tuple[int, ...], float_outputs: list[bool]):
@@ -254,8 +250,8 @@ def extract_in_process(
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("interpreter", "vmap", "jit_eager"), ctx)
 
-        argnums = tuple(i for i, (_, dtype) in enumerate(specs) if _is_float(jnp.dtype(dtype)))
-        float_outputs = [_is_float(leaf.dtype) for leaf in out_leaves]
+        argnums = tuple(i for i, (_, dtype) in enumerate(specs) if is_float(jnp.dtype(dtype)))
+        float_outputs = [is_float(leaf.dtype) for leaf in out_leaves]
         if not grad:
             result["grad_skipped"] = "disabled"
         elif not argnums:

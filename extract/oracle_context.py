@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .failures import ORACLE_STAGES as ORACLES
+from .values import is_float
 
 __all__ = ["STRICT", "Context", "Violation", "check_oracles", "derive", "is_float", "leaves"]
 
@@ -47,6 +48,7 @@ def check_oracles(names: Sequence[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(names, str):
         raise ValueError(f"oracles={names!r} must be a list of names from {ORACLES}")
+    names = list(names)  # read once: an iterator would be empty the second time
     unknown = [n for n in names if n not in ORACLES]
     if unknown:
         raise ValueError(f"oracles={list(names)!r}: unknown {', '.join(map(str, unknown))}; "
@@ -58,12 +60,6 @@ def derive(seed: int, purpose: int, k: int = 0) -> int:
     """Seed of an oracle's own draws: ``(seed * 64 + purpose * 8 + k) mod 2**63``, for a
     purpose below 8 and a draw ``k`` below 8 (the streams never collide)."""
     return (int(seed) * 64 + purpose * 8 + k) % 2**63
-
-
-def is_float(dtype: Any) -> bool:
-    """Whether ``dtype`` is floating (bfloat16 included)."""
-    d = np.dtype(dtype)
-    return np.issubdtype(d, np.floating) or d.name == "bfloat16"
 
 
 def leaves(value: Any) -> list[np.ndarray]:
@@ -85,7 +81,7 @@ class Context:
     outputs: list[np.ndarray]
     stablehlo_text: str
     # run_with(options, inputs): the program compiled with XLA compiler options
-    run_with: Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]] | None = None
+    run_with: Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]]
     grad: list[np.ndarray] | None = None  # recorded gradient, one per float argument
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -100,4 +96,5 @@ class Context:
 
     @property
     def float_args(self) -> list[int]:
+        """Indices of the floating arguments."""
         return [i for i, (_, d) in enumerate(self.specs) if is_float(d)]

@@ -163,6 +163,7 @@ def _culprit_pass(ctx: Context, want: Sequence[np.ndarray]) -> str | None:
 
 
 def jit_eager(ctx: Context) -> str:
+    """The compiled program against the same program op by op under ``jax.disable_jit()``."""
     import jax
 
     arrays = [jax.device_put(x) for x in ctx.inputs]  # as a user calls it: on jax.Arrays
@@ -174,6 +175,7 @@ def jit_eager(ctx: Context) -> str:
 
 
 def vmap(ctx: Context) -> str:
+    """``jax.jit(jax.vmap(f))`` on a batch of 3 examples against the program on each."""
     import jax
 
     if not ctx.specs:
@@ -198,6 +200,7 @@ def vmap(ctx: Context) -> str:
 
 
 def interpreter(ctx: Context) -> str:
+    """XLA's values against the StableHLO reference interpreter's, on the same module."""
     import jax
 
     from . import interpreter as interp

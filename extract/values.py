@@ -33,6 +33,7 @@ __all__ = [
     "Tolerance",
     "compare_arrays",
     "compare_summaries",
+    "is_float",
     "summarize",
     "tolerance",
 ]
@@ -85,8 +86,10 @@ def tolerance(dtype: Any, kind: str = "value") -> Tolerance:
     return Tolerance(rtol, rtol * ATOL_FACTOR)
 
 
-def _is_float(dtype: np.dtype) -> bool:
-    return np.issubdtype(dtype, np.floating) or dtype.name == "bfloat16"
+def is_float(dtype: Any) -> bool:
+    """Whether ``dtype`` is floating (bfloat16 included)."""
+    d = np.dtype(dtype)
+    return np.issubdtype(d, np.floating) or d.name == "bfloat16"
 
 
 def _sample_value(x: Any) -> float | None:
@@ -110,7 +113,7 @@ def summarize(value: Any) -> dict[str, Any]:
     """Summary of one output array (see the module docstring)."""
     x = np.asarray(value)
     flat = x.reshape(-1)
-    if _is_float(x.dtype):
+    if is_float(x.dtype):
         wide = flat.astype(np.float64)
         finite = np.isfinite(wide)
         good = wide[finite]
@@ -145,7 +148,7 @@ def compare_arrays(got: Any, want: Any, tol: Tolerance | None = None) -> str | N
         return f"got {g.dtype.name}{list(g.shape)}, want {w.dtype.name}{list(w.shape)}"
     if g.size == 0:
         return None
-    if not _is_float(w.dtype):
+    if not is_float(w.dtype):
         bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
         if bad.size:
             i = int(bad[0])

@@ -90,9 +90,9 @@ _BLOCKS = {
     got = leaves(lowered.compile()(*inputs))
     bad = report("XLA        ", got, "interpreter", want)''',
     "autodiff": '''
-    fa = [i for i, (_, d) in enumerate(ARGS) if _is_float(np.dtype(d))]
+    fa = [i for i, (_, d) in enumerate(ARGS) if is_float(np.dtype(d))]
     outs = leaves(jax.jit(fn)(*inputs))
-    keep = [_is_float(o.dtype) for o in outs]
+    keep = [is_float(o.dtype) for o in outs]
     tangents = make_inputs([ARGS[i] for i in fa], (SEED * 64 + 1 * 8) % 2**63)
     rtol = max(GRAD_RTOL.get(np.dtype(d).name, 2e-3) for d in
                [ARGS[i][1] for i in fa] + [o.dtype for o, k in zip(outs, keep) if k])
@@ -167,7 +167,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     common = _COMMON.format(
         recipe=_inputs.RECIPE,
         words=_source(_inputs._words, _inputs._array),
-        compare=_source(_values.Tolerance, _values._is_float, _values._fmt,
+        compare=_source(_values.Tolerance, _values.is_float, _values._fmt,
                         _values.compare_arrays))
     tolerances = {name: (t.rtol, t.atol) for name in _values.VALUE_RTOL
                   for t in [_values.tolerance(name)]}

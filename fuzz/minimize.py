@@ -81,7 +81,7 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
     """A standalone script: the program, then a main block that raises the failure, or for
     an oracle's failure prints both values (on the inputs of ``seed``) and exits 1."""
     stage = failure.get("stage", "")
-    if stage in ORACLE_STAGES:
+    if stage in ORACLE_STAGES or stage in ("run", "grad_run"):  # these need the inputs
         return oracle_reproducer(source, entry, args, failure, found_by, seed)
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
     if stage in GRAD_STAGES or failure.get("type") in ("Timeout", "Crash"):

@@ -1,6 +1,8 @@
-"""Standalone reproducers for oracle failures: run with plain ``python`` (JAX, NumPy and
-ml_dtypes only, no jaxsmith), they rebuild the inputs, print both values and their
-difference, and exit 1 while the discrepancy is there (0 once it is gone).
+"""Standalone reproducers for failures that need the program's inputs (an oracle's, or one
+raised while running the program): run with plain ``python`` (JAX, NumPy and ml_dtypes
+only, no jaxsmith), they rebuild the inputs; for an oracle they print both values and their
+difference and exit 1 while the discrepancy is there (0 once it is gone), for a run they
+raise the failure.
 
 The input recipe, the comparison and the interpreter driver are not written twice: their
 source is taken from ``extract.inputs``, ``extract.values`` and ``extract.interpreter``.
@@ -71,6 +73,24 @@ def report(got_name, got, want_name, want):
 '''
 
 _BLOCKS = {
+    "run": '''
+    out = leaves(jax.jit(fn)(*inputs))  # the failure is raised here
+    print("no error: the compiled program ran;", [o.shape for o in out])
+    bad = 0''',
+    "grad_run": '''
+    fa = [i for i, (_, d) in enumerate(ARGS) if is_float(np.dtype(d))]
+
+    def loss(*xs):  # as the extractor: the sum of the floating outputs, as float32
+        args = list(inputs)
+        for i, x in zip(fa, xs):
+            args[i] = x
+        return sum(jnp.sum(o).astype(jnp.float32) for o in jax.tree_util.tree_leaves(fn(*args))
+                   if jnp.issubdtype(o.dtype, jnp.floating))
+
+    out = leaves(jax.jit(jax.grad(loss, argnums=tuple(range(len(fa)))))(
+        *[inputs[i] for i in fa]))  # the failure is raised here
+    print("no error: the compiled gradient ran;", [o.shape for o in out])
+    bad = 0''',
     "jit_eager": '''
     got = leaves(jax.jit(fn)(*inputs))
     with jax.disable_jit():
@@ -159,10 +179,12 @@ def _comment(text: object) -> str:
 
 def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
                       found_by: str, seed: int) -> str:
-    """The reproducer script of an oracle failure (``failure["stage"]`` names the oracle)."""
+    """The reproducer script of a failure while running the program (stage ``run`` or
+    ``grad_run``) or of an oracle's (``failure["stage"]`` names the oracle)."""
     oracle = failure.get("stage")
     if oracle not in _BLOCKS:
-        raise ValueError(f"failure stage={oracle!r} is not an oracle; accepted: {list(_BLOCKS)}")
+        raise ValueError(f"failure stage={oracle!r} does not run the program; accepted: "
+                         f"{list(_BLOCKS)}")
     check = str(failure.get("signature", "")).split(":")[1:2] or [""]
     common = _COMMON.format(
         recipe=_inputs.RECIPE,

@@ -264,3 +264,19 @@ def test_a_derivative_that_cancels_to_zero_is_rounding():
                              oracles=["autodiff"])
     assert rec["oracles"]["autodiff"] in ("pass", "benign: low_precision_rounding"), rec.get(
         "failure")
+
+
+def test_a_failure_while_running_has_a_reproducer_that_runs_the_program(tmp_path):
+    source = src("""
+        import numpy as np
+
+        def boom(x):
+            raise ValueError("boom at run time")
+
+        def f(x):
+            return jax.pure_callback(boom, jax.ShapeDtypeStruct(x.shape, x.dtype), x) + 1.0
+        """)
+    rec = extract_in_process(source, "f", [((3,), F32)], oracles=[])
+    assert rec["status"] == "failed" and rec["failure"]["stage"] == "run", rec.get("failure")
+    done = _run_repro(tmp_path, rec, source, [((3,), F32)], 0)
+    assert done.returncode != 0 and "boom at run time" in done.stderr, done.stdout

@@ -115,8 +115,10 @@ def _jaxpr_text(traced) -> str:
     return clean_jaxpr(traced.jaxpr.pretty_print(use_color=False))
 
 
-def _lower_texts(lowered) -> tuple[str, str]:
-    return clean_mlir(lowered.as_text()), clean_hlo(lowered.as_text(dialect="hlo"))
+def _lower_texts(lowered) -> tuple[str, str, str]:
+    """The raw StableHLO text (the interpreter's input), and the cleaned StableHLO and HLO."""
+    raw = lowered.as_text()
+    return raw, clean_mlir(raw), clean_hlo(lowered.as_text(dialect="hlo"))
 
 
 def _runner_with(lowered) -> Callable:
@@ -218,9 +220,7 @@ def extract_in_process(
 
         t0 = start("lower")
         lowered = traced.lower()
-        raw_stablehlo = lowered.as_text()
-        result["stablehlo"] = clean_mlir(raw_stablehlo)
-        result["hlo"] = clean_hlo(lowered.as_text(dialect="hlo"))
+        raw_stablehlo, result["stablehlo"], result["hlo"] = _lower_texts(lowered)
         result["stablehlo_hash"] = h = ir_hash(result["stablehlo"])
         timings["lower"] = perf_counter() - t0
         if skip_hashes is not None and h in skip_hashes:
@@ -269,7 +269,7 @@ def extract_in_process(
 
             t0 = start("grad_lower")
             lowered = traced.lower()
-            result["grad_stablehlo"], result["grad_hlo"] = _lower_texts(lowered)
+            _, result["grad_stablehlo"], result["grad_hlo"] = _lower_texts(lowered)
             result["grad_stablehlo_hash"] = ir_hash(result["grad_stablehlo"])
             timings["grad_lower"] = perf_counter() - t0
 

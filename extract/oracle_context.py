@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,6 @@ class Context:
     # run_with(options, inputs): the program compiled with XLA compiler options
     run_with: Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]]
     grad: list[np.ndarray] | None = None  # recorded gradient, one per float argument
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

@@ -31,7 +31,7 @@ from multiprocessing import connection, get_context
 from typing import Any
 
 from .args import normalize_args
-from .inputs import check_recipe
+from .inputs import check_inputs
 from .oracles import ORACLES, check_oracles
 
 __all__ = ["DEFAULT_XLA_FLAGS", "ExtractorPool", "extract"]
@@ -241,10 +241,8 @@ class ExtractorPool:
             raise RuntimeError("submit() on a closed ExtractorPool")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout={timeout!r} must be positive")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise ValueError(f"seed={seed!r} must be an int in [0, 2**63)")
         wanted = check_oracles(oracles)
-        check_recipe(args)  # the program will run: fail here, not as a crash in the worker
+        check_inputs(args, seed)  # the program will run: fail here, not in the worker
         task = _Task(
             task_id,
             str(source),

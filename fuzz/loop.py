@@ -75,7 +75,7 @@ class FuzzRun:
         self.tally = Tally()
         self.strategy = programs(**options.grammar)
         self.started = time.monotonic()
-        self.in_flight: dict[int, tuple[Any, tuple, str, int, list[str]]] = {}
+        self.in_flight: dict[int, tuple[Any, tuple, str, int]] = {}
         self.minimizing: set[str] = set()
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
@@ -160,7 +160,7 @@ class FuzzRun:
             return
         seed = sampling.input_seed(self.o.seed, index)
         oracles = sampling.sampled_oracles(self.o.seed, index, source_hash, self.o.oracle_rates)
-        self.in_flight[index] = (program, choices, source_hash, seed, oracles)
+        self.in_flight[index] = (program, choices, source_hash, seed)
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
                     oracles=oracles)
 
@@ -176,7 +176,7 @@ class FuzzRun:
             self.tally.oracles[name][verdict.split(":")[0].split(" (")[0]] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
-        program, choices, source_hash, seed, _ = self.in_flight.pop(index)
+        program, choices, source_hash, seed = self.in_flight.pop(index)
         t = self.tally
         self._verdicts(result)
         t.extracted += 1

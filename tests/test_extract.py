@@ -339,6 +339,16 @@ def test_hash_ignores_function_names():
 # -- failures ------------------------------------------------------------------------------
 
 # KNOWN name -> (source, entry, args, stage where it surfaces)
+BARE_PRIMITIVE = src("""
+    from jax.extend.core import Primitive
+    from jax.interpreters import mlir
+
+    identity_p = Primitive("identity_without_rules")
+    identity_p.def_impl(lambda x: x)
+    identity_p.def_abstract_eval(lambda x: x)
+    mlir.register_lowering(identity_p, lambda ctx, x: [x])
+    """)
+
 TRIGGERS: dict[str, tuple[str, str, list, str]] = {
     "grad_scatter_mul": (
         src("""
@@ -396,31 +406,17 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((4,), F32)], "grad_trace",
     ),
+    # a primitive with an implementation and a lowering, but no JVP and no batching rule
     "grad_rule_missing": (
-        src("""
-        from jax.extend.core import Primitive
-        from jax.interpreters import mlir
-
-        identity_p = Primitive("identity_without_jvp")
-        identity_p.def_impl(lambda x: x)
-        identity_p.def_abstract_eval(lambda x: x)
-        mlir.register_lowering(identity_p, lambda ctx, x: [x])
-
+        BARE_PRIMITIVE + src("""
         def f(x):
             return identity_p.bind(x) * 2.0
         """),
         "f", [((4,), F32)], "grad_trace",
     ),
     "vmap_rule_missing": (
-        src("""
+        BARE_PRIMITIVE + src("""
         import jax
-        from jax.extend.core import Primitive
-        from jax.interpreters import mlir
-
-        identity_p = Primitive("identity_without_batching")
-        identity_p.def_impl(lambda x: x)
-        identity_p.def_abstract_eval(lambda x: x)
-        mlir.register_lowering(identity_p, lambda ctx, x: [x])
 
         def f(x):
             return jax.vmap(identity_p.bind)(x)
@@ -692,6 +688,10 @@ def test_pool_poll_validation_and_cache(tmp_path):
     with ExtractorPool(1, cache_dir=tmp_path, xla_flags=flags) as pool:
         with pytest.raises(ValueError, match="dtype"):
             pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), "nope")])
+        with pytest.raises(ValueError, match="complex64. has no input recipe"):
+            pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), "complex64")])
+        with pytest.raises(ValueError, match="seed=-1"):
+            pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), F32)], seed=-1)
         assert pool.poll(0) == []
         pool.submit(1, "def f(x):\n    return x * 2\n", "f", [((2,), F32)])
         done = []

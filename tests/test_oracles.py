@@ -77,7 +77,7 @@ def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, 
     # the standalone reproducer prints both sides and exits 1
     done = _run_repro(tmp_path, rec, source, args, 11)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "jax" in done.stdout and "tolerance" in done.stdout or "max |diff|" in done.stdout
+    assert "jax" in done.stdout and ("tolerance" in done.stdout or "max |diff|" in done.stdout)
 
 
 def test_each_oracle_can_be_asked_for_alone():

@@ -1,10 +1,12 @@
 """A pool of extraction worker processes that survives hangs and native crashes.
 
-Each worker is a ``spawn``-ed process with its own duplex pipe and runs one task at a time.
-The parent records when each in-flight task started and which stage it reached (the worker
-reports every stage as it starts); a task past its timeout has its worker killed with SIGKILL
-and replaced, and yields ``status="timeout"``. A worker that dies on its own (segfault,
-abort, ``os._exit``) yields ``status="crashed"`` and is replaced too.
+Each worker is a ``spawn``-ed process with its own duplex pipe and runs one task at a time
+(``extract.worker``: its session, resource limits and message checks). The parent records
+when each in-flight task started and which stage it reached (the worker reports every stage
+as it starts); a task past its timeout has its worker's whole session killed with SIGKILL
+and the worker replaced, and yields ``status="timeout"``. A worker that dies on its own
+(segfault, abort, ``os._exit``, a resource limit) or sends a malformed message yields
+``status="crashed"`` and is replaced too.
 
 Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
@@ -33,8 +35,9 @@ from typing import Any
 from .args import normalize_args
 from .inputs import check_inputs
 from .oracles import ORACLES, check_oracles
+from .worker import DEFAULT_LIMITS, BadMessage, Limits, kill_group, read_message, worker_main
 
-__all__ = ["DEFAULT_XLA_FLAGS", "ExtractorPool", "extract"]
+__all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "ExtractorPool", "Limits", "extract"]
 
 # Extra XLA_FLAGS for the workers; none: the programs' executables run and the oracles judge
 # their values, so they are compiled the way users compile them. (The first wave compiled
@@ -43,13 +46,7 @@ __all__ = ["DEFAULT_XLA_FLAGS", "ExtractorPool", "extract"]
 # where CPU miscompiles live.)
 DEFAULT_XLA_FLAGS: str | None = None
 _STARTUP_FAILURES = 3
-# A worker also clears JAX's caches after any task that leaves it above this RSS: the
-# jit_eager oracle compiles every primitive of a program on its own, and those executables
-# stay cached (measured: +27 MiB per program, 2.8 GiB per worker after 100 programs with
-# every program checked; with a clear every 10 programs the growth levels off at ~0.5 GiB).
-CLEAR_ABOVE_RSS = 1536 * 2**20
 _environ_lock = threading.Lock()
-_WARMUP_SOURCE = "import jax.numpy as jnp\n\ndef f(x):\n    return jnp.sin(x).sum()\n"
 
 
 def _merge_xla_flags(existing: str | None, extra: str | None) -> str | None:
@@ -83,58 +80,6 @@ def _main_hidden() -> Iterator[None]:
             setattr(main, k, v)
 
 
-def _rss_bytes() -> int:
-    """This process's resident set size (0 where /proc is missing)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _worker_main(conn, skip_hashes, cache_dir, clear_every, jax_config) -> None:
-    """Worker process: extract tasks one at a time until told to stop or the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    import jax
-
-    for name, value in (jax_config or {}).items():
-        jax.config.update(name, value)
-    from .core import extract_in_process, set_cache_dir
-
-    set_cache_dir(cache_dir)
-    # Warm up (backend, first-use lowering and compile paths) so that the first task's
-    # timings and timeout are like every other task's.
-    extract_in_process(_WARMUP_SOURCE, "f", [((2,), "float32")])
-    skip = set(skip_hashes) if skip_hashes is not None else None
-    conn.send(("ready",))
-    done = 0
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg[0] == "stop":
-            return
-        if msg[0] == "skip":
-            skip = (skip or set()) | set(msg[1])
-            continue
-        _, task_id, source, entry, args, task_grad, seed, oracles = msg
-
-        def on_stage(stage, task_id=task_id):
-            conn.send(("stage", task_id, stage))
-
-        record = extract_in_process(
-            source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage,
-            seed=seed, oracles=oracles,
-        )
-        if skip is not None and record["status"] != "duplicate" and "stablehlo_hash" in record:
-            skip.add(record["stablehlo_hash"])
-        conn.send(("result", task_id, record))
-        done += 1
-        if clear_every and (done % clear_every == 0 or _rss_bytes() > CLEAR_ABOVE_RSS):
-            jax.clear_caches()
-
-
 @dataclass
 class _Task:
     task_id: Hashable
@@ -157,6 +102,7 @@ class _Worker:
     stage: str | None = None
     done: int = 0
     dead: bool = False
+    bad_message: str | None = None
 
 
 def _failure(status: str, stage: str, kind: str, message: str, sig: str, **extra) -> dict:
@@ -181,6 +127,7 @@ class ExtractorPool:
     ``cache_dir``: JAX persistent compilation cache directory. ``jax_config``: ``jax.config``
     options applied in each worker (e.g. ``{"jax_enable_x64": True}``).
     ``xla_flags``: added to the user's ``XLA_FLAGS`` for the workers (user flags win).
+    ``limits``: each worker's resource limits (``extract.worker.Limits``).
     """
 
     def __init__(
@@ -195,6 +142,7 @@ class ExtractorPool:
         cache_dir: str | os.PathLike | None = None,
         jax_config: Mapping[str, Any] | None = None,
         xla_flags: str | None = DEFAULT_XLA_FLAGS,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers={workers!r} must be a positive int")
@@ -213,6 +161,9 @@ class ExtractorPool:
         self._cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self._jax_config = dict(jax_config or {})
         self._xla_flags = xla_flags
+        if not isinstance(limits, Limits):
+            raise ValueError(f"limits={limits!r} must be an extract.worker.Limits")
+        self._limits = limits
         self._pending: deque[_Task] = deque()
         self._finished: deque[tuple[Hashable, dict]] = deque()
         self._retiring: list[_Worker] = []
@@ -294,14 +245,13 @@ class ExtractorPool:
         self._retiring = []
         for w in workers:
             if w.task is not None:
-                w.process.kill()
+                kill_group(w.process)
             else:
                 self._send(w, ("stop",))
         for w in workers:
             w.process.join(2.0)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join()
+            kill_group(w.process)  # still running, or left children behind
+            w.process.join()
             w.conn.close()
 
     def __enter__(self) -> ExtractorPool:
@@ -327,13 +277,14 @@ class ExtractorPool:
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(
                 child_conn,
                 None if self._skip is None else sorted(self._skip),
                 self._cache_dir,
                 self._clear_every,
                 self._jax_config,
+                self._limits,
             ),
             name="jaxsmith-extract",
             daemon=True,
@@ -405,9 +356,13 @@ class ExtractorPool:
 
     def _drain(self, w: _Worker) -> None:
         try:
-            while w.conn.poll():
-                self._handle(w, w.conn.recv())
+            while not w.dead and w.conn.poll():
+                self._handle(w, read_message(w.conn))
         except (EOFError, OSError):
+            w.dead = True
+        except BadMessage as e:  # the program wrote into the pipe: end that worker
+            w.bad_message = str(e)
+            kill_group(w.process)
             w.dead = True
 
     def _handle(self, w: _Worker, msg) -> None:
@@ -437,7 +392,7 @@ class ExtractorPool:
 
     def _on_timeout(self, w: _Worker) -> _Worker:
         task, stage = w.task, w.stage or "compile"
-        w.process.kill()  # SIGKILL
+        kill_group(w.process)
         w.process.join()
         message = f"extraction exceeded the {task.timeout:g} s timeout in stage {stage}"
         self._finished.append(
@@ -449,22 +404,25 @@ class ExtractorPool:
         if w in self._retiring:
             return self._spawn()
         w.process.join(5.0)
+        kill_group(w.process)  # children it left behind; itself, if only its pipe broke
+        w.process.join()
         code = w.process.exitcode
-        if code is None:  # pipe broke but the process lives on: make sure it is gone
-            w.process.kill()
-            w.process.join()
-            code = w.process.exitcode
-        if code is not None and code < 0:
+        if w.bad_message is not None:
+            sig, how, key = None, f"a malformed message ({w.bad_message})", "bad_message"
+        elif code is not None and code < 0:
             try:
                 sig = signal.Signals(-code).name
             except ValueError:
                 sig = f"SIG{-code}"
             how, key = f"signal {sig}", sig
+            if sig == "SIGXCPU":
+                how += f" (its CPU-time limit of {self._limits.cpu:g} s per task)"
         else:
             sig, how, key = None, f"exit code {code}", f"exit{code}"
         if w.task is not None:
             stage = w.stage or "compile"
-            message = f"extraction worker died with {how} in stage {stage}"
+            message = f"extraction worker {'sent' if w.bad_message else 'died with'} {how} in " \
+                      f"stage {stage}"
             record = _failure("crashed", stage, "Crash", message, f"crashed:{key}", signal=sig)
             self._finished.append((w.task.task_id, record))
         elif not w.ready:

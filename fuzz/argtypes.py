@@ -83,3 +83,40 @@ def oracle_rates(known: tuple[str, ...]) -> Callable[[str], dict[str, float]]:
             out[name.strip()] = share(text, value.strip())
         return out
     return parse
+
+
+def _non_negative(flag: str, unit: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value < math.inf:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r} must be a number of {unit} >= 0 "
+                                             "(0: no limit)")
+        return value
+    return parse
+
+
+def add_limit_options(p: argparse.ArgumentParser) -> None:
+    """``--max-memory`` and ``--max-cpu``: the workers' resource limits (``limits``)."""
+    from extract.worker import DEFAULT_LIMITS
+
+    p.add_argument("--max-memory", type=_non_negative("--max-memory", "GiB"),
+                   default=DEFAULT_LIMITS.memory / 2**30, metavar="GIB",
+                   help="address space of each worker in GiB, at least 1 (0: no limit); "
+                        f"default {DEFAULT_LIMITS.memory / 2**30:g}")
+    p.add_argument("--max-cpu", type=_non_negative("--max-cpu", "seconds"),
+                   default=DEFAULT_LIMITS.cpu, metavar="SECONDS",
+                   help="CPU seconds one program may use, all threads together, before its "
+                        f"worker is ended (0: no limit); default {DEFAULT_LIMITS.cpu:g}")
+
+
+def limits(a: argparse.Namespace, error: Callable[[str], object]):
+    """The ``extract.worker.Limits`` that ``add_limit_options``' flags ask for."""
+    from extract.worker import Limits
+
+    try:
+        return Limits(memory=int(a.max_memory * 2**30) or None, cpu=a.max_cpu or None)
+    except ValueError as e:
+        error(f"--max-memory/--max-cpu: {e}")

@@ -12,7 +12,15 @@ from pathlib import Path
 from hypothesis.errors import InvalidArgument
 
 from extract.oracles import ORACLES
-from fuzz.argtypes import names, oracle_list, oracle_rates, positive_int, positive_seconds
+from fuzz.argtypes import (
+    add_limit_options,
+    limits,
+    names,
+    oracle_list,
+    oracle_rates,
+    positive_int,
+    positive_seconds,
+)
 from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
 from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
@@ -41,7 +49,9 @@ def run_parser() -> argparse.ArgumentParser:
         "Generate random JAX programs, extract every IR level forward and backward, keep "
         "the valid ones in a deduplicated corpus and minimise each new failure into a "
         "reproducer.  Other commands: 'python -m fuzz stats DIR' summarises a corpus; "
-        "'python -m fuzz replay DIR' re-extracts one with the installed JAX."))
+        "'python -m fuzz replay PATH' re-extracts one with the installed JAX; 'python -m fuzz "
+        "add FILE.py --entry NAME --args JSON' stores a program you wrote; 'python -m fuzz "
+        "schema' prints the record schema."))
     p.add_argument("--budget", type=_budget, default=Budget(seconds=60.0),
                    help="how long to run: a duration (90s, 10m, 1h) or a number of programs "
                         "(500x); default 60s")
@@ -82,11 +92,13 @@ def run_parser() -> argparse.ArgumentParser:
                         "(by default they are labelled and counted only)")
     p.add_argument("--quiet", action="store_true",
                    help="no live status line: a log line every few seconds")
+    add_limit_options(p)
     return p
 
 
 def _run(argv: Sequence[str]) -> int:
-    a = run_parser().parse_args(argv)
+    p = run_parser()
+    a = p.parse_args(argv)
     grammar = {"max_statements": a.max_statements, "max_depth": a.max_depth,
                "known_failures": not a.no_known_failures}
     for key in ("categories", "ops", "dtypes"):
@@ -98,7 +110,8 @@ def _run(argv: Sequence[str]) -> int:
                       grad=not a.no_grad, quiet=a.quiet, timeout=a.timeout,
                       minimize=not a.no_minimize, minimize_known=a.minimize_known,
                       grammar=grammar,
-                      oracle_rates={name: rates[name] for name in a.oracles})
+                      oracle_rates={name: rates[name] for name in a.oracles},
+                      limits=limits(a, p.error))
     try:
         from grammar import programs
         programs(**grammar)
@@ -133,7 +146,25 @@ def _replay(argv: Sequence[str]) -> int:
     return replay_main(argv, _Parser)
 
 
-COMMANDS = {"stats": _stats, "replay": _replay}
+def _add(argv: Sequence[str]) -> int:
+    from fuzz.add import main as add_main
+
+    return add_main(argv, _Parser)
+
+
+def _schema(argv: Sequence[str]) -> int:
+    import json
+
+    from fuzz.schema import json_schema
+
+    _Parser(prog="python -m fuzz schema", description=(
+        "Print the JSON Schema of one corpus record (README: schema/record.schema.json)."
+    )).parse_args(argv)
+    print(json.dumps(json_schema(), indent=1))
+    return 0
+
+
+COMMANDS = {"stats": _stats, "replay": _replay, "add": _add, "schema": _schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else _run(argv)
+    except BrokenPipeError:  # the reader went away (``... | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that exit's flush does not fail again
+        return 0
     except UsageError as e:
         print(f"python -m fuzz: error: {e}", file=sys.stderr)
         return 2

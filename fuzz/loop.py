@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extract import ORACLES, ExtractorPool
-from extract.failures import GRAD_STAGES
+from extract.worker import DEFAULT_LIMITS, Limits
 from fuzz import sampling
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, stablehlo_op_names
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
-from fuzz.store import FIELD_NAMES, CorpusStore, normalized_source_hash
+from fuzz.store import CorpusStore, normalized_source_hash, storable
 from grammar import programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
@@ -41,6 +41,7 @@ class Options:
     minimize_known: bool = False  # known JAX limitations are labelled, not minimised
     grammar: dict[str, Any] = field(default_factory=dict)
     oracle_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ORACLE_RATES))
+    limits: Limits = DEFAULT_LIMITS
 
 
 @dataclass
@@ -89,7 +90,8 @@ class FuzzRun:
     def _pool(self, workers: int, dedup: bool = True) -> ExtractorPool:
         """Extraction workers; with ``dedup`` they skip compiling IR the corpus holds."""
         return ExtractorPool(workers, timeout=self.o.timeout, grad=self.o.grad,
-                             skip_hashes=self.store.known_ir_hashes() if dedup else None)
+                             skip_hashes=self.store.known_ir_hashes() if dedup else None,
+                             limits=self.o.limits)
 
     def run(self) -> dict[str, Any]:
         self.store = CorpusStore.open(self.o.corpus)
@@ -186,9 +188,10 @@ class FuzzRun:
         if status == "duplicate":
             t.duplicate_ir += 1
             return
+        fields = storable(result)
         if status == "ok":
             t.ok += 1
-            self._store(index, program, source_hash, result)
+            self._store(index, program, source_hash, fields)
             return
         self.failed_sources.add(source_hash)
         failure = result.get("failure") or {}
@@ -198,11 +201,9 @@ class FuzzRun:
         self.store.count_failure(signature, known)
         t.buckets[signature] = {"known": known, "count": t.buckets.get(signature, {}).get(
             "count", 0) + 1, "stage": failure.get("stage")}
-        if known and failure.get("stage") in GRAD_STAGES and all(
-                result.get(k) is not None for k in ("stablehlo", "hlo_optimized")):
+        if fields is not None:  # stored forward-only under a known limitation
             t.forward_only += 1
-            self._store(index, program, source_hash,
-                        {**result, "grad_skipped": f"known JAX limitation: {known}"})
+            self._store(index, program, source_hash, fields)
         if (minimizer is not None and signature not in self.minimizing
                 and (known is None or self.o.minimize_known)
                 and signature not in self.store.failure_signatures()):
@@ -213,8 +214,8 @@ class FuzzRun:
     def _found_by(self, index: int) -> str:
         return f"python -m fuzz --seed {self.o.seed}, program #{index}"
 
-    def _store(self, index: int, program, source_hash: str, result: dict) -> None:
-        record = {k: v for k, v in result.items() if k in FIELD_NAMES}  # the extractor's fields
+    def _store(self, index: int, program, source_hash: str, fields: dict) -> None:
+        record = dict(fields)  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
                       args=[[list(s), d] for s, d in program.args],
                       categories=list(program.categories), ops=list(program.ops),
@@ -225,8 +226,8 @@ class FuzzRun:
             t.added += 1
             t.categories.update(program.categories)
             t.ops.update(program.ops)
-            t.hlo_ops |= stablehlo_op_names(result.get("stablehlo") or "")
-            self.new_hashes.append(result["stablehlo_hash"])
+            t.hlo_ops |= stablehlo_op_names(fields.get("stablehlo") or "")
+            self.new_hashes.append(fields["stablehlo_hash"])
         elif outcome == "duplicate_ir":
             t.duplicate_ir += 1
         else:

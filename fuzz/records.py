@@ -15,7 +15,8 @@ from typing import Any
 
 from fuzz.schema import _KIND, _check_value
 
-__all__ = ["FAILURES_DIR", "MalformedLine", "iter_records", "reproducers", "shard_paths"]
+__all__ = ["FAILURES_DIR", "MalformedLine", "iter_file", "iter_records", "reproducers",
+           "shard_paths"]
 
 FAILURES_DIR = "failures"
 _SHARD_RE = re.compile(r"^shard-(\d{5,})\.jsonl$")
@@ -97,16 +98,14 @@ def reproducers(path: str | os.PathLike[str]) -> Iterator[tuple[Path, str, str |
             yield meta.parent, data["signature"], known if isinstance(known, str) else None
 
 
-def iter_records(
-    path: str | os.PathLike[str],
-) -> Iterator[tuple[Path, int, dict[str, Any] | MalformedLine]]:
-    """Yield ``(file, line_no, record_or_error)`` for every line of every shard, in order.
+def iter_file(file: Path) -> Iterator[tuple[Path, int, dict[str, Any] | MalformedLine]]:
+    """Yield ``(file, line_no, record_or_error)`` for every non-blank line of one JSONL file.
 
-    A bad line (invalid JSON, not an object, a field of the wrong type, a torn
-    last line) yields a ``MalformedLine`` naming file and line; this never
-    raises on shard content.  Blank lines are skipped.
+    A bad line (invalid JSON, not an object, a field of the wrong type, a torn last line)
+    yields a ``MalformedLine`` naming file and line, and a file that cannot be read (a
+    directory, no permission) one ``MalformedLine`` at line 0: this never raises.
     """
-    for file in shard_paths(path):
+    try:
         for line_no, _, raw in _iter_lines(file):
             if not raw.strip():
                 continue
@@ -115,3 +114,13 @@ def iter_records(
                 yield file, line_no, MalformedLine(file, line_no, decoded)
             else:
                 yield file, line_no, decoded
+    except OSError as e:  # a directory named like a shard, a file unreadable or gone
+        yield file, 0, MalformedLine(file, 0, f"cannot read: {e.strerror or e}")
+
+
+def iter_records(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[Path, int, dict[str, Any] | MalformedLine]]:
+    """``iter_file`` over every shard of corpus ``path``, in order."""
+    for file in shard_paths(path):
+        yield from iter_file(file)

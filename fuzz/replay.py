@@ -39,15 +39,20 @@ from typing import Any
 from extract import ORACLES, ExtractorPool
 from extract.failures import GRAD_STAGES
 from extract.oracles import check_oracles
-from fuzz.argtypes import oracle_list, positive_int, positive_seconds
+from extract.worker import DEFAULT_LIMITS, Limits
+from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_int, positive_seconds
 from fuzz.budget import clock
+from fuzz.records import FAILURES_DIR, MalformedLine, iter_file, shard_paths
 from fuzz.replay_diff import COMPARED, STATUSES, Outcome, classify, format_quality, quality_summary
 from fuzz.status import StatusLine
-from fuzz.store import FAILURES_DIR, MalformedLine, iter_records, shard_paths
-from grammar.validate import validate
+from grammar.validate import check_args, validate
 
 __all__ = ["COMPARED", "STATUSES", "Outcome", "Progress", "Report", "ReplayError",
            "default_cache_dir", "main", "replay"]
+
+
+WARN_SHARE = 0.05
+"""A replay warns when more than this share of its records were rejected or malformed."""
 
 
 class ReplayError(ValueError):
@@ -103,7 +108,8 @@ class Report:
             "path": self.path,
             "summary": {"records": len(self.outcomes), **self.counts, "strict": self.strict,
                         "regressed": self.regressed, "exit_code": self.exit_code,
-                        "elapsed_s": round(self.elapsed_s, 3), "oracles": list(self.oracles)},
+                        "elapsed_s": round(self.elapsed_s, 3), "oracles": list(self.oracles),
+                        "warning": self.warning()},
             "versions": self.versions,
             "cache_dir": self.cache_dir,
             "quality": self.quality,
@@ -120,10 +126,23 @@ class Report:
                 f"{clock(self.elapsed_s)} with jax {self.versions.get('jax', '?')} (stored with "
                 f"jax {stored}): {parts or 'nothing'} - {verdict}")
 
+    def warning(self) -> str | None:
+        """A line for a replay that left more than ``WARN_SHARE`` of its records unjudged."""
+        c = self.counts
+        skipped = c["rejected"] + c["malformed"]
+        if not self.outcomes or skipped <= WARN_SHARE * len(self.outcomes):
+            return None
+        return (f"warning: {skipped} of {len(self.outcomes)} records "
+                f"({100 * skipped / len(self.outcomes):.0f} %) were rejected or malformed and "
+                "never ran; --strict makes that fail the replay, and records added with "
+                "'python -m fuzz add' run only with --trusted")
+
     def format(self) -> str:
         lines = [o.describe() for o in self.outcomes
                  if o.status not in ("unchanged", "text_changed")]  # those are only counted
-        return "\n".join([*lines, format_quality(self.quality), self.summary()])
+        warning = self.warning()
+        return "\n".join([*lines, format_quality(self.quality), self.summary(),
+                          *([warning] if warning else [])])
 
 
 @dataclass(frozen=True)
@@ -159,26 +178,46 @@ class _Item:
         return inputs["seed"] if inputs is not None else self.record.get("inputs_seed") or 0
 
 
-def _sources(root: Path) -> tuple[list[Path], list[Path]]:
-    """The shards and the repro.json files under ``root``, whatever kind of folder it is."""
+def _folder(root: Path) -> tuple[list[Path], list[Path]]:
+    """The JSONL files and repro.json files in folder ``root``, whatever kind of folder."""
     if (root / "repro.json").is_file():  # one failure folder
         return [], [root / "repro.json"]
-    shards = shard_paths(root)
+    files = shard_paths(root) or sorted(p for p in root.glob("*.jsonl") if not p.is_dir())
     failures = root / FAILURES_DIR
-    if shards or failures.is_dir():
-        return shards, sorted(failures.glob("*/repro.json"))
-    repros = sorted(root.glob("*/repro.json"))
-    if repros:  # a failures folder itself
-        return [], repros
-    raise ReplayError(f"{str(root)!r} holds no corpus shards (shard-*.jsonl) and no failures "
-                      "(*/repro.json)")
+    repros = sorted((failures if failures.is_dir() else root).glob("*/repro.json"))
+    if not files and not repros:
+        raise ReplayError(f"{str(root)!r} holds no records: no *.jsonl file and no failures "
+                          "(*/repro.json)")
+    return files, repros
 
 
-def _count(shards: list[Path], repros: list[Path]) -> int:
+def _sources(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """The JSONL files and the repro.json files named by ``paths``, in order: a file is read
+    as JSONL (one record per line) unless it is named repro.json; a folder gives its shards
+    (or else its ``*.jsonl``) and its saved failures."""
+    files: list[Path] = []
+    repros: list[Path] = []
+    for root in paths:
+        if root.is_dir():
+            more_files, more_repros = _folder(root)
+        elif root.is_file():
+            more_files, more_repros = ([], [root]) if root.name == "repro.json" else ([root], [])
+        else:
+            raise ReplayError(f"{str(root)!r} does not exist (expected a JSONL file, a corpus "
+                              "folder or a failures folder)")
+        files += [f for f in more_files if f not in files]
+        repros += [f for f in more_repros if f not in repros]
+    return files, repros
+
+
+def _count(files: list[Path], repros: list[Path]) -> int:
     total = len(repros)
-    for shard in shards:
-        with open(shard, "rb") as fh:
-            total += sum(1 for raw in fh if raw.strip())
+    for file in files:
+        try:
+            with open(file, "rb") as fh:
+                total += sum(1 for raw in fh if raw.strip())
+        except OSError:  # reported as malformed when read
+            total += 1
     return total
 
 
@@ -198,14 +237,24 @@ def _required(record: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _judge(record: Mapping[str, Any]) -> list[str]:
+    """Why a record's source or arguments are not what the grammar generates (empty: it may
+    run).  A record that cannot be judged is refused too: this never raises."""
+    try:
+        return (validate(record["source"], record["entry"])
+                + [f"line 1: {p}" for p in check_args(record["args"])])
+    except Exception as e:  # pragma: no cover - validate and check_args do not raise
+        return [f"line 1: record cannot be checked ({type(e).__name__}: {str(e)[:200]})"]
+
+
 def _slim(record: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("id", "source", "entry", "args", "grad_skipped", "versions", "inputs",
             "inputs_seed", "outputs", "grad_outputs", "sensitive", *COMPARED)
     return {k: record[k] for k in keep if k in record}
 
 
-def _items(root: Path, shards: list[Path], repros: list[Path]) -> Iterator[_Item | Outcome]:
-    for file, line_no, rec in (iter_records(root) if shards else ()):
+def _items(files: list[Path], repros: list[Path]) -> Iterator[_Item | Outcome]:
+    for file, line_no, rec in (row for f in files for row in iter_file(f)):
         where = f"{file}:{line_no}"
         if isinstance(rec, MalformedLine):
             yield Outcome("malformed", where, reason=rec.reason)
@@ -252,24 +301,31 @@ def _task(item: _Item, grad: bool, oracles: tuple[str, ...]) -> tuple[bool, tupl
 # -- the replay ---------------------------------------------------------------------------
 
 
-def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = True,
-           strict: bool = False, timeout: float = 60.0,
+def replay(path: str | os.PathLike | Sequence[str | os.PathLike], *,
+           workers: int | None = None, grad: bool = True, strict: bool = False,
+           timeout: float = 60.0,
            cache_dir: str | os.PathLike | None = None, oracles: Sequence[str] = (),
+           trusted: bool = False, limits: Limits = DEFAULT_LIMITS,
            progress: Callable[[Progress], None] | None = None) -> Report:
     """Re-extract every record under ``path`` and compare it with what was stored.
 
-    ``path``: a corpus directory (its shards and ``failures/*/repro.json``), a failures
-    folder, or one failure's folder.  ``workers``: extraction processes (default: the
-    machine's cores).  ``grad=False`` skips every backward pass (and so compares only forward
-    artifacts).  ``strict``: changed IR, rejected and malformed records count as regressions.
+    ``path``: one path or a list of them, each a JSONL file of records (any name), a folder
+    of them (a corpus' ``shard-*.jsonl`` in order, or else every ``*.jsonl``, with its
+    ``failures/*/repro.json``), a failures folder, one failure's folder or its repro.json.
+    ``workers``: extraction processes (default: the machine's cores).  ``grad=False`` skips
+    every backward pass (and so compares only forward artifacts).  ``strict``: changed IR,
+    rejected and malformed records count as regressions.
     ``timeout``: seconds per record.  ``cache_dir``: JAX's persistent compilation cache (None:
     none).  ``oracles``: names from ``extract.ORACLES`` run on every record (default none).
+    ``trusted``: run every source without checking that it has the grammar's form (for
+    records added by hand with ``python -m fuzz add``): only for sources you would run
+    yourself.  ``limits``: the workers' resource limits.
     ``progress`` is called with a :class:`Progress` after every record.  Raises
     ``ReplayError`` when ``path`` holds nothing to replay or an argument is invalid.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise ReplayError(f"{str(root)!r} is not a directory")
+    paths = [Path(path)] if isinstance(path, str | os.PathLike) else [Path(p) for p in path]
+    if not paths:
+        raise ReplayError("no path to replay")
     workers = (os.cpu_count() or 1) if workers is None else workers
     if not isinstance(workers, int) or workers < 1:
         raise ReplayError(f"workers={workers!r} must be a positive int")
@@ -286,8 +342,8 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
         except OSError as e:
             raise ReplayError(f"cannot create cache directory {str(cache_dir)!r}: "
                               f"{e.strerror or e}") from None
-    shards, repros = _sources(root)
-    total = _count(shards, repros)
+    files, repros = _sources(paths)
+    total = _count(files, repros)
     started = time.monotonic()
     outcomes: dict[int, Outcome] = {}
     counts: Counter = Counter()
@@ -310,20 +366,21 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
             done(index, classify(item.where, item.record, result, task_grad, item.failure))
 
     try:
-        for index, item in enumerate(_items(root, shards, repros)):
+        for index, item in enumerate(_items(files, repros)):
             if isinstance(item, Outcome):
                 done(index, item)
                 continue
             versions = item.record.get("versions")
             if isinstance(versions, dict) and isinstance(versions.get("jax"), str):
                 stored_jax.add(versions["jax"])
-            problems = validate(item.record["source"], item.record["entry"])
+            problems = [] if trusted else _judge(item.record)
             if problems:
                 done(index, Outcome("rejected", item.where, item.record.get("id"),
                                     problems=problems))
                 continue
             if pool is None:  # started on the first record that needs one
-                pool = ExtractorPool(workers, timeout=timeout, grad=grad, cache_dir=cache_dir)
+                pool = ExtractorPool(workers, timeout=timeout, grad=grad, cache_dir=cache_dir,
+                                     limits=limits)
             task_grad, task_oracles = _task(item, grad, oracles)
             try:
                 pool.submit(index, item.record["source"], item.record["entry"],
@@ -342,7 +399,7 @@ def replay(path: str | os.PathLike, *, workers: int | None = None, grad: bool = 
         if pool is not None:
             pool.close()
     versions = {**replayed, "stored_jax": sorted(stored_jax)}
-    return Report(str(root), [outcomes[i] for i in sorted(outcomes)], strict,
+    return Report(", ".join(map(str, paths)), [outcomes[i] for i in sorted(outcomes)], strict,
                   time.monotonic() - started, versions,
                   None if cache_dir is None else str(cache_dir), oracles)
 
@@ -356,8 +413,9 @@ def parser(parser_class) -> Any:
         "and report what changed.  Sources are validated against the grammar first and never "
         "executed when they do not fit it.  Exit status 0 when no record that used to extract "
         "now fails or computes other values, 1 otherwise, 2 on bad arguments."))
-    p.add_argument("path", metavar="DIR", type=Path,
-                   help="a corpus directory, its failures/ folder, or one failure's folder")
+    p.add_argument("path", metavar="PATH", type=Path, nargs="+",
+                   help="a JSONL file of records (any name), a folder of them (a corpus), a "
+                        "failures folder or one failure's folder; several may be given")
     p.add_argument("--json", action="store_true",
                    help="print a machine-readable report (every record and a summary)")
     p.add_argument("--strict", action="store_true",
@@ -375,6 +433,11 @@ def parser(parser_class) -> Any:
     p.add_argument("--oracles", type=oracle_list(ORACLES), default=(), metavar="LIST",
                    help=f"comma list of oracles to run on every record ({','.join(ORACLES)}) "
                         "or 'none' (the default): a failed oracle is a regression")
+    add_limit_options(p)
+    p.add_argument("--trusted", action="store_true",
+                   help="run every source even when it is not of the grammar's form (records "
+                        "added with 'python -m fuzz add'): it then runs as any Python program "
+                        "you start would, under the workers' resource limits only")
     p.add_argument("--quiet", action="store_true",
                    help="no live status line: a log line every few seconds")
     return p
@@ -391,6 +454,7 @@ def main(argv, parser_class) -> int:
     try:
         report = replay(a.path, workers=a.workers, grad=not a.no_grad, strict=a.strict,
                         timeout=a.timeout, cache_dir=cache_dir, oracles=a.oracles,
+                        trusted=a.trusted, limits=limits(a, p.error),
                         progress=lambda p: status.update(p.line))
     except ReplayError as e:
         p.error(str(e))

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from extract.clean import ir_hash
+from extract.failures import GRAD_STAGES
 
-__all__ = ["FIELDS", "FIELD_NAMES", "CorpusError", "Field", "encode_record", "normalize_record",
-           "normalized_source_hash"]
+__all__ = ["FIELDS", "FIELD_NAMES", "REQUIRED", "CorpusError", "Field", "encode_record",
+           "json_schema", "normalize_record", "normalized_source_hash", "storable"]
 
 _INT64 = 2**63
 
@@ -52,7 +53,8 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("id", "str", "short stable id: first 16 hex of source_hash unless given"),
     Field("source", "str", "the generated Python module"),
-    Field("source_hash", "str", "sha256 of ast.dump(ast.parse(source)), set by the store"),
+    Field("source_hash", "str", "sha256 of ast.dump(ast.parse(source)), set by the store "
+          "(for a record added by hand, of that hash, ':' and the entry)"),
     Field("entry", "str", "name of the entry function in source"),
     Field("args", "args", "argument types: [[shape...], dtype] per argument"),
     Field("categories", "str_list", "feature categories the program exercises"),
@@ -179,13 +181,99 @@ def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
     raise AssertionError(f"unknown field kind {kind!r} for {name!r}")
 
 
+# -- the same schema as JSON Schema, for corpora made elsewhere --------------------------
+
+REQUIRED: tuple[str, ...] = ("id", "source", "entry", "args")
+"""The fields a record needs to be replayed; the store writes every field (null if unknown)."""
+
+_INT = {"type": "integer", "minimum": -_INT64, "maximum": _INT64 - 1}
+_NUMBER = {"type": "number"}
+_SUMMARY = {
+    "type": "object",
+    "required": sorted(_SUMMARY_KEYS),
+    "additionalProperties": False,
+    "properties": {
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "dtype": {"type": "string"},
+        "nonfinite": {"type": "integer"},
+        "sum": _NUMBER,
+        "abs_sum": _NUMBER,
+        "samples": {"type": "array", "items": {
+            "type": "array", "minItems": 2, "maxItems": 2,
+            "prefixItems": [{"type": "integer"}, {"type": ["number", "null"]}]}},
+    },
+}
+_KIND_SCHEMA: dict[str, dict[str, Any]] = {
+    "str": {"type": "string"},
+    "int": _INT,
+    "str_list": {"type": "array", "items": {"type": "string"}},
+    "args": {"type": "array", "items": {
+        "type": "array", "minItems": 2, "maxItems": 2,
+        "prefixItems": [{"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        {"type": "string"}]}},
+    "float_map": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+    "str_map": {"type": "object", "additionalProperties": {"type": "string"}},
+    "reason": {"type": ["string", "boolean"]},
+    "int_list": {"type": "array", "items": {"type": "integer"}},
+    "inputs": {"type": "object", "required": ["recipe", "seed"], "additionalProperties": False,
+               "properties": {"seed": {**_INT, "minimum": 0}, "recipe": {"type": "string"}}},
+    "values": {"type": "array", "items": _SUMMARY},
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """``FIELDS`` as a JSON Schema (draft 2020-12) of one corpus line; README's
+    ``schema/record.schema.json`` is this, written by ``python -m fuzz schema``."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "jaxsmith corpus record",
+        "description": (
+            "One line of a jaxsmith corpus shard (JSON Lines). Every field may be null "
+            "except the required ones; integers are written without a fraction; NaN and "
+            "infinity are stored as null. Generated from fuzz.schema.FIELDS."),
+        "type": "object",
+        "required": list(REQUIRED),
+        "additionalProperties": False,
+        "properties": {
+            f.name: {"description": f.doc, **_KIND_SCHEMA[f.kind]} if f.name in REQUIRED else
+            {"description": f.doc, "anyOf": [_KIND_SCHEMA[f.kind], {"type": "null"}]}
+            for f in FIELDS
+        },
+    }
+
+
+def storable(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record fields of an extraction result worth keeping, or None.
+
+    An ``ok`` result keeps what it extracted.  One whose backward pass failed under a known
+    JAX limitation after the forward pass extracted is kept forward-only, ``grad_skipped``
+    naming the limitation.  Anything else (a failure, a duplicate) is not stored.
+    """
+    fields = {k: v for k, v in result.items() if k in FIELD_NAMES}
+    if result.get("status") == "ok":
+        return fields
+    failure = result.get("failure") or {}
+    if (result.get("status") == "failed" and failure.get("known")
+            and failure.get("stage") in GRAD_STAGES
+            and all(result.get(k) is not None for k in ("stablehlo", "hlo_optimized"))):
+        return {**fields, "grad_skipped": f"known JAX limitation: {failure['known']}"}
+    return None
+
+
 def normalized_source_hash(source: str) -> str:
-    """sha256 hex of ``ast.dump(ast.parse(source))``: formatting and comments don't count."""
+    """sha256 hex of ``ast.dump(ast.parse(source))``: formatting and comments don't count.
+
+    Raises ``CorpusError`` for a source that does not parse, or nests too deeply for Python's
+    parser or for ``ast.dump``.
+    """
     try:
         tree = ast.parse(source)
+        dumped = ast.dump(tree)
     except SyntaxError as e:
         raise CorpusError(f"source does not parse ({e.msg}, line {e.lineno})") from e
-    return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise CorpusError(f"source cannot be parsed ({type(e).__name__}: {str(e)[:100]})") from e
+    return hashlib.sha256(dumped.encode("utf-8")).hexdigest()
 
 
 def normalize_record(record: Mapping[str, Any],

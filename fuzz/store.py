@@ -60,6 +60,7 @@ from fuzz.schema import (
     encode_record,
     normalize_record,
     normalized_source_hash,
+    storable,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "normalized_source_hash",
     "reproducers",
     "shard_paths",
+    "storable",
 ]
 
 SHARD_PREFIX = "shard-"

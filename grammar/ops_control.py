@@ -29,12 +29,16 @@ def _predicate(x: cst.BaseExpression, dtype: str) -> cst.BaseExpression:
     return call("jnp.any", x) if dtype == "bool" else binop(call("jnp.sum", x), ">", 0)
 
 
+MAX_TRIPS = 4
+"""The most iterations of a loop with a literal trip count (validate refuses more)."""
+
+
 # -- loops ----------------------------------------------------------------------------
 
 def _fori_signature(draw, x: TensorType, env: Env) -> Sig:
     lo = integer(draw, 0, 2)
     body = RegionSpec((INDEX, x), (x,), index_params=1, forced=_forced(env))
-    return Sig((x,), {"lower": lo, "upper": lo + integer(draw, 1, 4)}, (body,))
+    return Sig((x,), {"lower": lo, "upper": lo + integer(draw, 1, MAX_TRIPS)}, (body,))
 
 
 def _fori_dynamic_signature(draw, x: TensorType, env: Env) -> Sig:
@@ -51,7 +55,7 @@ def _fori(out, a, p, r):
 
 def _while_signature(draw, x: TensorType, env: Env) -> Sig:
     body = RegionSpec((INDEX, x), (x,), index_params=1, forced=_forced(env))
-    return Sig((x,), {"trips": integer(draw, 1, 4)}, (body,))
+    return Sig((x,), {"trips": integer(draw, 1, MAX_TRIPS)}, (body,))
 
 
 def _while(out, a, p, r):

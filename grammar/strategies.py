@@ -12,7 +12,7 @@ from grammar.categories import CATEGORIES, STRUCTURAL
 from grammar.generate import Config, program_strategy
 from grammar.ops import OPS
 from grammar.program import Program
-from grammar.types import ALL_DTYPES, Limits
+from grammar.types import ALL_DTYPES, MAX_LIMITS, Limits
 
 
 def _names(arg: str, value: Iterable[str] | None, known: Iterable[str]) -> tuple[str, ...]:
@@ -57,6 +57,13 @@ def _forced(required: tuple[str, ...], ops: tuple[str, ...]) -> tuple:
     return tuple(forced)
 
 
+MAX_STATEMENTS = 200
+"""The most statements ``programs`` accepts (``max_statements``); validate's size caps
+derive from it."""
+MAX_PARAMS = 16
+"""The most parameters ``programs`` accepts (``max_params``)."""
+
+
 def programs(*, max_statements: int = 15, min_statements: int = 1,
              ops: Iterable[str] | None = None, categories: Iterable[str] | None = None,
              dtypes: Iterable[str] | None = None, max_depth: int = 2, max_params: int = 4,
@@ -71,15 +78,15 @@ def programs(*, max_statements: int = 15, min_statements: int = 1,
     ``while_loop``); ``swarm`` enables a random subset of op families per program.
     """
     _check_int("min_statements", min_statements, 1)
-    _check_int("max_statements", max_statements, 1, 200)
+    _check_int("max_statements", max_statements, 1, MAX_STATEMENTS)
     if min_statements > max_statements:
         raise InvalidArgument(f"min_statements={min_statements} is larger than "
                               f"max_statements={max_statements}")
     _check_int("max_depth", max_depth, 0, 4)
-    _check_int("max_params", max_params, 1, 16)
-    _check_int("max_rank", max_rank, 1, 4)
-    _check_int("max_dim", max_dim, 1, 64)
-    _check_int("max_elements", max_elements, 1)
+    _check_int("max_params", max_params, 1, MAX_PARAMS)
+    _check_int("max_rank", max_rank, 1, MAX_LIMITS.max_rank)
+    _check_int("max_dim", max_dim, 1, MAX_LIMITS.max_dim)
+    _check_int("max_elements", max_elements, 1, MAX_LIMITS.max_elements)
     op_names = _names("ops", ops, OPS) or tuple(OPS)
     if not known_failures:
         kept = tuple(n for n in op_names if not isinstance(OPS[n].known_failure, str))

@@ -56,6 +56,10 @@ class Limits:
     max_elements: int = 4096
 
 
+MAX_LIMITS = Limits(max_rank=4, max_dim=64, max_elements=2**16)
+"""The largest ``Limits`` that ``programs`` accepts; the validator's caps derive from it."""
+
+
 def axis_dtype(dtype: str) -> str:
     """The dtype of a reduction that turns integers and booleans into floats (mean, var)."""
     return dtype if dtype in FLOAT else "float32"

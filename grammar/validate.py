@@ -19,22 +19,49 @@ Everything else (builtins, dunders, lambdas, comprehensions, f-strings, other im
 statements) is rejected, because each node kind must be explicitly allowed.  A second, smaller
 whitelist over Python's own ``ast`` then checks the same text, so a difference between the
 two parsers cannot smuggle anything through.
+
+Sizes are capped at what the grammar can produce, cheapest check first, so hostile text costs
+little to refuse: the length (``MAX_SOURCE_CHARS``) before any parser, then the nesting depth
+and node count of Python's own tree (``MAX_DEPTH``, ``MAX_NODES``) before libcst sees the text;
+integer literals, literal shapes and loop trip counts (``MAX_INT``, ``MAX_LITERAL_ELEMENTS``,
+``MAX_TRIPS``); and, with ``check_args``, the argument types (the grammar's dtypes and
+``Limits``).  Nothing here raises on any input.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import math
 from collections.abc import Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from grammar.ops import ALLOWED_CALLS, ALLOWED_METHODS, MODULE_ALIASES, OPS
+from grammar.ops_control import MAX_TRIPS
+from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
 from grammar.syntax import _BINOPS, _COMPARES
-from grammar.types import ALL_DTYPES
+from grammar.types import ALL_DTYPES, MAX_LIMITS
 
-__all__ = ["ALLOWED_CONSTANTS", "IMPORTS", "TRANSFORMS", "validate"]
+__all__ = ["ALLOWED_CONSTANTS", "IMPORTS", "MAX_DEPTH", "MAX_INT", "MAX_LITERAL_ELEMENTS",
+           "MAX_NODES", "MAX_SOURCE_CHARS", "MAX_TRIPS", "TRANSFORMS", "check_args", "validate"]
+
+# Measured on generated programs (README, "Safety"): at --max-statements 60 and --max-depth 4
+# the longest source was 5.4 KB, the deepest tree 14 levels and the largest 1,234 nodes; at
+# the grammar's limit of MAX_STATEMENTS statements a source stays under 20 KB.
+MAX_SOURCE_CHARS = 100_000
+"""Longest source accepted: five times what ``MAX_STATEMENTS`` statements render to."""
+MAX_DEPTH = 40
+"""Deepest Python syntax tree accepted (generated programs: 14 at most)."""
+MAX_NODES = 10 * 20 * MAX_STATEMENTS
+"""Most Python syntax-tree nodes accepted: ten times the about 20 per statement that
+generated programs have."""
+MAX_INT = MAX_LIMITS.max_elements
+"""Largest integer literal: no dimension, axis, index or count the grammar renders is larger
+than the largest array it allows."""
+MAX_LITERAL_ELEMENTS = MAX_LIMITS.max_elements
+"""A tuple or list of integer literals (a shape) may not multiply to more than this."""
 
 IMPORTS: tuple[str, ...] = ("import jax", "import jax.numpy as jnp", "from jax import lax")
 """The import statements of every rendered module, and the only ones allowed."""
@@ -255,9 +282,9 @@ class _Checker:
         if isinstance(node, cst.Name):
             self.name(node, scope)
         elif isinstance(node, cst.Integer):
-            if len(node.value) > 6 or int(node.value, 0) > _MAX_INT:
+            if len(node.value) > 8 or int(node.value, 0) > MAX_INT:
                 self.reject(node, f"integer {node.value[:20]} is larger than the grammar's "
-                                  f"{_MAX_INT}")
+                                  f"{MAX_INT}")
         elif isinstance(node, cst.Float):
             pass
         elif isinstance(node, cst.Attribute):
@@ -269,6 +296,7 @@ class _Checker:
             for element in node.slice:
                 self.index(element.slice, scope)
         elif isinstance(node, cst.Tuple | cst.List):
+            self.literal_shape(node)
             for element in node.elements:
                 if isinstance(element, cst.StarredElement):
                     self.reject(element, "star unpacking (*) is not allowed")
@@ -298,6 +326,23 @@ class _Checker:
             self.reject(node, "a string is only allowed as an argument of a JAX function")
         else:
             self.reject(node, f"{_kind(node)} is not allowed")
+
+    def literal_shape(self, node: cst.Tuple | cst.List) -> None:
+        dims = [_int_value(e.value) for e in node.elements]
+        if dims and all(d is not None and 0 <= d <= MAX_INT for d in dims):
+            size = math.prod(dims)
+            if size > MAX_LITERAL_ELEMENTS:
+                self.reject(node, f"a literal shape of {size} elements is larger than the "
+                                  f"grammar's {MAX_LITERAL_ELEMENTS}")
+
+    def trip_count(self, node: cst.Call) -> None:
+        """``lax.fori_loop(lower, upper, ...)`` with literal bounds runs at most MAX_TRIPS."""
+        if len(node.args) < 2:
+            return
+        lower, upper = (_int_value(a.value) for a in node.args[:2])
+        if lower is not None and upper is not None and upper - lower > MAX_TRIPS:
+            self.reject(node, f"a loop of {upper - lower} trips is longer than the grammar's "
+                              f"{MAX_TRIPS}")
 
     def name(self, node: cst.Name, scope: _Scope) -> None:
         n = node.value
@@ -347,6 +392,8 @@ class _Checker:
             jax_function = path in ALLOWED_CALLS
             if not jax_function:
                 self.reject(node, f"call to {path!r} is not allowed ({_CALLS_HINT})")
+            elif path == "lax.fori_loop":
+                self.trip_count(node)
         elif isinstance(func, cst.Name):
             n = func.value
             if scope.names.get(n) == "def":
@@ -444,8 +491,25 @@ def _python_check(tree: ast.Module) -> list[str]:
     return problems
 
 
-_MAX_INT = 2**16
-"""The largest integer literal the grammar renders is far below this (dims, axes, indices)."""
+def _int_value(node: cst.BaseExpression) -> int | None:
+    """The value of an integer literal (``3``, ``-1``), or None."""
+    sign = 1
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        sign, node = -1, node.expression
+    if isinstance(node, cst.Integer) and len(node.value) <= 8:
+        return sign * int(node.value, 0)
+    return None
+
+
+def _tree_size(tree: ast.AST) -> tuple[int, int]:
+    """(depth, node count) of a Python syntax tree, without recursion; stops counting once
+    either exceeds its cap."""
+    depth, nodes, stack = 0, 0, [(tree, 1)]
+    while stack and depth <= MAX_DEPTH and nodes <= MAX_NODES:
+        node, d = stack.pop()
+        depth, nodes = max(depth, d), nodes + 1
+        stack.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return depth, nodes
 
 
 def _constant(node: cst.BaseExpression) -> bool:
@@ -461,6 +525,33 @@ def _constant(node: cst.BaseExpression) -> bool:
     return False
 
 
+def check_args(args: object) -> list[str]:
+    """The problems that keep ``args`` (a record's ``[[shape, dtype], ...]``) from being the
+    argument types of a generated program: the grammar's dtypes, and shapes within
+    ``MAX_LIMITS``.  Empty when they fit; never raises."""
+    if not isinstance(args, list | tuple):
+        return [f"args must be a list of [shape, dtype] pairs, got {type(args).__name__}"]
+    if len(args) > MAX_PARAMS:
+        return [f"{len(args)} arguments are more than the grammar's {MAX_PARAMS}"]
+    problems = []
+    for i, arg in enumerate(args):
+        shape, dtype = arg if isinstance(arg, list | tuple) and len(arg) == 2 else (None, None)
+        if not (isinstance(shape, list | tuple) and all(
+                isinstance(d, int) and not isinstance(d, bool) for d in shape)):
+            problems.append(f"args[{i}] must be a [shape, dtype] pair, got {str(arg)[:60]}")
+            continue
+        if dtype not in ALL_DTYPES:
+            problems.append(f"args[{i}] dtype {str(dtype)[:40]!r} is not one of the grammar's "
+                            f"({', '.join(ALL_DTYPES)})")
+        if len(shape) > MAX_LIMITS.max_rank or any(
+                not 0 <= d <= MAX_LIMITS.max_dim for d in shape) or math.prod(
+                shape) > MAX_LIMITS.max_elements:
+            problems.append(f"args[{i}] shape {str(shape)[:60]} is outside the grammar's "
+                            f"limits (rank <= {MAX_LIMITS.max_rank}, dims <= "
+                            f"{MAX_LIMITS.max_dim}, <= {MAX_LIMITS.max_elements} elements)")
+    return problems
+
+
 def validate(source: str, entry: str | None = None) -> list[str]:
     """The problems that keep ``source`` from being a program the grammar renders.
 
@@ -469,27 +560,36 @@ def validate(source: str, entry: str | None = None) -> list[str]:
     """
     if not isinstance(source, str):
         return [f"line 1: source must be a string, got {type(source).__name__}"]
+    if len(source) > MAX_SOURCE_CHARS:  # before anything reads the text
+        return [f"line 1: source of {len(source)} characters is longer than the "
+                f"{MAX_SOURCE_CHARS} accepted (generated programs stay under 20,000)"]
     if not source.isascii():
         # Python folds identifiers by NFKC, so a fullwidth 'ｊｎｐ' would rebind 'jnp'.
         line = next(i for i, text in enumerate(source.splitlines(), 1) if not text.isascii())
         return [f"line {line}: non-ASCII characters are not allowed (the grammar renders "
                 "ASCII only)"]
-    # Python's parser first: it refuses absurd nesting cleanly, where libcst's native parser
-    # can overflow its stack and take the whole process down.
+    # Python's parser first: it refuses absurd nesting cleanly, and its tree is measured
+    # before libcst, whose parser and visitors fail on deep nesting (KeyError, stack overflow).
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
         return [f"line {e.lineno or 1}: source does not parse: {e.msg}"]
     except (ValueError, RecursionError, MemoryError) as e:
         return [f"line 1: source does not parse: {type(e).__name__}: {str(e)[:200]}"]
+    depth, nodes = _tree_size(tree)
+    if depth > MAX_DEPTH:
+        return [f"line 1: source nests deeper than the {MAX_DEPTH} levels accepted "
+                "(generated programs: 14 at most)"]
+    if nodes > MAX_NODES:
+        return [f"line 1: source has more than the {MAX_NODES} syntax nodes accepted"]
     try:
         wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)
         checker = _Checker(wrapper)
         checker.module_body()
     except cst.ParserSyntaxError as e:
         return [f"line {e.raw_line}: source does not parse: {e.message:.200}"]
-    except (RecursionError, MemoryError, ValueError) as e:
-        return [f"line 1: source is too deeply nested or too large ({type(e).__name__})"]
+    except Exception as e:  # libcst on text Python accepts: never let it end a replay
+        return [f"line 1: source cannot be checked ({type(e).__name__}: {str(e)[:200]})"]
     if entry is not None and checker.entry is not None and entry != checker.entry:
         checker.problems.append(f"line 1: entry {entry!r} is not the program's function "
                                 f"{checker.entry!r}")

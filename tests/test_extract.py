@@ -688,8 +688,11 @@ def test_pool_poll_validation_and_cache(tmp_path):
     with ExtractorPool(1, cache_dir=tmp_path, xla_flags=flags) as pool:
         with pytest.raises(ValueError, match="dtype"):
             pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), "nope")])
-        with pytest.raises(ValueError, match="complex64. has no input recipe"):
-            pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), "complex64")])
+        for bad in ("complex64", "V8", "V1000000000", "(1000,1000)float32"):
+            with pytest.raises(ValueError, match=r"is not supported; accepted: bool, int8"):
+                pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), bad)])
+        with pytest.raises(ValueError, match=r"too large: at most 8 dimensions"):
+            pool.submit(1, "def f(x):\n    return x\n", "f", [((40000, 40000), F32)])
         with pytest.raises(ValueError, match="seed=-1"):
             pool.submit(1, "def f(x):\n    return x\n", "f", [((2,), F32)], seed=-1)
         assert pool.poll(0) == []

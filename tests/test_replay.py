@@ -151,8 +151,10 @@ def test_changed_ir_fails_only_when_strict(corpus, cache, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["/no/such/dir"], "is not a directory"),
-    (["{empty}"], "holds no corpus shards"),
+    (["/no/such/dir"], "does not exist (expected a JSONL file, a corpus folder"),
+    (["{empty}"], "holds no records: no *.jsonl file"),
+    (["{corpus}", "--max-memory", "0.5"], "must be None or an int of bytes >= 1 GiB"),
+    (["{corpus}", "--max-cpu", "-3"], "--max-cpu '-3' must be a number of seconds >= 0"),
     (["{corpus}", "--workers", "0"], "--workers '0' must be a whole number >= 1"),
     (["{corpus}", "--timeout", "-1"], "--timeout '-1' must be a positive number"),
     (["{corpus}", "--no-cache", "--cache-dir", "x"], "exclude each other"),
@@ -315,3 +317,38 @@ def test_canonical_jaxpr_drops_default_and_loop_bookkeeping_params():
     assert canonical_jaxpr(old.replace("axes=(0,)", "axes=(1,)")) != canonical_jaxpr(old)
     assert canonical_jaxpr(new.replace("is_stable=True", "is_stable=False")) != \
         canonical_jaxpr(old)
+
+
+def test_replay_reads_jsonl_files_of_any_name_and_several_paths(corpus, cache, tmp_path):
+    """Issue 13.4: a renamed file, a folder whose file is named otherwise, and both at once."""
+    records = lines(corpus)
+    renamed = tmp_path / "records.jsonl"
+    renamed.write_text("".join(json.dumps(r) + "\n" for r in records[:2]))
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "part-a.jsonl").write_text(json.dumps(records[2]) + "\n")
+    report = replay([renamed, folder], workers=1, cache_dir=cache, grad=False)
+    assert [o.status for o in report.outcomes] == ["unchanged"] * 3
+    assert [o.id for o in report.outcomes] == [r["id"] for r in records[:3]]
+    done = fuzz("replay", str(renamed), "--no-grad", "--quiet", "--cache-dir", str(cache))
+    assert done.returncode == 0, done.stderr
+    assert "replayed 2 records" in done.stdout and "2 unchanged" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_replay_that_judges_few_records_warns(corpus, cache, tmp_path):
+    """Issue 15.7: a corpus whose records are mostly rejected still exits 0, but says so; with
+    --strict it fails."""
+    good = lines(corpus)[0]
+    alien = {"id": "alien", "source": "import os\n\ndef f(x):\n    return os.getcwd()\n",
+             "entry": "f", "args": [[[2], "float32"]]}
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (good, alien, alien | {"id": "b"})))
+    report = replay(path, workers=1, cache_dir=cache, grad=False)
+    assert report.counts["rejected"] == 2 and report.exit_code == 0
+    assert report.warning() and "2 of 3 records (67 %)" in report.warning()
+    assert report.format().endswith(report.warning())
+    assert replay(path, workers=1, cache_dir=cache, grad=False, strict=True).exit_code == 1
+    only_good = tmp_path / "good.jsonl"
+    only_good.write_text(json.dumps(good) + "\n")
+    assert replay(only_good, workers=1, cache_dir=cache, grad=False).warning() is None

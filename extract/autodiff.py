@@ -32,7 +32,8 @@ FD_EPS = 2.0**-10
 
 # Ops whose JAX derivative is defined rather than computed: a float -> integer conversion
 # or bitcast (zero: integers carry no tangent, yet the value depends on the input) and
-# reduce_precision (passes the tangent through, yet the value is piecewise constant).
+# reduce_precision (passes the tangent through, yet the value is piecewise constant); and,
+# read from the source, lax.stop_gradient (zero by request; it leaves no trace in StableHLO).
 _SURROGATE = re.compile(
     r"stablehlo\.reduce_precision\b|stablehlo\.(?:convert|bitcast_convert)\b[^\n]*"
     r"\(tensor<[\dx]*b?f\d+>\)\s*->\s*tensor<[\dx]*u?i\d+>")
@@ -93,7 +94,8 @@ def autodiff(ctx: Context) -> str:
         limit = rtol * size + floor
         if not all(np.isfinite(fd)) or abs(fd[0] - fd[1]) > limit:
             verdict = "skipped: not smooth at the input (finite differences)"
-        elif abs(ad - fd[1]) > limit and _SURROGATE.search(ctx.stablehlo_text):
+        elif abs(ad - fd[1]) > limit and (_SURROGATE.search(ctx.stablehlo_text)
+                                          or "lax.stop_gradient(" in ctx.source):
             verdict = "benign: surrogate_derivative"
         elif abs(ad - fd[1]) > limit:
             raise Violation("autodiff", "finite_differences", "float32",

@@ -246,7 +246,7 @@ def extract_in_process(
             result["outputs"] = [summarize(x) for x in outputs]
             timings["run"] = perf_counter() - t0
             ctx = Context(f, functools.partial(_run, compiled), specs, int(seed), inputs,
-                          outputs, raw_stablehlo, _runner_with(lowered))
+                          outputs, raw_stablehlo, _runner_with(lowered), source=source)
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("interpreter", "vmap", "jit_eager"), ctx)
 

@@ -195,6 +195,15 @@ KNOWN: tuple[Known, ...] = (
         "exist) where jit has an int32 array",
     ),
     Known(
+        "xla_cpu_fft_layout",
+        frozenset({"run", "grad_run"}),
+        "JaxRuntimeError|XlaRuntimeError",
+        r"fft_thunk\.cc.*IsMonotonicWithDim0Major",
+        "an XLA:CPU bug, not a limitation: the FFT thunk refuses at run time an operand "
+        "layout the compiled program gives it, as when an FFT's result feeds a LAPACK solve "
+        "(README, Findings 6; findings/fft_feeding_lapack.py)",
+    ),
+    Known(
         "grad_betainc_ab",
         _TRACE_STAGES,
         "ValueError",

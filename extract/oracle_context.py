@@ -83,6 +83,7 @@ class Context:
     # run_with(options, inputs): the program compiled with XLA compiler options
     run_with: Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]]
     grad: list[np.ndarray] | None = None  # recorded gradient, one per float argument
+    source: str = ""  # the program's Python source
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

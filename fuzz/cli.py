@@ -71,8 +71,8 @@ def run_parser() -> argparse.ArgumentParser:
                    help="comma-separated ops to draw from (default: all)")
     p.add_argument("--dtypes", type=names("dtype", ALL_DTYPES), default=None,
                    help="comma-separated parameter dtypes (default: all)")
-    p.add_argument("--max-statements", type=positive_int("--max-statements"), default=15,
-                   help="most statements per program, nested ones included; default 15")
+    p.add_argument("--max-statements", type=positive_int("--max-statements"), default=50,
+                   help="most statements per program, nested ones included; default 50")
     p.add_argument("--max-depth", type=int, default=2, choices=range(0, 5), metavar="0-4",
                    help="nesting depth of control flow and transforms; default 2")
     p.add_argument("--no-known-failures", action="store_true",

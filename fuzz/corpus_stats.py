@@ -18,7 +18,8 @@ from typing import Any
 
 from fuzz.store import STATS_NAME, MalformedLine, iter_records, reproducers, shard_paths
 
-__all__ = ["STABLEHLO_OPS", "corpus_stats", "format_stats", "stablehlo_op_names"]
+__all__ = ["STABLEHLO_OPS", "corpus_stats", "format_stats", "jaxpr_primitives",
+           "stablehlo_op_names"]
 
 # The op sections of the StableHLO specification (openxla/stablehlo docs/spec.md, "Ops"),
 # in the spec's order.  Deprecated ops that the spec lists only under "Deprecated
@@ -54,6 +55,16 @@ _OP_RE = re.compile(r"(?<![\w.#!])stablehlo\.([a-z_][a-z0-9_]*)")
 def stablehlo_op_names(text: str) -> set[str]:
     """The StableHLO op names (without the dialect prefix) used in MLIR ``text``."""
     return set(_OP_RE.findall(text))
+
+
+# A jaxpr equation: `b:f32[3] = sin a`, `_:i32[] c:f32[] = scan[...]`; parameters are
+# written without spaces around '=' (`length=3`, `name=f`), so they never match.
+_PRIMITIVE_RE = re.compile(r" = ([a-z_][a-z0-9_]*)")
+
+
+def jaxpr_primitives(text: str) -> set[str]:
+    """The JAX primitives applied in jaxpr ``text``, nested jaxprs included."""
+    return set(_PRIMITIVE_RE.findall(text))
 
 
 def _median(hist: Counter[int]) -> float | None:
@@ -139,6 +150,7 @@ def corpus_stats(path: str | os.PathLike[str], *, malformed_examples: int = 5) -
     categories: Counter[str] = Counter()
     ops: Counter[str] = Counter()
     hlo_ops: Counter[str] = Counter()
+    primitives: set[str] = set()
     seen_with_grad: set[str] = set()
     source_lines: Counter[int] = Counter()
     hlo_lines: Counter[int] = Counter()
@@ -155,6 +167,9 @@ def corpus_stats(path: str | os.PathLike[str], *, malformed_examples: int = 5) -
         categories.update(rec.get("categories") or ())
         ops.update(rec.get("ops") or ())
         source_lines[_line_count(rec["source"])] += 1
+        for key in ("jaxpr", "grad_jaxpr"):
+            if isinstance(rec.get(key), str):
+                primitives |= jaxpr_primitives(rec[key])
         forward = rec.get("stablehlo")
         if isinstance(forward, str):
             names = stablehlo_op_names(forward)
@@ -189,6 +204,7 @@ def corpus_stats(path: str | os.PathLike[str], *, malformed_examples: int = 5) -
         "stablehlo_ops": dict(hlo_ops.most_common()),
         "stablehlo_coverage": _coverage(hlo_ops),
         "stablehlo_coverage_with_grad": _coverage(seen_with_grad),
+        "primitives": sorted(primitives),
         "sizes": {
             "source_lines": _size_summary(source_lines),
             "stablehlo_lines": _size_summary(hlo_lines),
@@ -254,6 +270,8 @@ def format_stats(stats: Mapping[str, Any], *, top: int = 15) -> str:
         f"StableHLO op coverage: {cov['covered']}/{cov['total']} spec ops "
         f"(with grad: {cov_grad['covered']}/{cov_grad['total']})"
     )
+    lines.append(f"JAX primitives in the jaxprs (forward and backward): "
+                 f"{len(stats['primitives'])}")
     lines.extend(_wrap("  missing: ", cov_grad["missing_ops"]))
     lines.extend(_wrap("  not in spec: ", cov_grad["non_spec_ops"]))
     lines.append(_histogram_line("categories", stats["categories"], top))

@@ -14,7 +14,7 @@ from extract import ORACLES, ExtractorPool
 from extract.worker import DEFAULT_LIMITS, Limits
 from fuzz import sampling
 from fuzz.budget import Budget, clock
-from fuzz.corpus_stats import STABLEHLO_OPS, stablehlo_op_names
+from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
 from fuzz.store import CorpusStore, normalized_source_hash, storable
@@ -64,6 +64,7 @@ class Tally:
     categories: Counter = field(default_factory=Counter)
     ops: Counter = field(default_factory=Counter)
     hlo_ops: set = field(default_factory=set)
+    primitives: set = field(default_factory=set)
     buckets: dict = field(default_factory=dict)
     oracles: dict = field(default_factory=lambda: {name: Counter() for name in ORACLES})
 
@@ -227,6 +228,8 @@ class FuzzRun:
             t.categories.update(program.categories)
             t.ops.update(program.ops)
             t.hlo_ops |= stablehlo_op_names(fields.get("stablehlo") or "")
+            t.primitives |= jaxpr_primitives(fields.get("jaxpr") or "")
+            t.primitives |= jaxpr_primitives(fields.get("grad_jaxpr") or "")
             self.new_hashes.append(fields["stablehlo_hash"])
         elif outcome == "duplicate_ir":
             t.duplicate_ir += 1
@@ -268,7 +271,8 @@ class FuzzRun:
         return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | "
                 f"{self._outcomes()} | corpus {len(self.store)} | unique IR "
                 f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | "
-                f"stablehlo ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | {clock(elapsed)} "
+                f"stablehlo ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | primitives "
+                f"{len(t.primitives)} | {clock(elapsed)} "
                 f"elapsed, {self.o.budget.remaining(self.started, t.generated)}")
 
     def _outcomes(self) -> str:
@@ -294,13 +298,15 @@ class FuzzRun:
             "timeout": t.timeout, "crashed": t.crashed, "added": t.added,
             "duplicate_source": t.duplicate_source, "duplicate_ir": t.duplicate_ir,
             "programs_per_s": round(t.extracted / max(extracting, 1e-9), 3),
-            "minimize_s": round(elapsed - extracting, 3),
+            "minimize_s": round(elapsed - extracting, 3) if self.minimizing else 0.0,
             "first_result_s": t.first_result_s,
             "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
             "overruns": t.overruns,
             "categories": dict(sorted(t.categories.items())), "ops": dict(sorted(t.ops.items())),
             "stablehlo_ops": sorted(t.hlo_ops),
             "stablehlo_coverage": f"{len(t.hlo_ops)}/{len(STABLEHLO_OPS)}",
+            "primitives": sorted(t.primitives),
+            "primitive_count": len(t.primitives),
             "buckets": dict(sorted(t.buckets.items())), "corpus_records": len(self.store),
             "oracle_rates": dict(self.o.oracle_rates),
             "oracles": {name: dict(sorted(c.items())) for name, c in t.oracles.items()},

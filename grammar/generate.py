@@ -19,6 +19,9 @@ from grammar.types import Limits, Lit, TensorType
 
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _OPS = tuple(OPS.values())
+_PLAIN = {reverse: frozenset(i for i, op in enumerate(_OPS) if not op.has_regions
+                             and (op.differentiable or not reverse)) for reverse in (True, False)}
+"""Ops without regions, by whether they must be reverse-differentiable."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Builder:
         self.expected: set[str] = set()
         self.budget = 0
         self.reserved = 0
+        self.closed = 0  # depth of closed regions being built
         top = sorted(enabled)
         self.enabled = top
         self.menus = {
@@ -79,7 +83,9 @@ class Builder:
 
     @property
     def can_add_param(self) -> bool:
-        return len(self.params) < self.cfg.max_params
+        """Whether a statement may take a new program parameter: not inside a closed region
+        (a custom rule's body must not close over the program's values)."""
+        return not self.closed and len(self.params) < self.cfg.max_params
 
     def pick_op(self, scope: list[Value], depth: int, reverse: bool) -> Op:
         """A drawn op for the next statement.  The draw indexes one fixed list of the enabled
@@ -87,11 +93,17 @@ class Builder:
         means the same op wherever it is allowed (which helps the shrinker move statements)."""
         index = choice(self.draw, self.enabled)
         allowed = set(self.menu(depth, reverse))
+        order = self.enabled
         if not self.can_add_param:
             usable = frozenset().union(*(_accepting(v.type) for v in scope))
-            allowed = allowed & usable or allowed
-        position = self.enabled.index(index)
-        for i in self.enabled[position:] + self.enabled[:position]:
+            if self.closed and not allowed & usable:
+                # A closed body cannot take a parameter: any op outside the drawn families
+                # that fits one of its values (without a region, differentiable) will do.
+                allowed, order = set(usable & _PLAIN[reverse]), sorted(usable & _PLAIN[reverse])
+            else:
+                allowed = allowed & usable or allowed
+        position = order.index(index) if index in order else 0
+        for i in order[position:] + order[:position]:
             if i in allowed:
                 return _OPS[i]
         raise AssertionError("no op fits: the menus were validated non-empty")
@@ -150,31 +162,41 @@ class Builder:
         body: list[Apply] = []
         scope = list(scope)
         self.budget, self.reserved = self.cfg.max_statements, len(forced)
-        while forced or (self.budget > 0 and (len(body) < self.cfg.min_statements
-                                               or integer(self.draw, 0, 7) > 0)):
+        while True:
             self.budget -= 1
-            # Shrinks toward taking a forced op at once, so minimal programs stay short.
-            take = forced and (self.budget < len(forced) or not flag(self.draw))
-            self.reserved = len(forced) - (1 if take else 0)
-            stmt = self.statement(scope, 0, False, forced.pop(0) if take else None)
+            stmt, more = self.draw(_ITERATION(self, scope, forced))
             body.append(stmt)
             scope.extend(stmt.outputs)
-        return body
+            if not forced and (self.budget <= 0 or (
+                    len(body) >= self.cfg.min_statements and not more)):
+                return body
+
+    def _iteration(self, scope: list[Value],
+                   forced: list[tuple[str, frozenset[str]]]) -> tuple[Apply, bool]:
+        """One top-level statement and the "one more?" draw after it, in one span: deleting
+        the span deletes both, so the statements after it keep their meaning."""
+        # Shrinks toward taking a forced op at once, so minimal programs stay short.
+        take = forced and (self.budget < len(forced) or not flag(self.draw))
+        self.reserved = len(forced) - (1 if take else 0)
+        stmt = self._statement(scope, 0, False, forced.pop(0) if take else None)
+        return stmt, integer(self.draw, 0, 7) > 0
 
     def region(self, spec: RegionSpec, scope: list[Value], depth: int, reverse: bool) -> Region:
         name = self.fresh(_REGION_PREFIX.get(len(spec.params), "fn"))
         params = [Value(self.fresh("c" if i >= spec.index_params else "i"), t)
                   for i, t in enumerate(spec.params)]
-        inner = list(scope) + params
+        inner = ([] if spec.closed else list(scope)) + params
         body: list[Apply] = []
         least = 1 if self.menu(depth, reverse) else 0
         count = integer(self.draw, least, least and max(1, min(4, self.budget - self.reserved)))
         self.budget -= count
+        self.closed += spec.closed
         for k in range(count):
             force = (spec.forced[0], frozenset()) if k == 0 and spec.forced else None
             stmt = self.statement(inner, depth, reverse, force)
             body.append(stmt)
             inner.extend(stmt.outputs)
+        self.closed -= spec.closed
         local = params[spec.index_params:] + [v for s in body for v in s.outputs]
         results = tuple(self.result(want, local, body, spec) for want in spec.results)
         return Region(name, tuple(params), tuple(body), results)
@@ -201,6 +223,12 @@ _REGION_PREFIX = {1: "fn", 2: "body"}
 def _STATEMENT(draw: Draw, builder: Builder, *args) -> Apply:  # noqa: N802
     builder.draw = draw  # the same choice sequence, now inside this statement's span
     return builder._statement(*args)
+
+
+@st.composite
+def _ITERATION(draw: Draw, builder: Builder, *args) -> tuple[Apply, bool]:  # noqa: N802
+    builder.draw = draw
+    return builder._iteration(*args)
 
 
 def _used(body, names: set[str]) -> set[str]:

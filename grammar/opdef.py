@@ -27,9 +27,13 @@ class Domain(Enum):
     """Where an operand's values must lie; the renderer guards array operands to match."""
 
     ANY = "any"
-    POSITIVE = "positive"
-    NONZERO = "nonzero"
-    UNIT = "unit"
+    POSITIVE = "positive"          # >= 1: |x| + 1
+    NONZERO = "nonzero"            # the same guard
+    UNIT = "unit"                  # [-0.9, 0.9]: clipped
+    ABOVE_ONE = "above_one"        # >= 1.5, for arccosh and zeta: |x| + 1.5
+    PROBABILITY = "probability"    # (0, 1), for logit and ndtri: sigmoid(x)
+    WELL_CONDITIONED = "well_conditioned"  # a square matrix, strictly diagonally dominant
+    SPD = "spd"                    # a symmetric, strictly diagonally dominant matrix
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class RegionSpec:
     reverse_diff: bool = False
     max_result_elements: int = 4096
     forced: tuple[str, ...] = ()
+    closed: bool = False  # the body sees only its parameters: no outer value, no new parameter
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class Op:
     known_failure: str | Callable[[Mapping[str, Any]], str | None] | None = None
     when: Callable[[TensorType], bool] | None = None
     example: Callable[[Draw, Env], TensorType] | None = None
+    values: tuple[str, ...] = ()   # dotted JAX names the template passes as values
 
     def accepts(self, t: TensorType) -> bool:
         """Whether ``t`` can be this op's primary operand."""

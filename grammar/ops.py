@@ -5,12 +5,18 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from grammar.opdef import Op
+from grammar.ops_autodiff import AUTODIFF_OPS, CUSTOM_RULES
 from grammar.ops_control import CONTROL
+from grammar.ops_decomp import DECOMPOSITIONS
 from grammar.ops_elementwise import BINARY, SELECT, UNARY
+from grammar.ops_fft import FFT_OPS
 from grammar.ops_linalg import LINALG
 from grammar.ops_nn import NN_OPS
+from grammar.ops_random import RANDOM_OPS
 from grammar.ops_reduce import CUMULATIVE, REDUCTIONS
 from grammar.ops_shape import SHAPES
+from grammar.ops_special import SPECIAL_OPS
+from grammar.ops_window import WINDOW
 
 
 def _table(*groups: list[Op]) -> MappingProxyType:
@@ -22,7 +28,8 @@ def _table(*groups: list[Op]) -> MappingProxyType:
     return MappingProxyType(table)
 
 
-OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, CUMULATIVE, LINALG, SHAPES, NN_OPS, CONTROL)
+OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, CUMULATIVE, LINALG, SHAPES, NN_OPS, CONTROL,
+             SPECIAL_OPS, WINDOW, DECOMPOSITIONS, RANDOM_OPS, AUTODIFF_OPS, FFT_OPS)
 """Every op by name, in declaration order."""
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))
@@ -32,9 +39,18 @@ MODULE_ALIASES = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax"}
 
 ALLOWED_CALLS: frozenset[str] = frozenset(
     {call for op in OPS.values() for call in op.calls}
-    | {"jnp.abs", "jnp.clip", "jnp.ones", "jnp.sum", "jnp.array"})
+    | {"jnp.abs", "jnp.clip", "jnp.ones", "jnp.sum", "jnp.array", "jax.nn.sigmoid", "jnp.tanh",
+       "jnp.swapaxes", "jnp.eye"})
 """Every dotted JAX function a rendered program may call (op templates, guards, constants)."""
 
+ALLOWED_VALUES: frozenset[str] = frozenset(v for op in OPS.values() for v in op.values)
+"""Dotted JAX names a rendered program may use as values: pure functions passed to another
+(``lax.add`` to ``lax.reduce_window``) and constants (``jnp.inf``)."""
+
 ALLOWED_METHODS: frozenset[str] = frozenset({"astype", "reshape", "at", "set", "add",
-                                             "multiply", "min", "max"})
-"""Attribute names a rendered program may use on its own values."""
+                                             "multiply", "min", "max", "defjvp", "defvjp"})
+"""Attribute names a rendered program may use on its own values (``defjvp``/``defvjp`` on
+what ``CALLABLE_RESULTS`` return)."""
+
+CALLABLE_RESULTS: frozenset[str] = frozenset(CUSTOM_RULES)
+"""Calls whose result a program may bind to a name and call: ``g = jax.custom_jvp(f)``."""

@@ -148,7 +148,7 @@ def _grad_signature(draw, x: TensorType, env: Env) -> Sig:
                                      forced=_forced(env)),))
 
 
-def _apply_transform(fn: str):
+def apply_transform(fn: str):
     def render(out, a, p, r):
         return [define(r[0]), assign(out, cst.Call(call(fn, cst.Name(r[0].name)),
                                                    [cst.Arg(v) for v in a]))]
@@ -196,15 +196,15 @@ CONTROL = [
     _control("vmap", ("vmap",), ANY, (1, 4), _vmap_signature, _vmap_rule, _vmap,
              ("jax.vmap",), family="transform"),
     _control("grad", ("grad",), FLOAT, (0, 4), _grad_signature, lambda i, p, r: (i[0],),
-             _apply_transform("jax.grad"), ("jax.grad",), family="transform"),
+             apply_transform("jax.grad"), ("jax.grad",), family="transform"),
     _control("value_and_grad", ("grad",), FLOAT, (0, 4), _grad_signature,
-             lambda i, p, r: (r[0][0], i[0]), _apply_transform("jax.value_and_grad"),
+             lambda i, p, r: (r[0][0], i[0]), apply_transform("jax.value_and_grad"),
              ("jax.value_and_grad",), family="transform"),
     _control("jvp", ("jvp",), FLOAT, (0, 4), _jvp_signature, lambda i, p, r: (r[0][0],) * 2,
              _jvp, ("jax.jvp", "jnp.ones_like"), family="transform"),
     _control("checkpoint", ("checkpoint",), ANY, (0, 4), _wrap_signature, _region_result,
-             _apply_transform("jax.checkpoint"), ("jax.checkpoint",), family="transform"),
+             apply_transform("jax.checkpoint"), ("jax.checkpoint",), family="transform"),
     _control("jit", ("jit",), ANY, (0, 4), _wrap_signature, _region_result,
-             _apply_transform("jax.jit"), ("jax.jit",), family="transform"),
+             apply_transform("jax.jit"), ("jax.jit",), family="transform"),
 ]
 

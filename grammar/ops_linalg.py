@@ -123,20 +123,6 @@ def _conv_rule(inputs, params, regions):
     return (x.with_shape((x.shape[0], w.shape[0], *spatial)),)
 
 
-def _square(t: TensorType) -> bool:
-    return t.shape[-1] == t.shape[-2]
-
-
-def _square_example(draw, env: Env) -> TensorType:
-    n = integer(draw, 1, env.limits.max_dim)
-    return TensorType((n, n), "float32")
-
-
-def _solve_signature(draw, a: TensorType, env: Env) -> Sig:
-    b = a.with_shape((a.shape[0], _free_dim(draw, env, a.shape[0])))
-    return Sig((a, b), {"lower": flag(draw)})
-
-
 LINALG = [
     Op("dot", "linalg", MATMUL, NUMERIC, (1, 2), _dot_signature, _dot_rule,
        expression(lambda a, p, r: call("jnp.dot", a[0], a[1])), calls=("jnp.dot",)),
@@ -157,13 +143,4 @@ LINALG = [
        expression(lambda a, p, r: call("lax.conv_general_dilated", a[0], a[1],
                                        p["window_strides"], p["padding"])),
        calls=("lax.conv_general_dilated",)),
-    Op("cholesky", "linalg", ("linalg",), frozenset({"float32"}), (2, 2),
-       lambda draw, x, env: Sig((x,)), lambda i, p, r: (i[0],),
-       expression(lambda a, p, r: call("jnp.linalg.cholesky", a[0])),
-       calls=("jnp.linalg.cholesky",), when=_square, example=_square_example),
-    Op("triangular_solve", "linalg", ("linalg",), frozenset({"float32"}), (2, 2),
-       _solve_signature, lambda i, p, r: (i[1],),
-       expression(lambda a, p, r: call("lax.linalg.triangular_solve", a[0], a[1],
-                                       left_side=True, lower=p["lower"])),
-       calls=("lax.linalg.triangular_solve",), when=_square, example=_square_example),
 ]

@@ -70,18 +70,20 @@ def _lax_axis_signature(draw, x: TensorType, env: Env) -> Sig:
     return Sig((x,), {"axis": integer(draw, 0, x.rank - 1)})
 
 
-def _scan_like(name: str, fn: str, out=None, family: str = "cumulative") -> Op:
+def _scan_like(name: str, fn: str, out=None, family: str = "cumulative",
+               dtypes=NUMERIC) -> Op:
     rule = same if out is None else (lambda i, p, r: (i[0].with_dtype(out),))
     signature = _lax_axis_signature if fn.startswith("lax.") else _axis_signature
-    return Op(name, family, (family,), NUMERIC, (1, 4), signature, rule,
+    return Op(name, family, (family,), dtypes, (1, 4), signature, rule,
               expression(lambda a, p, r: call(fn, a[0], axis=p["axis"])), calls=(fn,))
 
 
-def _top_k_signature(draw, x: TensorType, env: Env) -> Sig:
+def top_k_signature(draw, x: TensorType, env: Env) -> Sig:
     return Sig((x,), {"k": integer(draw, 1, x.shape[-1])})
 
 
-def _top_k_rule(inputs, params, regions):
+def top_k_rule(inputs, params, regions):
+    """The top ``k`` along the last axis: values, and their int32 indices."""
     x = inputs[0]
     shape = x.shape[:-1] + (params["k"],)
     return (x.with_shape(shape), TensorType(shape, "int32"))
@@ -91,8 +93,10 @@ CUMULATIVE = [
     _scan_like("cumsum", "jnp.cumsum"),
     _scan_like("cumprod", "jnp.cumprod"),
     _scan_like("cummax", "lax.cummax"),
+    _scan_like("cummin", "lax.cummin"),
+    _scan_like("cumlogsumexp", "lax.cumlogsumexp", dtypes=FLOAT),
     _scan_like("sort", "jnp.sort", family="sorting"),
     _scan_like("argsort", "jnp.argsort", out="int32", family="sorting"),
-    Op("top_k", "sorting", ("sorting",), NUMERIC, (1, 4), _top_k_signature, _top_k_rule,
+    Op("top_k", "sorting", ("sorting",), NUMERIC, (1, 4), top_k_signature, top_k_rule,
        expression(lambda a, p, r: call("lax.top_k", a[0], p["k"])), calls=("lax.top_k",)),
 ]

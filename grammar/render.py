@@ -34,6 +34,18 @@ def operand(x: Operand, domain: Domain = Domain.ANY) -> cst.BaseExpression:
         return binop(call("jnp.abs", node), "+", one)
     if domain is Domain.UNIT:
         return call("jnp.clip", node, -0.9, 0.9)
+    if domain is Domain.ABOVE_ONE:
+        return binop(call("jnp.abs", node), "+", 1.5)
+    if domain is Domain.PROBABILITY:
+        return call("jax.nn.sigmoid", node)
+    if domain in (Domain.WELL_CONDITIONED, Domain.SPD):
+        # tanh keeps every entry in (-1, 1), so a diagonal of 2n dominates each row strictly:
+        # nonsingular with a condition number below 3; symmetric as well, it is positive
+        # definite.
+        n = x.type.shape[-1]
+        if domain is Domain.SPD:
+            node = binop(node, "+", call("jnp.swapaxes", node, -1, -2))
+        return binop(call("jnp.tanh", node), "+", binop(2.0 * n, "*", call("jnp.eye", n)))
     return node
 
 

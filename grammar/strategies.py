@@ -64,7 +64,7 @@ MAX_PARAMS = 16
 """The most parameters ``programs`` accepts (``max_params``)."""
 
 
-def programs(*, max_statements: int = 15, min_statements: int = 1,
+def programs(*, max_statements: int = 50, min_statements: int = 1,
              ops: Iterable[str] | None = None, categories: Iterable[str] | None = None,
              dtypes: Iterable[str] | None = None, max_depth: int = 2, max_params: int = 4,
              max_rank: int = 4, max_dim: int = 8, max_elements: int = 4096,

@@ -38,7 +38,14 @@ from collections.abc import Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from grammar.ops import ALLOWED_CALLS, ALLOWED_METHODS, MODULE_ALIASES, OPS
+from grammar.ops import (
+    ALLOWED_CALLS,
+    ALLOWED_METHODS,
+    ALLOWED_VALUES,
+    CALLABLE_RESULTS,
+    MODULE_ALIASES,
+    OPS,
+)
 from grammar.ops_control import MAX_TRIPS
 from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
 from grammar.syntax import _BINOPS, _COMPARES
@@ -67,8 +74,9 @@ IMPORTS: tuple[str, ...] = ("import jax", "import jax.numpy as jnp", "from jax i
 """The import statements of every rendered module, and the only ones allowed."""
 
 ALLOWED_CONSTANTS: frozenset[str] = frozenset(
-    f"jnp.{'bool_' if d == 'bool' else d}" for d in ALL_DTYPES)
-"""Dotted names a program may use as values: the dtypes (``.astype(jnp.int32)``)."""
+    f"jnp.{'bool_' if d == 'bool' else d}" for d in ALL_DTYPES) | ALLOWED_VALUES
+"""Dotted names a program may use as values: the dtypes (``.astype(jnp.int32)``), and the
+functions and constants op templates pass (``ALLOWED_VALUES``)."""
 
 TRANSFORMS: frozenset[str] = frozenset(
     c for op in OPS.values() if op.family == "transform" for c in op.calls
@@ -273,8 +281,10 @@ class _Checker:
                 self.reject(t, f"assignment to {_kind(t)} is not allowed (only a name or a "
                                "tuple of names)")
                 continue
+            callable_result = isinstance(node.value, cst.Call) and (
+                self.module_path(node.value.func, scope) in CALLABLE_RESULTS)
             for n in names:
-                self.bind(n, scope, "value")
+                self.bind(n, scope, "def" if callable_result and len(names) == 1 else "value")
 
     # -- expressions ----------------------------------------------------------------------
 
@@ -407,6 +417,9 @@ class _Checker:
                 self.reject(node, f"call to module {n!r} is not allowed ({_CALLS_HINT})")
         elif isinstance(func, cst.Attribute):
             self.attribute(func, scope)
+        elif (isinstance(func, cst.Subscript) and isinstance(func.value, cst.Call)
+              and self.module_path(func.value.func, scope) in TRANSFORMS):
+            self.expr(func, scope)  # jax.vjp(f, x)[1](ct): the pullback
         elif isinstance(func, cst.Call):
             inner = self.module_path(func.func, scope)
             if inner not in TRANSFORMS:

@@ -4,13 +4,11 @@ runs only with ``--trusted``."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+
+from runner import fuzz
 
 from fuzz.store import MalformedLine, iter_records
 
-ROOT = Path(__file__).resolve().parents[1]
 USER_PROGRAM = '''\
 import jax
 import jax.numpy as jnp
@@ -26,11 +24,6 @@ def broken(w, x):
     return w @ x
 '''
 ARGS = '[[[8, 4], "float32"], [[2, 4], "float32"]]'
-
-
-def fuzz(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fuzz", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_add_then_replay_only_when_trusted(tmp_path):

@@ -11,17 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from runner import ROOT, SMALL, fuzz
 
 from fuzz import sampling
 from fuzz.loop import DEFAULT_ORACLE_RATES
 from fuzz.store import CorpusStore, MalformedLine, iter_records
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def fuzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fuzz", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def records(corpus: Path) -> list[dict]:
@@ -109,7 +103,7 @@ def test_bad_arguments_exit_2_with_one_line(args, words, tmp_path):
 
 def test_sigkill_mid_run_keeps_records_and_resumes_without_duplicates(tmp_path):
     corpus = tmp_path / "corpus"
-    proc = subprocess.Popen([sys.executable, "-m", "fuzz", "--budget", "120s", "--corpus",
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz", *SMALL, "--budget", "120s", "--corpus",
                              str(corpus), "--seed", "21", "--workers", "2", "--quiet",
                              "--no-grad", "--no-minimize"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -162,7 +156,7 @@ def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     corpus = tmp_path / "corpus"
-    proc = subprocess.Popen([sys.executable, "-m", "fuzz", "--budget", "120s", "--corpus",
+    proc = subprocess.Popen([sys.executable, "-m", "fuzz", *SMALL, "--budget", "120s", "--corpus",
                              str(corpus), "--seed", "8", "--workers", "1", "--quiet",
                              "--no-grad", "--no-minimize"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -443,6 +443,17 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((2,), "int32")], "jit_eager",
     ),
+    "xla_cpu_fft_layout": (
+        src("""
+        import jax.numpy as jnp
+        from jax import lax
+
+        def f(x, b):
+            a = jnp.real(jnp.fft.rfft(x, axis=-1))
+            return lax.linalg.triangular_solve(a, b, left_side=True, lower=False)
+        """),
+        "f", [((2, 2), F32), ((2, 1), F32)], "run",
+    ),
     "grad_betainc_ab": (
         src("""
         import jax

@@ -13,24 +13,32 @@ import time
 from pathlib import Path
 
 import pytest
+from runner import ROOT, fuzz
 
 from extract import ExtractorPool
 from extract.worker import Limits
 from fuzz.replay import _judge
 from fuzz.store import MalformedLine, iter_records
 
-ROOT = Path(__file__).resolve().parents[1]
 ARGS = [[[2], "float32"]]
 HEAD = "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\ndef f(x0):\n"
 
 
+def gone(pid: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for process ``pid`` to end; kill it if it does not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
 def program(body: str) -> str:
     return HEAD + textwrap.indent(body, "    ")
-
-
-def fuzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fuzz", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 # name -> (source, args, what the refusal says); each is an input seen to hurt the checker
@@ -157,16 +165,8 @@ def test_the_pool_survives_programs_that_attack_it(tmp_path):
                 assert record["status"] in ("failed", "crashed"), record
             else:
                 assert record["status"] == status and words in text, (name, record)
-    pid = int(child_pid.read_text())
-    for _ in range(50):  # the child was killed with its worker's session
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        pytest.fail("the timed-out program's child process outlived its worker")
+    # the child was killed with its worker's session
+    assert gone(int(child_pid.read_text()), 5), "the program's child outlived its worker"
 
 
 def test_a_worker_whose_parent_was_killed_exits_quietly(tmp_path):
@@ -188,15 +188,7 @@ def test_a_worker_whose_parent_was_killed_exits_quietly(tmp_path):
         worker = int(parent.stdout.readline())
         parent.kill()
         parent.wait()
-        for _ in range(300):
-            try:
-                os.kill(worker, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(worker, signal.SIGKILL)
-            pytest.fail("the orphaned worker did not exit")
+        assert gone(worker, 30), "the orphaned worker did not exit"
     assert "Traceback" not in err.read_text(), err.read_text()[-2000:]
 
 

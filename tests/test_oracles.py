@@ -201,6 +201,13 @@ def test_benign_surrogate_derivative_is_recognised():
         """)
     rec = extract_in_process(source, "f", [((3,), F32)], oracles=["autodiff"])
     assert rec["oracles"]["autodiff"] == "benign: surrogate_derivative", rec.get("failure")
+    # lax.stop_gradient asks for a zero derivative where the value depends on x
+    stopped = src("""
+        def f(x):
+            return jnp.sin(lax.stop_gradient(x)) * x
+        """)
+    rec = extract_in_process(stopped, "f", [((3,), F32)], oracles=["autodiff"])
+    assert rec["oracles"]["autodiff"] == "benign: surrogate_derivative", rec.get("failure")
 
 
 def test_benign_low_precision_rounding_is_recognised():

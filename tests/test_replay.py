@@ -7,25 +7,18 @@ import copy
 import json
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from runner import fuzz
 
 from fuzz.cli import main as cli_main
 from fuzz.replay import replay
 from fuzz.replay_diff import canonical, canonical_hlo, canonical_jaxpr
 from fuzz.store import FIELD_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARD = "shard-00000.jsonl"
-
-
-def fuzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fuzz", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -249,12 +249,13 @@ def canary_source(name: str, folder: Path) -> tuple[str, Path]:
 
 
 @settings(max_examples=200)
-@given(programs())
+@given(programs(max_statements=15))
 def test_every_grammar_program_validates_clean(program_):
     assert validate(program_.source, program_.entry) == [], program_.source
 
 
-@given(programs(max_depth=3, categories=["nested_branch", "loop", "vmap", "grad", "scan"]))
+@given(programs(max_depth=3, max_statements=15,
+                categories=["nested_branch", "loop", "vmap", "grad", "scan"]))
 def test_control_flow_and_transforms_validate_clean(program_):
     assert validate(program_.source, program_.entry) == [], program_.source
 

@@ -18,6 +18,12 @@ from fuzz.loop import DEFAULT_ORACLE_RATES
 from fuzz.store import CorpusStore, MalformedLine, iter_records
 
 
+def _interruptible() -> None:
+    """Give the child the default SIGINT disposition: a shell starts background jobs (CI runs
+    two suites side by side) with SIGINT ignored, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def records(corpus: Path) -> list[dict]:
     out = []
     for _, _, rec in iter_records(corpus):
@@ -159,7 +165,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fuzz", *SMALL, "--budget", "120s", "--corpus",
                              str(corpus), "--seed", "8", "--workers", "1", "--quiet",
                              "--no-grad", "--no-minimize"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
     deadline = time.monotonic() + 120
     shard = corpus / "shard-00000.jsonl"
     while time.monotonic() < deadline and not (shard.exists() and shard.read_bytes().count(

@@ -21,6 +21,8 @@ from fuzz.replay import _judge
 from fuzz.store import MalformedLine, iter_records
 
 ARGS = [[[2], "float32"]]
+SURVIVED = ("unchanged", "text_changed", "ir_changed")
+"""What a good record of the committed corpus (made with jax 0.10) replays as on any jax."""
 HEAD = "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\ndef f(x0):\n"
 
 
@@ -95,7 +97,8 @@ def test_replay_stats_and_a_fuzz_run_survive_a_hostile_corpus(mixed, tmp_path):
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     report = json.loads(done.stdout)
     status = {r["id"]: r["status"] for r in report["results"]}
-    assert [status[r["id"]] for r in good] == ["unchanged"] * 3
+    # replayed with another jax, a good record may change IR; it must never regress
+    assert all(status[r["id"]] in SURVIVED for r in good), status
     assert {status[name] for name in HOSTILE} == {"rejected"}
     assert "were rejected or malformed" in report["summary"]["warning"]
     strict = fuzz("replay", str(corpus), "--strict", "--no-grad", "--workers", "1", "--quiet",
@@ -119,7 +122,8 @@ def test_a_shard_that_is_a_directory_and_a_closed_pipe_are_one_line_at_most(mixe
     (odd / "shard-00001.jsonl").mkdir()
     done = fuzz("replay", str(odd), "--no-grad", "--workers", "1", "--quiet", "--no-cache")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert "1 unchanged, 1 malformed" in done.stdout
+    assert "1 malformed" in done.stdout and "Traceback" not in done.stdout
+    assert any(f"1 {s}, 1 malformed" in done.stdout for s in SURVIVED), done.stdout
     assert "shard-00001.jsonl:0" in done.stdout and "cannot read" in done.stdout
     stats = fuzz("stats", str(odd))
     assert stats.returncode == 0 and "malformed lines: 1" in stats.stdout, stats.stderr
@@ -154,7 +158,7 @@ def test_the_pool_survives_programs_that_attack_it(tmp_path):
         ("children", spawner, "timeout", "timeout"),
         ("ok", program("return x0 * 2\n"), "ok", ""),
     ]
-    with ExtractorPool(1, timeout=20, limits=Limits(memory=4 * 2**30, cpu=2)) as pool:
+    with ExtractorPool(1, timeout=12, limits=Limits(memory=4 * 2**30, cpu=2)) as pool:
         for name, source, status, words in cases:
             pool.submit(name, source, "f", ARGS, grad=False, oracles=[])
             (done_id, record), = list(pool.results())

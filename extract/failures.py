@@ -195,6 +195,14 @@ KNOWN: tuple[Known, ...] = (
         "exist) where jit has an int32 array",
     ),
     Known(
+        "jvp_of_custom_vjp",
+        None,
+        "TypeError",
+        r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+        "forward-mode differentiation (jax.jvp, the autodiff oracle's jvp check) of a "
+        "jax.custom_vjp function, which defines reverse mode only",
+    ),
+    Known(
         "xla_cpu_fft_layout",
         frozenset({"run", "grad_run"}),
         "JaxRuntimeError|XlaRuntimeError",

@@ -443,6 +443,24 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((2,), "int32")], "jit_eager",
     ),
+    "jvp_of_custom_vjp": (
+        src("""
+        import jax
+        import jax.numpy as jnp
+
+        def f(x):
+            def g(c):
+                return jnp.sin(c)
+            g_custom = jax.custom_vjp(g)
+            def g_fwd(primal):
+                return g(primal), primal
+            def g_bwd(residual, cotangent):
+                return jax.vjp(g, residual)[1](cotangent)
+            g_rule = g_custom.defvjp(g_fwd, g_bwd)
+            return g_custom(x)
+        """),
+        "f", [((3,), F32)], "autodiff",
+    ),
     "xla_cpu_fft_layout": (
         src("""
         import jax.numpy as jnp

@@ -12,8 +12,9 @@ Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, ora
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
-This module does not import JAX: the parent sets ``XLA_FLAGS`` in the environment each worker
-is spawned with, so XLA reads the flags before any backend exists.
+This module does not import JAX: the parent sets ``XLA_FLAGS`` (and, unless the user set it,
+``TF_CPP_MIN_LOG_LEVEL=3``) in the environment each worker is spawned with, so XLA reads them
+before any backend exists.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ __all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "ExtractorPool", "Limits", "ex
 DEFAULT_XLA_FLAGS: str | None = None
 _STARTUP_FAILURES = 3
 _environ_lock = threading.Lock()
+# XLA logs an error with a C++ stack trace to stderr before raising it as an exception, which
+# the worker records anyway: workers log fatal messages only, unless the user set the level.
+_LOG_LEVEL = "3"
+_WORKER_ENV = ("XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")
 
 
 def _merge_xla_flags(existing: str | None, extra: str | None) -> str | None:
@@ -290,18 +295,19 @@ class ExtractorPool:
             daemon=True,
         )
         with _environ_lock:  # pools on other threads spawn too: restore exactly what we saw
-            saved = os.environ.get("XLA_FLAGS")
-            merged = _merge_xla_flags(saved, self._xla_flags)
+            saved = {name: os.environ.get(name) for name in _WORKER_ENV}
+            wanted = {"XLA_FLAGS": _merge_xla_flags(saved["XLA_FLAGS"], self._xla_flags),
+                      "TF_CPP_MIN_LOG_LEVEL": saved["TF_CPP_MIN_LOG_LEVEL"] or _LOG_LEVEL}
             try:
-                if merged is not None:
-                    os.environ["XLA_FLAGS"] = merged
+                os.environ.update({k: v for k, v in wanted.items() if v is not None})
                 with _main_hidden():
                     process.start()
             finally:
-                if saved is None:
-                    os.environ.pop("XLA_FLAGS", None)
-                else:
-                    os.environ["XLA_FLAGS"] = saved
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
         child_conn.close()
         return _Worker(process, parent_conn)
 

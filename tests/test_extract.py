@@ -785,3 +785,20 @@ def test_extract_works_from_a_plain_script_without_a_main_guard(tmp_path):
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "STATUS ok" in done.stdout and "bootstrapping" not in done.stderr
+
+
+@pytest.mark.parametrize("level, quiet", [(None, True), ("0", False)])
+def test_workers_keep_xla_error_logs_off_the_terminal(tmp_path, level, quiet):
+    """XLA logs an error with a C++ stack trace before raising it; the worker records the
+    exception, so the trace is kept off the user's terminal unless they ask for logs."""
+    source, entry, args, _ = TRIGGERS["xla_cpu_fft_layout"]
+    script = tmp_path / "script.py"
+    script.write_text(f"import extract\nrec = extract.extract({source!r}, {entry!r}, {args!r}, "
+                      "oracles=[])\nprint('KNOWN', rec['failure']['known'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+    assert "KNOWN xla_cpu_fft_layout" in done.stdout, done.stderr[-2000:]
+    assert ("stack trace" not in done.stderr) == quiet, done.stderr[-2000:]

@@ -26,6 +26,9 @@ and node count of Python's own tree (``MAX_DEPTH``, ``MAX_NODES``) before libcst
 integer literals, literal shapes and loop trip counts (``MAX_INT``, ``MAX_LITERAL_ELEMENTS``,
 ``MAX_TRIPS``); and, with ``check_args``, the argument types (the grammar's dtypes and
 ``Limits``).  Nothing here raises on any input.
+
+The module is longer than the others on purpose: it is the whole safety boundary, and a
+reviewer should be able to read every accepted form, and every cap, in one file.
 """
 
 from __future__ import annotations

@@ -36,9 +36,16 @@ from typing import Any
 from .args import normalize_args
 from .inputs import check_inputs
 from .oracles import ORACLES, check_oracles
-from .worker import DEFAULT_LIMITS, BadMessage, Limits, kill_group, read_message, worker_main
+from .worker import (
+    DEFAULT_LIMITS,
+    BadMessage,
+    ResourceLimits,
+    kill_group,
+    read_message,
+    worker_main,
+)
 
-__all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "ExtractorPool", "Limits", "extract"]
+__all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "ExtractorPool", "ResourceLimits", "extract"]
 
 # Extra XLA_FLAGS for the workers; none: the programs' executables run and the oracles judge
 # their values, so they are compiled the way users compile them. (The first wave compiled
@@ -132,7 +139,7 @@ class ExtractorPool:
     ``cache_dir``: JAX persistent compilation cache directory. ``jax_config``: ``jax.config``
     options applied in each worker (e.g. ``{"jax_enable_x64": True}``).
     ``xla_flags``: added to the user's ``XLA_FLAGS`` for the workers (user flags win).
-    ``limits``: each worker's resource limits (``extract.worker.Limits``).
+    ``limits``: each worker's resource limits (``extract.worker.ResourceLimits``).
     """
 
     def __init__(
@@ -147,7 +154,7 @@ class ExtractorPool:
         cache_dir: str | os.PathLike | None = None,
         jax_config: Mapping[str, Any] | None = None,
         xla_flags: str | None = DEFAULT_XLA_FLAGS,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: ResourceLimits = DEFAULT_LIMITS,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers={workers!r} must be a positive int")
@@ -166,8 +173,8 @@ class ExtractorPool:
         self._cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self._jax_config = dict(jax_config or {})
         self._xla_flags = xla_flags
-        if not isinstance(limits, Limits):
-            raise ValueError(f"limits={limits!r} must be an extract.worker.Limits")
+        if not isinstance(limits, ResourceLimits):
+            raise ValueError(f"limits={limits!r} must be an extract.worker.ResourceLimits")
         self._limits = limits
         self._pending: deque[_Task] = deque()
         self._finished: deque[tuple[Hashable, dict]] = deque()

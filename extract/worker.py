@@ -23,7 +23,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_LIMITS", "BadMessage", "Limits", "kill_group", "read_message",
+__all__ = ["DEFAULT_LIMITS", "BadMessage", "ResourceLimits", "kill_group", "read_message",
            "worker_main"]
 
 # A worker also clears JAX's caches after any task that leaves it above this RSS: the
@@ -37,7 +37,7 @@ _STATUSES = frozenset({"ok", "failed", "duplicate"})
 
 
 @dataclass(frozen=True)
-class Limits:
+class ResourceLimits:
     """Per-worker resource limits; None turns one off.
 
     ``memory``: bytes of address space (RLIMIT_AS) for the whole worker. An idle worker maps
@@ -58,10 +58,10 @@ class Limits:
             raise ValueError(f"cpu limit {self.cpu!r} must be None or >= 1 second")
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = ResourceLimits()
 
 
-def _apply_memory(limits: Limits) -> None:
+def _apply_memory(limits: ResourceLimits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a killed worker leaves no core file
     if limits.memory is not None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -69,7 +69,7 @@ def _apply_memory(limits: Limits) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _arm_cpu(limits: Limits) -> None:
+def _arm_cpu(limits: ResourceLimits) -> None:
     """Allow this task ``limits.cpu`` more CPU seconds than the worker has used so far."""
     if limits.cpu is None:
         return

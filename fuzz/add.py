@@ -20,7 +20,7 @@ from typing import Any
 from extract import ORACLES, ExtractorPool
 from extract.args import normalize_args
 from extract.inputs import check_inputs
-from extract.worker import DEFAULT_LIMITS, Limits
+from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_seconds
 from fuzz.argtypes import seed as seed_type
 from fuzz.loop import DEFAULT_CORPUS
@@ -70,7 +70,7 @@ def parser(parser_class) -> argparse.ArgumentParser:
 def add_program(source: str, entry: str, args: Sequence, corpus: str | Path, *,
                 seed: int = 0, grad: bool = True, oracles: Sequence[str] = ORACLES,
                 timeout: float = 120.0, found_by: str = HAND,
-                limits: Limits = DEFAULT_LIMITS) -> tuple[str, dict[str, Any]]:
+                limits: ResourceLimits = DEFAULT_LIMITS) -> tuple[str, dict[str, Any]]:
     """Extract ``source`` and store it in ``corpus``; return ``(outcome, result)``.
 
     ``outcome`` is ``CorpusStore.add``'s ("added", "duplicate_source", "duplicate_ir") or

@@ -113,10 +113,10 @@ def add_limit_options(p: argparse.ArgumentParser) -> None:
 
 
 def limits(a: argparse.Namespace, error: Callable[[str], object]):
-    """The ``extract.worker.Limits`` that ``add_limit_options``' flags ask for."""
-    from extract.worker import Limits
+    """The ``extract.worker.ResourceLimits`` that ``add_limit_options``' flags ask for."""
+    from extract.worker import ResourceLimits
 
     try:
-        return Limits(memory=int(a.max_memory * 2**30) or None, cpu=a.max_cpu or None)
+        return ResourceLimits(memory=int(a.max_memory * 2**30) or None, cpu=a.max_cpu or None)
     except ValueError as e:
         error(f"--max-memory/--max-cpu: {e}")

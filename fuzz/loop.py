@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extract import ORACLES, ExtractorPool
-from extract.worker import DEFAULT_LIMITS, Limits
+from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
@@ -41,7 +41,7 @@ class Options:
     minimize_known: bool = False  # known JAX limitations are labelled, not minimised
     grammar: dict[str, Any] = field(default_factory=dict)
     oracle_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ORACLE_RATES))
-    limits: Limits = DEFAULT_LIMITS
+    limits: ResourceLimits = DEFAULT_LIMITS
 
 
 @dataclass

@@ -39,7 +39,7 @@ from typing import Any
 from extract import ORACLES, ExtractorPool
 from extract.failures import GRAD_STAGES
 from extract.oracles import check_oracles
-from extract.worker import DEFAULT_LIMITS, Limits
+from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_int, positive_seconds
 from fuzz.budget import clock
 from fuzz.records import FAILURES_DIR, MalformedLine, iter_file, shard_paths
@@ -305,7 +305,7 @@ def replay(path: str | os.PathLike | Sequence[str | os.PathLike], *,
            workers: int | None = None, grad: bool = True, strict: bool = False,
            timeout: float = 60.0,
            cache_dir: str | os.PathLike | None = None, oracles: Sequence[str] = (),
-           trusted: bool = False, limits: Limits = DEFAULT_LIMITS,
+           trusted: bool = False, limits: ResourceLimits = DEFAULT_LIMITS,
            progress: Callable[[Progress], None] | None = None) -> Report:
     """Re-extract every record under ``path`` and compare it with what was stored.
 

@@ -58,8 +58,9 @@ def stablehlo_op_names(text: str) -> set[str]:
 
 
 # A jaxpr equation: `b:f32[3] = sin a`, `_:i32[] c:f32[] = scan[...]`; parameters are
-# written without spaces around '=' (`length=3`, `name=f`), so they never match.
-_PRIMITIVE_RE = re.compile(r" = ([a-z_][a-z0-9_]*)")
+# written without spaces around '=' (`length=3`, `name=f`), so they never match.  Some
+# names hold a hyphen (`scatter-add`).
+_PRIMITIVE_RE = re.compile(r" = ([a-z_][a-z0-9_-]*)")
 
 
 def jaxpr_primitives(text: str) -> set[str]:

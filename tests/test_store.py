@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fuzz.corpus_stats import STABLEHLO_OPS, corpus_stats, format_stats, stablehlo_op_names
+from fuzz.corpus_stats import (STABLEHLO_OPS, corpus_stats, format_stats, jaxpr_primitives,
+                               stablehlo_op_names)
 from fuzz.store import (
     FIELD_NAMES,
     CorpusError,
@@ -433,6 +434,20 @@ def test_stablehlo_op_names_and_the_spec_table():
     assert len(set(STABLEHLO_OPS)) == len(STABLEHLO_OPS) == 105
     assert list(STABLEHLO_OPS) == sorted(STABLEHLO_OPS)
     assert {"add", "abs", "and", "atan2", "while", "xor"} <= set(STABLEHLO_OPS)
+
+
+def test_jaxpr_primitives_of_a_real_jaxpr():
+    """Names with a hyphen count (``scatter-add``); parameters (``length=3``) never do."""
+    import jax
+    import jax.numpy as jnp
+
+    def f(x):
+        y = x.at[0].add(1.0)
+        return jax.lax.fori_loop(0, 3, lambda i, c: jnp.sin(c), y)
+
+    text = str(jax.make_jaxpr(f)(jnp.ones(3)))
+    assert {"scatter-add", "sin"} <= jaxpr_primitives(text)
+    assert not {"length", "upper", "x"} & jaxpr_primitives(text)
 
 
 def test_explicit_and_implied_ids_are_all_known(tmp_path):

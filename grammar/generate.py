@@ -19,9 +19,12 @@ from grammar.types import Limits, Lit, TensorType
 
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _OPS = tuple(OPS.values())
-_PLAIN = {reverse: frozenset(i for i, op in enumerate(_OPS) if not op.has_regions
-                             and (op.differentiable or not reverse)) for reverse in (True, False)}
-"""Ops without regions, by whether they must be reverse-differentiable."""
+Diff = tuple[bool, bool]
+"""The modes a body is differentiated in: (reverse, forward)."""
+_DIFFS: tuple[Diff, ...] = ((False, False), (True, False), (False, True), (True, True))
+_PLAIN = {diff: frozenset(i for i, op in enumerate(_OPS) if not op.has_regions and op.fits(*diff))
+          for diff in _DIFFS}
+"""Ops without regions, by the modes they must be differentiable in."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,9 @@ class Builder:
         top = sorted(enabled)
         self.enabled = top
         self.menus = {
-            (region_ok, reverse): [i for i in top
-                                   if (region_ok or not _OPS[i].has_regions)
-                                   and (not reverse or _OPS[i].differentiable)]
-            for region_ok in (True, False) for reverse in (True, False)}
+            (region_ok, diff): [i for i in top
+                                if (region_ok or not _OPS[i].has_regions) and _OPS[i].fits(*diff)]
+            for region_ok in (True, False) for diff in _DIFFS}
 
     def recent(self, values: list[Value]) -> Value:
         """One of ``values`` (newest first), usually one of the newest three."""
@@ -87,19 +89,19 @@ class Builder:
         (a custom rule's body must not close over the program's values)."""
         return not self.closed and len(self.params) < self.cfg.max_params
 
-    def pick_op(self, scope: list[Value], depth: int, reverse: bool) -> Op:
+    def pick_op(self, scope: list[Value], depth: int, diff: Diff) -> Op:
         """A drawn op for the next statement.  The draw indexes one fixed list of the enabled
         ops; an op that does not fit here gives way to the next one that does, so a choice
         means the same op wherever it is allowed (which helps the shrinker move statements)."""
         index = choice(self.draw, self.enabled)
-        allowed = set(self.menu(depth, reverse))
+        allowed = set(self.menu(depth, diff))
         order = self.enabled
         if not self.can_add_param:
             usable = frozenset().union(*(_accepting(v.type) for v in scope))
             if self.closed and not allowed & usable:
                 # A closed body cannot take a parameter: any op outside the drawn families
                 # that fits one of its values (without a region, differentiable) will do.
-                allowed, order = set(usable & _PLAIN[reverse]), sorted(usable & _PLAIN[reverse])
+                allowed, order = set(usable & _PLAIN[diff]), sorted(usable & _PLAIN[diff])
             else:
                 allowed = allowed & usable or allowed
         position = order.index(index) if index in order else 0
@@ -108,12 +110,12 @@ class Builder:
                 return _OPS[i]
         raise AssertionError("no op fits: the menus were validated non-empty")
 
-    def menu(self, depth: int, reverse: bool) -> list[int]:
+    def menu(self, depth: int, diff: Diff) -> list[int]:
         """The ops a statement at ``depth`` may use: ops with regions only while depth is
         left, and preferably only while the budget has room for their bodies."""
         deeper = depth < self.cfg.max_depth
         roomy = deeper and self.budget - self.reserved >= 1
-        return self.menus[(roomy, reverse)] or self.menus[(deeper, reverse)]
+        return self.menus[(roomy, diff)] or self.menus[(deeper, diff)]
 
     def primary(self, op: Op, scope: list[Value]) -> Value:
         candidates = [v for v in reversed(scope) if op.accepts(v.type)]
@@ -134,21 +136,22 @@ class Builder:
             return self.new_param(t)
         return Const(t)
 
-    def statement(self, scope: list[Value], depth: int, reverse: bool,
+    def statement(self, scope: list[Value], depth: int, diff: Diff,
                   forced: tuple[str, frozenset[str]] | None = None) -> Apply:
         """One statement, drawn as a span of its own: the shrinker can delete it, or replace
         it with a statement nested inside it."""
-        return self.draw(_STATEMENT(self, scope, depth, reverse, forced))
+        return self.draw(_STATEMENT(self, scope, depth, diff, forced))
 
-    def _statement(self, scope: list[Value], depth: int, reverse: bool,
+    def _statement(self, scope: list[Value], depth: int, diff: Diff,
                    forced: tuple[str, frozenset[str]] | None) -> Apply:
-        op = OPS[forced[0]] if forced else self.pick_op(scope, depth, reverse)
+        op = OPS[forced[0]] if forced else self.pick_op(scope, depth, diff)
         env = Env(self.cfg.limits, self.cfg.dtypes, forced[1] if forced else frozenset(),
-                  reverse, self.cfg.known_failures)
+                  *diff, self.cfg.known_failures)
         x = self.primary(op, scope)
         sig = op.signature(self.draw, x.type, env)
         inputs = (x, *(self.resolve(t, scope) for t in sig.inputs[1:]))
-        regions = tuple(self.region(spec, scope, depth + 1, reverse or spec.reverse_diff)
+        regions = tuple(self.region(spec, scope, depth + 1,
+                                    (diff[0] or spec.reverse_diff, diff[1] or spec.forward_diff))
                         for spec in sig.regions)
         types = op.rule(sig.inputs, sig.params, [[v.type for v in r.results] for r in regions])
         if known := op.known_failure_of(sig.params):
@@ -178,22 +181,22 @@ class Builder:
         # Shrinks toward taking a forced op at once, so minimal programs stay short.
         take = forced and (self.budget < len(forced) or not flag(self.draw))
         self.reserved = len(forced) - (1 if take else 0)
-        stmt = self._statement(scope, 0, False, forced.pop(0) if take else None)
+        stmt = self._statement(scope, 0, (False, False), forced.pop(0) if take else None)
         return stmt, integer(self.draw, 0, 7) > 0
 
-    def region(self, spec: RegionSpec, scope: list[Value], depth: int, reverse: bool) -> Region:
+    def region(self, spec: RegionSpec, scope: list[Value], depth: int, diff: Diff) -> Region:
         name = self.fresh(_REGION_PREFIX.get(len(spec.params), "fn"))
         params = [Value(self.fresh("c" if i >= spec.index_params else "i"), t)
                   for i, t in enumerate(spec.params)]
         inner = ([] if spec.closed else list(scope)) + params
         body: list[Apply] = []
-        least = 1 if self.menu(depth, reverse) else 0
+        least = 1 if self.menu(depth, diff) else 0
         count = integer(self.draw, least, least and max(1, min(4, self.budget - self.reserved)))
         self.budget -= count
         self.closed += spec.closed
         for k in range(count):
             force = (spec.forced[0], frozenset()) if k == 0 and spec.forced else None
-            stmt = self.statement(inner, depth, reverse, force)
+            stmt = self.statement(inner, depth, diff, force)
             body.append(stmt)
             inner.extend(stmt.outputs)
         self.closed -= spec.closed

@@ -2,9 +2,9 @@
 
 An :class:`Op` holds everything about one operation: the dtypes and ranks of its primary
 operand, the strategy for its other operands and static parameters (``signature``), its
-shape and dtype rule (``rule``), the input domain of each operand, whether reverse-mode
-differentiation works through it, and how it renders (``render``).  Strategies, rendering
-and tests are all derived from these records.
+shape and dtype rule (``rule``), the input domain of each operand, whether reverse- and
+forward-mode differentiation work through it, and how it renders (``render``).
+Strategies, rendering and tests are all derived from these records.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Env:
     dtypes: tuple[str, ...]
     hints: frozenset[str] = frozenset()
     reverse: bool = False          # inside a function differentiated in reverse mode
+    forward: bool = False          # inside a function differentiated in forward mode
     known_failures: bool = True    # parameters that JAX cannot differentiate may be drawn
 
 
@@ -59,7 +60,8 @@ class RegionSpec:
     params: tuple[TensorType, ...]
     results: tuple[TensorType | str | None, ...]
     index_params: int = 0
-    reverse_diff: bool = False
+    reverse_diff: bool = False     # the op differentiates the body in reverse mode (grad)
+    forward_diff: bool = False     # ... in forward mode (jvp, jacfwd)
     max_result_elements: int = 4096
     forced: tuple[str, ...] = ()
     closed: bool = False  # the body sees only its parameters: no outer value, no new parameter
@@ -105,7 +107,8 @@ class Op:
     render: Render
     calls: tuple[str, ...]
     domain: tuple[Domain, ...] = ()
-    differentiable: bool = True
+    differentiable: bool = True    # reverse mode (jax.grad) works through it
+    forward: bool = True           # forward mode (jax.jvp) works through it
     known_failure: str | Callable[[Mapping[str, Any]], str | None] | None = None
     when: Callable[[TensorType], bool] | None = None
     example: Callable[[Draw, Env], TensorType] | None = None
@@ -115,6 +118,10 @@ class Op:
         """Whether ``t`` can be this op's primary operand."""
         return (t.dtype in self.dtypes and self.ranks[0] <= t.rank <= self.ranks[1]
                 and (self.when is None or self.when(t)))
+
+    def fits(self, reverse: bool, forward: bool) -> bool:
+        """Whether the op may stand in a body differentiated in these modes."""
+        return (self.differentiable or not reverse) and (self.forward or not forward)
 
     def known_failure_of(self, params: Mapping[str, Any]) -> str | None:
         """The known JAX limitation this application of the op runs into, if any."""

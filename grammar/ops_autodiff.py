@@ -32,7 +32,8 @@ def _region_result(inputs, params, regions):
 def _closed_region(draw, x: TensorType, env: Env) -> Sig:
     """A custom rule's function sees only its argument: JAX's custom_jvp and custom_vjp do
     not differentiate values they close over (``jax.closure_convert`` would be needed)."""
-    return Sig((x,), {}, (RegionSpec((x,), ("float",), reverse_diff=True, closed=True),))
+    return Sig((x,), {}, (RegionSpec((x,), ("float",), reverse_diff=True, forward_diff=True,
+                                     closed=True),))
 
 
 def _custom_jvp(out, a, p, r):
@@ -62,7 +63,7 @@ def _custom_vjp(out, a, p, r):
 
 def _jacobian_signature(draw, x: TensorType, env: Env) -> Sig:
     budget = env.limits.max_elements // max(1, x.size)
-    return Sig((x,), {}, (RegionSpec((x,), ("float",), reverse_diff=True,
+    return Sig((x,), {}, (RegionSpec((x,), ("float",), reverse_diff=True, forward_diff=True,
                                      max_result_elements=max(1, budget)),))
 
 
@@ -79,7 +80,8 @@ def _jacrev_rule(inputs, params, regions):
 
 
 def _hessian_signature(draw, x: TensorType, env: Env) -> Sig:
-    return Sig((x,), {}, (RegionSpec((x,), ("float_scalar",), reverse_diff=True),))
+    return Sig((x,), {}, (RegionSpec((x,), ("float_scalar",), reverse_diff=True,
+                                     forward_diff=True),))
 
 
 def _map_signature(draw, x: TensorType, env: Env) -> Sig:
@@ -106,16 +108,16 @@ def _checkpoint(out, a, p, r):
 
 def _transform_op(name: str, categories: tuple[str, ...], dtypes, ranks, signature, rule,
                   render, calls: tuple[str, ...], values: tuple[str, ...] = (),
-                  when=None) -> Op:
+                  when=None, forward: bool = True) -> Op:
     return Op(name, "transform", ("transform",) + categories, dtypes, ranks, signature, rule,
-              render, calls=calls, values=values, when=when)
+              render, calls=calls, values=values, when=when, forward=forward)
 
 
 AUTODIFF_OPS = [
     _transform_op("custom_jvp", ("custom_rule",), FLOAT, (0, 4), _closed_region,
                   _region_result, _custom_jvp, ("jax.custom_jvp", "jax.jvp")),
     _transform_op("custom_vjp", ("custom_rule",), FLOAT, (0, 4), _closed_region,
-                  _region_result, _custom_vjp, ("jax.custom_vjp", "jax.vjp")),
+                  _region_result, _custom_vjp, ("jax.custom_vjp", "jax.vjp"), forward=False),
     _transform_op("jacfwd", ("grad", "jacobian"), FLOAT, (0, 2), _jacobian_signature,
                   _jacfwd_rule, apply_transform("jax.jacfwd"), ("jax.jacfwd",),
                   when=lambda t: t.size <= 64),

@@ -156,7 +156,7 @@ def apply_transform(fn: str):
 
 
 def _jvp_signature(draw, x: TensorType, env: Env) -> Sig:
-    return Sig((x,), {}, (RegionSpec((x,), ("float",), forced=_forced(env)),))
+    return Sig((x,), {}, (RegionSpec((x,), ("float",), forward_diff=True, forced=_forced(env)),))
 
 
 def _jvp(out, a, p, r):

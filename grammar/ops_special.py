@@ -26,12 +26,13 @@ def _unary(name: str, fn: str, categories: tuple[str, ...], domain: Domain = Dom
 
 
 def _binary(name: str, fn: str, first: Domain = Domain.ANY, second: Domain = Domain.ANY,
-            dtypes=FLOAT, differentiable: bool = True, known_failure: str | None = None) -> Op:
+            dtypes=FLOAT, differentiable: bool = True, known_failure: str | None = None,
+            forward: bool = True) -> Op:
     return Op(name, "binary", SPECIAL, dtypes, (0, 4),
               signature=lambda draw, x, env: binary_signature(draw, x, env, second),
               rule=broadcast_rule, render=expression(lambda a, p, r: call(fn, a[0], a[1])),
               calls=(fn,), domain=(first, second), differentiable=differentiable,
-              known_failure=known_failure)
+              known_failure=known_failure, forward=forward)
 
 
 def _leaky_relu_signature(draw, x, env) -> Sig:
@@ -62,7 +63,7 @@ SPECIAL_OPS = [
     _binary("hypot", "jnp.hypot", second=Domain.NONZERO),
     _binary("copysign", "jnp.copysign", second=Domain.NONZERO),
     _binary("nextafter", "jnp.nextafter", differentiable=False,
-            known_failure="grad_rule_missing"),
+            known_failure="grad_rule_missing", forward=False),
     _binary("xlogy", "jax.scipy.special.xlogy", second=Domain.POSITIVE),
     _binary("xlog1py", "jax.scipy.special.xlog1py", second=Domain.POSITIVE),
     _binary("zeta", "jax.scipy.special.zeta", Domain.ABOVE_ONE, Domain.POSITIVE),

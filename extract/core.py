@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .args import normalize_args
+from .args import flatten_args, is_flat, normalize_args, unflatten_args
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
@@ -110,6 +110,17 @@ def _grad_function(f: Callable, entry: str, argnums: tuple[int, ...], float_outp
     return jax.grad(summed, argnums=argnums)
 
 
+def _on_leaves(f: Callable, tree: tuple, entry: str) -> Callable:
+    """``f`` taking the leaves of its pytree arguments ``tree`` one by one: what ``jax.jit``
+    does to it anyway, so the IR is the same, and every oracle sees arrays only."""
+
+    def on_leaves(*leaves):
+        return f(*unflatten_args(tree, leaves))
+
+    on_leaves.__name__ = on_leaves.__qualname__ = entry  # the IR's module is jit_<entry>
+    return on_leaves
+
+
 def _jaxpr_text(traced) -> str:
     # str(jaxpr) adds ANSI colours when stdout is a terminal; the artifact never has them.
     return clean_jaxpr(traced.jaxpr.pretty_print(use_color=False))
@@ -155,7 +166,8 @@ def extract_in_process(
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
     ``make_inputs(args, seed)`` and check it with ``oracles``.
 
-    ``args`` is a list of ``(shape, dtype name)`` pairs; invalid specs, seeds and oracle
+    ``args`` is a list of ``(shape, dtype name)`` pairs, or of tuples and dicts of them
+    (``extract.args``: the entry is called on that pytree); invalid specs, seeds and oracle
     names raise ``ValueError`` (a caller bug), everything raised by the program itself
     becomes a ``failed`` record. ``skip_hashes``: StableHLO hashes already seen; a match
     returns ``status="duplicate"`` before compiling. ``cache_dir`` enables JAX's persistent
@@ -164,7 +176,8 @@ def extract_in_process(
     only (no inputs, outputs or oracles). ``oracles``: names from ``ORACLES``, each run on
     this program (never sampled); ``None`` or ``[]`` runs none.
     """
-    specs = normalize_args(args)
+    tree = normalize_args(args)
+    specs = flatten_args(tree)
     wanted = check_oracles(oracles if execute else ())
     inputs = make_inputs(specs, seed) if execute else None
     set_cache_dir(cache_dir)
@@ -212,6 +225,8 @@ def extract_in_process(
         namespace: dict = {"__name__": "jaxsmith_program"}
         exec(compile(source, "<jaxsmith>", "exec"), namespace)
         f = namespace[entry]
+        if not is_flat(tree):
+            f = _on_leaves(f, tree, entry)
         avals = [jax.ShapeDtypeStruct(shape, jnp.dtype(dtype)) for shape, dtype in specs]
         traced = jax.jit(f).trace(*avals)
         result["jaxpr"] = _jaxpr_text(traced)

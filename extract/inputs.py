@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy)
 import numpy as np
 
-from .args import normalize_args
+from .args import flatten_args, normalize_args
 
 __all__ = ["RECIPE", "check_inputs", "make_inputs"]
 
@@ -69,13 +69,14 @@ def check_inputs(args: Sequence, seed: int) -> None:
 
 
 def make_inputs(args: Sequence, seed: int) -> list[np.ndarray]:
-    """One array per ``(shape, dtype)`` in ``args``, by recipe ``RECIPE`` from ``seed``.
+    """One array per ``(shape, dtype)`` leaf of ``args`` (``extract.args.flatten_args``
+    order; argument ``i`` of the recipe is leaf ``i``), by recipe ``RECIPE`` from ``seed``.
 
     ``seed`` must be an int in [0, 2**63); invalid ``args`` raise ``ValueError``.
     """
     _check_seed(seed)
     out = []
-    for index, (shape, dtype) in enumerate(normalize_args(args)):
+    for index, (shape, dtype) in enumerate(flatten_args(args)):
         n = int(np.prod(shape, dtype=np.int64))
         out.append(_array(_words(int(seed), index, n), shape, np.dtype(dtype)))
     return out

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from extract import ORACLES, ExtractorPool
-from extract.args import normalize_args
+from extract.args import args_json, normalize_args
 from extract.inputs import check_inputs
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_seconds
@@ -40,8 +40,9 @@ def _args(text: str) -> list:
     except (ValueError, TypeError) as e:
         raise argparse.ArgumentTypeError(
             f"--args {text[:80]!r}: {e}; expected a JSON list of [shape, dtype] pairs, "
-            "e.g. '[[[8, 4], \"float32\"], [[], \"int32\"]]'") from None
-    return [[list(s), d] for s, d in args]
+            "e.g. '[[[8, 4], \"float32\"], [[], \"int32\"]]', or of lists (tuples) and "
+            "objects (dicts) of them") from None
+    return args_json(args)
 
 
 def parser(parser_class) -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extract import ORACLES, ExtractorPool
+from extract.args import args_json
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
 from fuzz.budget import Budget, clock
@@ -218,7 +219,7 @@ class FuzzRun:
     def _store(self, index: int, program, source_hash: str, fields: dict) -> None:
         record = dict(fields)  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
-                      args=[[list(s), d] for s, d in program.args],
+                      args=args_json(program.args),
                       categories=list(program.categories), ops=list(program.ops),
                       seed=self.o.seed, found_by=self._found_by(index))
         outcome = self.store.add(record, source_hash)
@@ -241,7 +242,7 @@ class FuzzRun:
             job, best, calls = minimizer.done.get()
             failure = job.result.get("failure") or {}
             meta = {"signature": job.signature, "failure": failure, "source": best.source,
-                    "entry": best.entry, "args": [[list(s), d] for s, d in best.args],
+                    "entry": best.entry, "args": args_json(best.args),
                     "ops": list(best.ops), "statements": best.statement_count,
                     "original_statements": job.program.statement_count,
                     "original_source": job.program.source, "shrink_extractions": calls,

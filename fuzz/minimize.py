@@ -15,7 +15,7 @@ from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 from hypothesis.errors import FlakyFailure, NoSuchExample, Unsatisfiable
 
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
-from fuzz.oracle_repro import oracle_reproducer
+from fuzz.oracle_repro import entry_on_leaves, oracle_reproducer
 from grammar import Program
 
 _KEY = b"jaxsmith-minimize"
@@ -37,7 +37,7 @@ def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
     best: list[Program] = []
 
     def condition(program: Program) -> bool:
-        key = (program.source, tuple(program.args))  # one source, other dtypes: another test
+        key = (program.source, repr(program.args))  # one source, other dtypes: another test
         if key not in seen:
             if len(seen) >= max_calls or time.monotonic() > deadline or (
                     stop is not None and stop.is_set()):
@@ -86,7 +86,7 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
     if stage in GRAD_STAGES or failure.get("type") in ("Timeout", "Crash"):
         steps.append(_BACKWARD)
-    shapes = [[list(shape), dtype] for shape, dtype in args]
+    defs, fn, shapes = entry_on_leaves(entry, args)
     body = "\n    ".join(steps)
     return f"""# jaxsmith reproducer: run with `python` to see the failure.
 #
@@ -95,12 +95,12 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
 # stage:     {_comment(stage)}
 # error:     {_comment(failure.get("type"))}: {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
-{source}
+{source}{defs}
 
 if __name__ == "__main__":
     ARGS = {shapes!r}
     abstract = [jax.ShapeDtypeStruct(tuple(s), jnp.dtype(d)) for s, d in ARGS]
-    fn = {entry}
+    fn = {fn}
     {body}
     print("no error: the failure did not reproduce with jax", jax.__version__)
 """

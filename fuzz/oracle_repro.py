@@ -14,16 +14,31 @@ import inspect
 import textwrap
 from typing import Any
 
+from extract import args as _args
 from extract import inputs as _inputs
 from extract import interpreter as _interpreter
 from extract import oracles as _oracles
 from extract import values as _values
 
-__all__ = ["oracle_reproducer"]
+__all__ = ["entry_on_leaves", "oracle_reproducer"]
 
 
 def _source(*objects: Any) -> str:
     return "\n\n".join(textwrap.dedent(inspect.getsource(o)) for o in objects)
+
+
+def entry_on_leaves(entry: str, args: list) -> tuple[str, str, list]:
+    """How a reproducer calls ``entry`` on one array per leaf of ``args``: (definitions to
+    place before the main block, the function expression, the leaves as JSON).  A flat
+    program is called as it is; a pytree one through ``extract.args.unflatten_args``."""
+    tree = _args.normalize_args(args)
+    leaves = _args.args_json(_args.flatten_args(tree))
+    if _args.is_flat(tree):
+        return "", entry, leaves
+    defs = ("\n\nfrom collections.abc import Mapping, Sequence\n\n"
+            + _source(_args.is_leaf, _args.unflatten_args)
+            + f"\n\nTREE = {_args.args_json(tree)!r}  # the entry's pytree arguments\n")
+    return defs, f"lambda *leaves: {entry}(*unflatten_args(TREE, leaves))", leaves
 
 
 def _module_body(module: Any) -> str:
@@ -197,7 +212,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     if oracle == "interpreter":
         extra = "\n# -- the StableHLO reference interpreter (extract/interpreter.py) --\n" + \
             _module_body(_interpreter)
-    shapes = [[list(shape), dtype] for shape, dtype in args]
+    defs, fn, shapes = entry_on_leaves(entry, args)
     return f'''# jaxsmith reproducer: run with `python`; exits 1 while the discrepancy is there.
 #
 # oracle:    {oracle}
@@ -205,7 +220,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
 # found:     {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
 {source}
-{common}{extra}
+{common}{extra}{defs}
 
 TOLERANCES = {tolerances!r}
 GRAD_RTOL = {dict(_values.GRAD_RTOL)!r}
@@ -215,7 +230,7 @@ CHECK = {check[0]!r}
 if __name__ == "__main__":
     ARGS = {shapes!r}
     SEED = {int(seed)!r}
-    fn = {entry}
+    fn = {fn}
     inputs = make_inputs(ARGS, SEED)
     print("jax", jax.__version__, "on", jax.default_backend())
 {textwrap.indent(textwrap.dedent(_BLOCKS[oracle]).strip(), "    ")}

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from extract.args import MAX_TREE_DEPTH
 from extract.clean import ir_hash
 from extract.failures import GRAD_STAGES
 
@@ -92,6 +93,27 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _arg_node(node: Any, depth: int = 1) -> Any:
+    """One argument node as JSON (``extract.args``): a ``[shape, dtype]`` leaf, a list of
+    nodes (a tuple) or an object of nodes (a dict), nested at most ``MAX_TREE_DEPTH``
+    deep; None when it is none of them."""
+    if isinstance(node, list | tuple) and len(node) == 2 and isinstance(node[1], str):
+        shape = node[0]
+        if isinstance(shape, list | tuple) and all(_is_int(d) and d >= 0 for d in shape):
+            return [list(shape), node[1]]
+        return None
+    if depth > MAX_TREE_DEPTH:
+        return None
+    if isinstance(node, Mapping) and all(isinstance(k, str) for k in node):
+        out = {k: _arg_node(v, depth + 1) for k, v in node.items()}
+    elif isinstance(node, list | tuple):
+        out = [_arg_node(v, depth + 1) for v in node]
+    else:
+        return None
+    return out if all(v is not None for v in (out.values() if isinstance(out, dict) else out)) \
+        else None
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
@@ -127,22 +149,12 @@ def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
             return list(value), None
         return None, f"{name} must be a list of strings or null, got {value!r:.60}"
     if kind == "args":
-        out = []
         if isinstance(value, list | tuple):
-            for arg in value:
-                if not (isinstance(arg, list | tuple) and len(arg) == 2):
-                    break
-                shape, dtype = arg
-                if not (
-                    isinstance(shape, list | tuple)
-                    and all(_is_int(d) and d >= 0 for d in shape)
-                    and isinstance(dtype, str)
-                ):
-                    break
-                out.append([list(shape), dtype])
-            else:
+            out = [_arg_node(arg) for arg in value]
+            if all(node is not None for node in out):
                 return out, None
-        return None, f"{name} must be a list of [shape, dtype] pairs or null, got {value!r:.60}"
+        return None, (f"{name} must be a list of [shape, dtype] pairs (or lists and objects "
+                      f"of them) or null, got {value!r:.60}")
     if kind == "float_map":
         if isinstance(value, Mapping) and all(
             isinstance(k, str) and (v is None or _is_number(v)) for k, v in value.items()
@@ -203,14 +215,26 @@ _SUMMARY = {
             "prefixItems": [{"type": "integer"}, {"type": ["number", "null"]}]}},
     },
 }
+def _arg_defs() -> dict[str, Any]:
+    """``$defs`` of the argument nodes (``_arg_node``): ``arg<d>`` is a node at depth d."""
+    leaf = {"type": "array", "minItems": 2, "maxItems": 2,
+            "prefixItems": [{"type": "array", "items": {"type": "integer", "minimum": 0}},
+                            {"type": "string"}]}
+    defs: dict[str, Any] = {"arg_leaf": leaf, f"arg{MAX_TREE_DEPTH + 1}": {
+        "$ref": "#/$defs/arg_leaf"}}
+    for depth in range(1, MAX_TREE_DEPTH + 1):
+        inner = {"$ref": f"#/$defs/arg{depth + 1}"}
+        defs[f"arg{depth}"] = {"anyOf": [{"$ref": "#/$defs/arg_leaf"},
+                                         {"type": "array", "items": inner},
+                                         {"type": "object", "additionalProperties": inner}]}
+    return defs
+
+
 _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
     "int": _INT,
     "str_list": {"type": "array", "items": {"type": "string"}},
-    "args": {"type": "array", "items": {
-        "type": "array", "minItems": 2, "maxItems": 2,
-        "prefixItems": [{"type": "array", "items": {"type": "integer", "minimum": 0}},
-                        {"type": "string"}]}},
+    "args": {"type": "array", "items": {"$ref": "#/$defs/arg1"}},
     "float_map": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
     "str_map": {"type": "object", "additionalProperties": {"type": "string"}},
     "reason": {"type": ["string", "boolean"]},
@@ -239,6 +263,7 @@ def json_schema() -> dict[str, Any]:
             {"description": f.doc, "anyOf": [_KIND_SCHEMA[f.kind], {"type": "null"}]}
             for f in FIELDS
         },
+        "$defs": _arg_defs(),
     }
 
 

@@ -49,6 +49,8 @@ def categories_of(program: Program) -> tuple[str, ...]:
         found.add("nested_branch")
     if any(p.type.rank == 1 for p in program.params):
         found.add("vector")
+    if program.is_pytree:  # besides the pytree ops: a dict or tuple argument, a dict result
+        found.add("pytree")
     if any(OPS[s.op].family == "binary" and any(isinstance(i, Lit) for i in s.inputs)
            for s in stmts):
         found.add("scalar_array")

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from hypothesis import strategies as st
 
+from grammar.layout import draw_returns, draw_signature
 from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
 from grammar.ops import FAMILIES, OPS
 from grammar.program import Apply, Const, Operand, Program, Region, Value
@@ -254,7 +255,11 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     body = b.block(list(b.params), list(cfg.forced))
     used = _used(body, set())
     results = tuple(v for s in body for v in s.outputs if v.name not in used)
-    return Program(cfg.entry, tuple(b.params), tuple(body), results, tuple(sorted(b.expected)))
+    signature = draw_signature(draw, b.params)
+    returns = draw_returns(draw, results)
+    return Program(cfg.entry, tuple(b.params), tuple(body),
+                   returns.leaves if returns else results, tuple(sorted(b.expected)),
+                   signature, returns)
 
 
 def program_strategy(cfg: Config) -> st.SearchStrategy[Program]:

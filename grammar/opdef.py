@@ -134,7 +134,7 @@ class Op:
 
     @property
     def has_regions(self) -> bool:
-        return self.family in ("control", "transform")
+        return self.family in ("control", "transform", "pytree")
 
 
 def recording(signature: Signature, *fields: str) -> Signature:

@@ -7,13 +7,15 @@ from types import MappingProxyType
 from grammar.opdef import Op
 from grammar.ops_autodiff import AUTODIFF_OPS, CUSTOM_RULES
 from grammar.ops_control import CONTROL
-from grammar.ops_decomp import DECOMPOSITIONS
+from grammar.ops_decomp import DECOMPOSITIONS, LAPACK_EXTRA
 from grammar.ops_elementwise import BINARY, SELECT, UNARY
 from grammar.ops_fft import FFT_OPS
 from grammar.ops_linalg import LINALG
+from grammar.ops_misc import MISC_OPS
 from grammar.ops_nn import NN_OPS
+from grammar.ops_pytree import PYTREE_OPS
 from grammar.ops_random import RANDOM_OPS
-from grammar.ops_reduce import CUMULATIVE, REDUCTIONS
+from grammar.ops_reduce import CUMULATIVE, LAX_REDUCTIONS, REDUCTIONS
 from grammar.ops_shape import SHAPES
 from grammar.ops_special import SPECIAL_OPS
 from grammar.ops_window import WINDOW
@@ -28,8 +30,9 @@ def _table(*groups: list[Op]) -> MappingProxyType:
     return MappingProxyType(table)
 
 
-OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, CUMULATIVE, LINALG, SHAPES, NN_OPS, CONTROL,
-             SPECIAL_OPS, WINDOW, DECOMPOSITIONS, RANDOM_OPS, AUTODIFF_OPS, FFT_OPS)
+OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, LAX_REDUCTIONS, CUMULATIVE, LINALG, SHAPES,
+             NN_OPS, CONTROL, SPECIAL_OPS, WINDOW, DECOMPOSITIONS, LAPACK_EXTRA, RANDOM_OPS,
+             AUTODIFF_OPS, FFT_OPS, MISC_OPS, PYTREE_OPS)
 """Every op by name, in declaration order."""
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))

@@ -5,8 +5,8 @@ A key is never a program parameter (``args`` describes arrays only): each op der
 from an ``int32`` scalar, in one of the three styles real code uses, a typed
 ``jax.random.key`` (threefry), a legacy ``jax.random.PRNGKey`` (uint32 data) or a typed key
 of the ``rbg`` implementation (which lowers to ``rng_bit_generator``); then it may
-``split`` it or ``fold_in`` a constant.  The key's names are the output's name with a suffix,
-so they never clash with the program's own.
+``split`` it, ``fold_in`` a constant or ``clone`` it.  The key's names are the output's name
+with a suffix, so they never clash with the program's own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ KEY_STYLES = ("key", "PRNGKey", "rbg")
 
 def _key_params(draw) -> dict:
     return {"style": choice(draw, KEY_STYLES), "derive": choice(draw, ["none", "split",
-                                                                       "fold_in"])}
+                                                                       "fold_in", "clone"])}
 
 
 def _key_lines(out: str, seed: cst.BaseExpression, p) -> tuple[list, cst.BaseExpression]:
@@ -42,10 +42,14 @@ def _key_lines(out: str, seed: cst.BaseExpression, p) -> tuple[list, cst.BaseExp
     elif p["derive"] == "fold_in":
         lines.append(assign([f"{out}_key0"], call("jax.random.fold_in", cst.Name(key), 7)))
         key = f"{out}_key0"
+    elif p["derive"] == "clone":
+        lines.append(assign([f"{out}_key0"], call("jax.random.clone", cst.Name(key))))
+        key = f"{out}_key0"
     return lines, cst.Name(key)
 
 
-_KEY_CALLS = ("jax.random.key", "jax.random.PRNGKey", "jax.random.split", "jax.random.fold_in")
+_KEY_CALLS = ("jax.random.key", "jax.random.PRNGKey", "jax.random.split", "jax.random.fold_in",
+              "jax.random.clone")
 
 
 def _sample_signature(draw, s: TensorType, env: Env) -> Sig:
@@ -55,10 +59,14 @@ def _sample_signature(draw, s: TensorType, env: Env) -> Sig:
                       "dtype": choice(draw, dtypes)})
 
 
-def _sampler(name: str, fn: str, out_dtype=None, **extra) -> Op:
+def _sampler(name: str, fn: str, out_dtype=None, shape_parameter: float | None = None,
+             **extra) -> Op:
+    """``shape_parameter``: a positional parameter before the shape (``gamma``'s ``a``)."""
     def render(out, a, p, r):
         lines, key = _key_lines(out[0], a[0], p)
-        if out_dtype is None:
+        if shape_parameter is not None:
+            value = call(fn, key, shape_parameter, p["shape"], DType(p["dtype"]))
+        elif out_dtype is None:
             value = call(fn, key, p["shape"], DType(p["dtype"]), **extra)
         else:
             value = call(fn, key, shape=p["shape"], **extra)
@@ -109,6 +117,7 @@ RANDOM_OPS = [
     _sampler("random_uniform", "jax.random.uniform"),
     _sampler("random_bernoulli", "jax.random.bernoulli", out_dtype="bool", p=0.5),
     _sampler("random_randint", "jax.random.randint", out_dtype="int32", minval=0, maxval=10),
+    _sampler("random_gamma", "jax.random.gamma", shape_parameter=2.0),
     Op("dropout", "random", RANDOM + ("dropout",), FLOAT, (1, 4), _dropout_signature,
        lambda i, p, r: (i[0],), _dropout,
        calls=("jax.random.bernoulli", "jnp.where", *_KEY_CALLS)),

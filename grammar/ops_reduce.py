@@ -1,10 +1,26 @@
-"""Reductions over axes, cumulative scans, sorting and top-k."""
+"""Reductions over axes, cumulative scans, sorting and top-k, and ``lax.reduce`` itself: with
+a monoid (``reduce_xor``, ``reduce_and``, ...) or two operands and a Python function (the
+generic ``reduce`` primitive)."""
 
 from __future__ import annotations
 
-from grammar.opdef import Env, Op, Sig, axis, expression, flag, integer, norm_axis, same
-from grammar.syntax import call
-from grammar.types import BOOL, FLOAT, NUMERIC, TensorType, axis_dtype
+import libcst as cst
+
+from grammar.opdef import (
+    Env,
+    Op,
+    Sig,
+    axis,
+    choice,
+    expression,
+    flag,
+    integer,
+    norm_axis,
+    permutation,
+    same,
+)
+from grammar.syntax import DType, assign, binop, call, dotted, funcdef, return_, tuple_, unary
+from grammar.types import ANY, BOOL, FLOAT, NUMERIC, TensorType, axis_dtype
 
 
 def _reduce_signature(draw, x: TensorType, env: Env, tuple_axes: bool = True) -> Sig:
@@ -99,4 +115,91 @@ CUMULATIVE = [
     _scan_like("argsort", "jnp.argsort", out="int32", family="sorting"),
     Op("top_k", "sorting", ("sorting",), NUMERIC, (1, 4), top_k_signature, top_k_rule,
        expression(lambda a, p, r: call("lax.top_k", a[0], p["k"])), calls=("lax.top_k",)),
+]
+
+
+MONOIDS = {
+    "float": (("lax.add", 0.0), ("lax.mul", 1.0), ("lax.max", "-inf"), ("lax.min", "inf")),
+    "int32": (("lax.add", 0), ("lax.mul", 1), ("lax.bitwise_xor", 0), ("lax.bitwise_and", -1),
+              ("lax.bitwise_or", 0)),
+    "bool": (("lax.bitwise_xor", False), ("lax.bitwise_and", True), ("lax.bitwise_or", False)),
+}
+"""``lax.reduce``'s computations and their identities per dtype, which JAX lowers to
+``reduce_sum``, ``reduce_prod``, ``reduce_max``, ``reduce_min``, ``reduce_xor``,
+``reduce_and`` and ``reduce_or`` (an init that is not the identity would make the result
+depend on XLA's reduction order)."""
+
+
+def _dims_signature(draw, x: TensorType) -> tuple[int, ...]:
+    """A non-empty, sorted set of dimensions to reduce."""
+    order = permutation(draw, x.rank)
+    return tuple(sorted(order[:integer(draw, 1, x.rank)]))
+
+
+def _lax_reduce_signature(draw, x: TensorType, env: Env) -> Sig:
+    kind = "float" if x.dtype in FLOAT else x.dtype
+    fn, init = choice(draw, MONOIDS[kind])
+    return Sig((x,), {"fn": fn, "init": init, "dimensions": _dims_signature(draw, x)})
+
+
+def _reduced(inputs, params, regions):
+    x = inputs[0]
+    return (x.with_shape(tuple(d for i, d in enumerate(x.shape)
+                               if i not in params["dimensions"])),)
+
+
+def _lax_reduce(a, p, r):
+    init = p["init"]
+    if isinstance(init, str):
+        init = unary("-", dotted("jnp.inf")) if init == "-inf" else dotted("jnp.inf")
+    return call("lax.reduce", a[0], init, dotted(p["fn"]), p["dimensions"])
+
+
+def argmax_monoid(name: str) -> cst.FunctionDef:
+    """``def name(acc, cur)``: the larger (value, index) pair, the smaller index on a tie,
+    so the combination is commutative and associative and any reduction order agrees."""
+    n = cst.Name
+    pick = binop(binop(n("cur_v"), ">", n("acc_v")), "|", binop(
+        binop(n("cur_v"), "==", n("acc_v")), "&", binop(n("cur_i"), "<", n("acc_i"))))
+    return funcdef(name, ["acc", "cur"], [
+        assign(["acc_v", "acc_i"], n("acc")), assign(["cur_v", "cur_i"], n("cur")),
+        assign(["pick"], pick),
+        return_([call("jnp.where", n("pick"), n("cur_v"), n("acc_v")),
+                 call("jnp.where", n("pick"), n("cur_i"), n("acc_i"))])])
+
+
+def argmax_operands(x: cst.BaseExpression, t: TensorType, axis_: int) -> tuple:
+    """The operands and initial values of a (value, index) reduction: the values, without a
+    derivative (JAX cannot linearise a multi-operand reduction), and int32 indices along
+    ``axis_``; (-inf, 0), typed as the operands are, is the monoid's identity."""
+    operands = tuple_([call("lax.stop_gradient", x),
+                       call("lax.broadcasted_iota", DType("int32"), t.shape, axis_)])
+    return operands, tuple_([call("jnp.array", unary("-", dotted("jnp.inf")),
+                                  dtype=DType(t.dtype)), 0])
+
+
+def _reduce_argmax_signature(draw, x: TensorType, env: Env) -> Sig:
+    dims = (integer(draw, 0, x.rank - 1),)
+    return Sig((x,), {"dimensions": dims, "shape": x.shape, "dtype": x.dtype})
+
+
+def _reduce_argmax(out, a, p, r):
+    """The maximum and its index along one axis: ``lax.reduce`` of two operands with a
+    Python function, JAX's generic ``reduce`` primitive."""
+    fn = f"{out[0]}_argmax"
+    operands, inits = argmax_operands(a[0], TensorType(p["shape"], p["dtype"]),
+                                      p["dimensions"][0])
+    return [argmax_monoid(fn), assign(out, call("lax.reduce", operands, inits, cst.Name(fn),
+                                                p["dimensions"]))]
+
+
+LAX_REDUCTIONS = [
+    Op("lax_reduce", "reduction", ("reduction",), ANY, (1, 4), _lax_reduce_signature, _reduced,
+       expression(_lax_reduce), calls=("lax.reduce",),
+       values=tuple(dict.fromkeys(fn for group in MONOIDS.values() for fn, _ in group))
+       + ("jnp.inf",)),
+    Op("reduce_argmax", "reduction", ("reduction",), FLOAT, (1, 4), _reduce_argmax_signature,
+       lambda i, p, r: (_reduced(i, p, r)[0], _reduced(i, p, r)[0].with_dtype("int32")),
+       _reduce_argmax, calls=("lax.reduce", "lax.stop_gradient", "lax.broadcasted_iota",
+                              "jnp.where", "jnp.array"), values=("jnp.inf",)),
 ]

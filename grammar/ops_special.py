@@ -39,6 +39,13 @@ def _leaky_relu_signature(draw, x, env) -> Sig:
     return Sig((x,), {"negative_slope": choice(draw, [0.01, 0.2, 0.1])})
 
 
+def _betainc_signature(draw, x, env) -> Sig:
+    """``a`` and ``b`` are literals of at least one: JAX differentiates ``betainc`` in ``x``
+    only, and the derivative in ``x`` stays finite at the ends of (0, 1)."""
+    return Sig((x,), {"a": choice(draw, [2.0, 1.5, 3.0, 1.0]),
+                      "b": choice(draw, [1.5, 2.0, 1.0, 4.0])})
+
+
 SPECIAL_OPS = [
     _unary("lgamma", "lax.lgamma", SPECIAL, Domain.POSITIVE),
     _unary("digamma", "lax.digamma", SPECIAL, Domain.POSITIVE),
@@ -69,6 +76,10 @@ SPECIAL_OPS = [
     _binary("zeta", "jax.scipy.special.zeta", Domain.ABOVE_ONE, Domain.POSITIVE),
     _binary("gammainc", "jax.scipy.special.gammainc", Domain.POSITIVE, Domain.POSITIVE),
     _binary("fmod", "jnp.fmod", second=Domain.NONZERO, dtypes=NUMERIC),
+    _binary("gammaincc", "jax.scipy.special.gammaincc", Domain.POSITIVE, Domain.POSITIVE),
+    Op("betainc", "unary", SPECIAL + ("unary",), F32, (0, 4), _betainc_signature, same,
+       expression(lambda a, p, r: call("jax.scipy.special.betainc", p["a"], p["b"], a[0])),
+       calls=("jax.scipy.special.betainc",), domain=(Domain.PROBABILITY,)),
     _unary("elu", "jax.nn.elu", ACTIVATION),
     _unary("selu", "jax.nn.selu", ACTIVATION),
     _unary("celu", "jax.nn.celu", ACTIVATION),

@@ -1,5 +1,6 @@
 """Windows, scans and gathers of model code: pooling with ``lax.reduce_window`` (whose
-gradients are ``select_and_scatter_add`` and padded window sums), associative scans,
+gradients are ``select_and_scatter_add`` and padded window sums; argmax pooling reduces
+(value, index) pairs with a Python function, the generic primitive), associative scans,
 ``take_along_axis``, ``one_hot``, ``searchsorted``, multi-operand sort, ``approx_max_k`` and
 ``dot_product_attention``."""
 
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 from math import ceil, prod
 
+import libcst as cst
+
 from grammar.opdef import Env, Op, Sig, axis, choice, expression, flag, integer, same
-from grammar.ops_reduce import top_k_rule, top_k_signature
-from grammar.syntax import binop, call, dotted, tuple_, unary
+from grammar.ops_reduce import argmax_monoid, argmax_operands, top_k_rule, top_k_signature
+from grammar.syntax import assign, binop, call, dotted, tuple_, unary
 from grammar.types import FLOAT, NUMERIC, TensorType
 
 REDUCERS = ("lax.add", "lax.max", "lax.min")
@@ -32,18 +35,37 @@ def _pool_rule(inputs, params, regions):
 
 
 def _pool(name: str, reducer: str, average: bool = False) -> Op:
-    """Max pooling starts from -inf, sum and average pooling from 0 (flax's templates)."""
-    maximum = reducer == "lax.max"
+    """Max pooling starts from -inf, min pooling from inf, sum and average pooling from 0
+    (flax's templates)."""
+    infinite = reducer in ("lax.max", "lax.min")
 
     def render(a, p, r):
-        init = unary("-", dotted("jnp.inf")) if maximum else 0.0
+        init = (unary("-", dotted("jnp.inf")) if reducer == "lax.max" else dotted("jnp.inf")
+                if reducer == "lax.min" else 0.0)
         pooled = call("lax.reduce_window", a[0], init, dotted(reducer), p["window"],
                       p["strides"], p["padding"])
         return binop(pooled, "/", float(prod(p["window"]))) if average else pooled
 
     return Op(name, "window", ("pooling",), FLOAT, (3, 4), _pool_signature, _pool_rule,
               expression(render), calls=("lax.reduce_window",),
-              values=(reducer, "jnp.inf") if maximum else (reducer,))
+              values=(reducer, "jnp.inf") if infinite else (reducer,))
+
+
+def _argmax_pool_signature(draw, x: TensorType, env: Env) -> Sig:
+    sig = _pool_signature(draw, x, env)
+    return Sig(sig.inputs, {**sig.params, "shape": x.shape, "dtype": x.dtype,
+                            "axis": integer(draw, 1, x.rank - 2)})
+
+
+def _argmax_pool(out, a, p, r):
+    """Max pooling that also returns where each maximum lies along one spatial axis:
+    ``lax.reduce_window`` of two operands with a Python function (the generic primitive)."""
+    fn = f"{out[0]}_argmax"
+    operands, inits = argmax_operands(a[0], TensorType(p["shape"], p["dtype"]),
+                                     p["axis"])
+    return [argmax_monoid(fn), assign(out, call(
+        "lax.reduce_window", operands, inits, cst.Name(fn), p["window"], p["strides"],
+        p["padding"]))]
 
 
 def _associative_scan_signature(draw, x: TensorType, env: Env) -> Sig:
@@ -83,6 +105,11 @@ WINDOW = [
     _pool("max_pool", "lax.max"),
     _pool("avg_pool", "lax.add", average=True),
     _pool("sum_pool", "lax.add"),
+    _pool("min_pool", "lax.min"),
+    Op("argmax_pool", "window", ("pooling",), FLOAT, (3, 4), _argmax_pool_signature,
+       lambda i, p, r: (_pool_rule(i, p, r)[0], _pool_rule(i, p, r)[0].with_dtype("int32")),
+       _argmax_pool, calls=("lax.reduce_window", "lax.stop_gradient", "lax.broadcasted_iota",
+                            "jnp.where"), values=("jnp.inf",)),
     Op("associative_scan", "cumulative", ("cumulative", "scan"), NUMERIC, (1, 4),
        _associative_scan_signature, same,
        expression(lambda a, p, r: call("lax.associative_scan", dotted(p["fn"]), a[0],

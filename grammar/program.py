@@ -49,6 +49,21 @@ class Apply:
     regions: tuple[Region, ...] = ()
 
 
+@dataclass(frozen=True)
+class Group:
+    """Values passed as one pytree: a dict of ``leaves`` under ``keys`` (sorted, one per
+    leaf), or a tuple when ``keys`` is empty.  A parameter group is the entry's argument
+    ``name``; a result group is what the entry returns."""
+
+    name: str
+    leaves: tuple[Value, ...]
+    keys: tuple[str, ...] = ()
+
+    @property
+    def is_dict(self) -> bool:
+        return bool(self.keys)
+
+
 def walk(body: tuple[Apply, ...], depth: int = 0) -> Iterator[tuple[Apply, int]]:
     """Every statement of a body and of its nested regions, with its nesting depth."""
     for stmt in body:
@@ -66,6 +81,10 @@ class Program:
     body: tuple[Apply, ...]
     results: tuple[Value, ...]
     expected_failures: tuple[str, ...] = field(default=())
+    signature: tuple[Value | Group, ...] = ()
+    """The entry's arguments when some are pytrees (``()``: ``params``, one array each)."""
+    returns: Group | None = None
+    """The entry's result when it is a dict (``None``: the tuple of ``results``)."""
 
     @cached_property
     def source(self) -> str:
@@ -75,9 +94,13 @@ class Program:
         return render(self)
 
     @property
-    def args(self) -> list[tuple[tuple[int, ...], str]]:
-        """The entry's arguments as ``(shape, dtype)`` pairs."""
-        return [(p.type.shape, p.type.dtype) for p in self.params]
+    def args(self) -> list:
+        """The entry's arguments as ``(shape, dtype)`` pairs; a dict argument as a dict of
+        them, a tuple argument as a list (``extract.args`` reads this encoding)."""
+        return [_spec(p) if isinstance(p, Value) else
+                {k: _spec(v) for k, v in zip(p.keys, p.leaves, strict=True)} if p.is_dict
+                else [_spec(v) for v in p.leaves]
+                for p in (self.signature or self.params)]
 
     @cached_property
     def ops(self) -> tuple[str, ...]:
@@ -95,5 +118,14 @@ class Program:
     def statement_count(self) -> int:
         return sum(1 for _ in walk(self.body))
 
+    @property
+    def is_pytree(self) -> bool:
+        """Whether an argument or the result is a dict or a tuple of arrays."""
+        return bool(self.signature) or self.returns is not None
+
     def __repr__(self) -> str:
         return f"Program(ops={list(self.ops)}, args={self.args})\n{self.source}"
+
+
+def _spec(v: Value) -> tuple[tuple[int, ...], str]:
+    return (v.type.shape, v.type.dtype)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import libcst as cst
 
 from grammar.opdef import Domain, RegionCode
 from grammar.ops import OPS
-from grammar.program import Apply, Const, Operand, Program, Region, Value
-from grammar.syntax import DType, binop, call, funcdef, lit, return_
+from grammar.program import Apply, Const, Group, Operand, Program, Region, Value
+from grammar.syntax import (
+    DType,
+    assign,
+    binop,
+    call,
+    dict_,
+    funcdef,
+    lit,
+    return_,
+    string,
+    subscript,
+)
 from grammar.types import INT
 
 _IMPORTS = cst.parse_module("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n").body
@@ -19,10 +31,20 @@ def _dtype(name: str) -> DType:
     return DType("bool_" if name == "bool" else name)
 
 
-def operand(x: Operand, domain: Domain = Domain.ANY) -> cst.BaseExpression:
+Aliases = Mapping[str, cst.BaseExpression]
+"""How values are read that are not plain names: a dict argument's leaf is ``params["w"]``."""
+NO_ALIASES: Aliases = MappingProxyType({})
+
+
+def name(v: Value, aliases: Aliases) -> cst.BaseExpression:
+    return aliases.get(v.name) or cst.Name(v.name)
+
+
+def operand(x: Operand, domain: Domain = Domain.ANY,
+            aliases: Aliases = NO_ALIASES) -> cst.BaseExpression:
     """An operand as an expression, guarded into ``domain`` when it is an array."""
     if isinstance(x, Value):
-        node: cst.BaseExpression = cst.Name(x.name)
+        node: cst.BaseExpression = name(x, aliases)
         dtype = x.type.dtype
     elif isinstance(x, Const):
         node = call("jnp.ones", x.type.shape, dtype=_dtype(x.type.dtype))
@@ -49,28 +71,38 @@ def operand(x: Operand, domain: Domain = Domain.ANY) -> cst.BaseExpression:
     return node
 
 
-def statements(body: Sequence[Apply]) -> list[cst.BaseStatement]:
+def statements(body: Sequence[Apply], aliases: Aliases = NO_ALIASES) -> list[cst.BaseStatement]:
     """The statements of a body, regions defined just before the statement that calls them."""
     lines: list[cst.BaseStatement] = []
     for stmt in body:
         op = OPS[stmt.op]
-        args = [operand(x, op.domain_of(i)) for i, x in enumerate(stmt.inputs)]
-        regions = [region_code(r) for r in stmt.regions]
+        args = [operand(x, op.domain_of(i), aliases) for i, x in enumerate(stmt.inputs)]
+        regions = [region_code(r, aliases) for r in stmt.regions]
         lines.extend(op.render([v.name for v in stmt.outputs], args, stmt.params, regions))
     return lines
 
 
-def region_code(region: Region) -> RegionCode:
+def region_code(region: Region, aliases: Aliases = NO_ALIASES) -> RegionCode:
     return RegionCode(region.name, tuple(p.name for p in region.params),
-                      tuple(statements(region.body)),
-                      tuple(cst.Name(v.name) for v in region.results))
+                      tuple(statements(region.body, aliases)),
+                      tuple(name(v, aliases) for v in region.results))
 
 
 def to_module(program: Program) -> cst.Module:
-    """The libcst module of ``program``: the imports and the entry function."""
-    body = statements(program.body)
-    body.append(return_([cst.Name(v.name) for v in program.results]))
-    fn = funcdef(program.entry, [p.name for p in program.params], body)
+    """The libcst module of ``program``: the imports and the entry function.  A dict
+    argument's leaves are read where they are used (``params["w"]``), a tuple argument is
+    unpacked first (``x1, x2 = batch``), a dict result is returned as a dict literal."""
+    aliases = {v.name: subscript(cst.Name(g.name), [string(k)])
+               for g in program.signature if isinstance(g, Group) and g.is_dict
+               for k, v in zip(g.keys, g.leaves, strict=True)}
+    body: list[cst.BaseStatement] = [
+        assign([v.name for v in g.leaves], cst.Name(g.name)) for g in program.signature
+        if isinstance(g, Group) and not g.is_dict]
+    body += statements(program.body, aliases)
+    results = [name(v, aliases) for v in program.results]
+    returns = program.returns
+    body.append(return_([dict_(returns.keys, results)] if returns else results))
+    fn = funcdef(program.entry, [p.name for p in (program.signature or program.params)], body)
     blank = [cst.EmptyLine(), cst.EmptyLine()]
     return cst.Module(body=[*_IMPORTS, fn.with_changes(leading_lines=blank)])
 

@@ -45,6 +45,16 @@ def lit(value: Any) -> cst.BaseExpression:
     raise TypeError(f"cannot render {value!r} as a literal")
 
 
+def string(text: str) -> cst.SimpleString:
+    """A plain double-quoted string literal of an identifier-like ``text`` (a dict key)."""
+    return cst.SimpleString(f'"{text}"')
+
+
+def dict_(keys: Sequence[str], values: Sequence[cst.BaseExpression]) -> cst.Dict:
+    """``{"k": v, ...}``: a dict literal with string keys."""
+    return cst.Dict([cst.DictElement(string(k), v) for k, v in zip(keys, values, strict=True)])
+
+
 def tuple_(items: Sequence[Any]) -> cst.Tuple:
     elements = [cst.Element(lit(v)) for v in items]
     if len(elements) == 1:

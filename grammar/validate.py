@@ -8,12 +8,14 @@ produce, and returns one problem per rejected construct (empty: the source is sa
   and ``from jax import lax``, and exactly one ``def`` (no decorators, defaults, star
   parameters or annotations);
 * function bodies: assignments to a name or a tuple of names, nested ``def`` s of the same
-  form, and a final ``return``;
+  form, ``for name in (number, ...):`` over at most ``MAX_TRIPS`` literal numbers with
+  assignments only in its body, and a final ``return``;
 * expressions: bound local names; calls of the dotted JAX functions in ``ALLOWED_CALLS`` (the
   op table's), of nested functions, or of a transform's result (``jax.vmap(fn)(x)``);
   ``ALLOWED_METHODS`` on local values; the dtypes ``jnp.<dtype>``; numbers, ``True``,
-  ``False``, ``None``; plain strings only as arguments of JAX functions; tuples, lists,
-  subscripts and the operators the grammar renders.
+  ``False``, ``None``; plain strings only as arguments of JAX functions, as subscripts
+  (``params["w"]``) and as dict keys; tuples, lists, dicts with string keys, subscripts and
+  the operators the grammar renders.
 
 Everything else (builtins, dunders, lambdas, comprehensions, f-strings, other imports or
 statements) is rejected, because each node kind must be explicitly allowed.  A second, smaller
@@ -252,6 +254,9 @@ class _Checker:
             self.function(stmt, scope)
             self.bind(stmt.name, scope, "def")
             return
+        if isinstance(stmt, cst.For):
+            self.for_loop(stmt, scope)
+            return
         if not isinstance(stmt, cst.SimpleStatementLine):
             self.reject(stmt, f"{_kind(stmt)} is not allowed")
             return
@@ -269,6 +274,31 @@ class _Checker:
                 self.reject(small, "import inside a function is not allowed")
             else:
                 self.reject(small, f"{_kind(small)} is not allowed")
+
+    def for_loop(self, node: cst.For, scope: _Scope) -> None:
+        """``for name in (1.0, 0.5):`` with assignments only: a loop tracing unrolls."""
+        if node.asynchronous is not None or node.orelse is not None:
+            self.reject(node, "'for' loop with 'async' or 'else' is not allowed")
+        items = node.iter.elements if isinstance(node.iter, cst.Tuple) else None
+        if items is None or not all(_constant(e.value) and not isinstance(
+                e.value, cst.Tuple | cst.List) for e in items):
+            self.reject(node.iter, "a 'for' loop may only run over a tuple of literal numbers")
+        elif len(items) > MAX_TRIPS:
+            self.reject(node.iter, f"a loop of {len(items)} trips is longer than the "
+                                   f"grammar's {MAX_TRIPS}")
+        else:
+            self.expr(node.iter, scope)
+        if not isinstance(node.target, cst.Name):
+            self.reject(node.target, "a 'for' loop's target must be a name")
+        else:
+            self.bind(node.target, scope, "value")
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else (node.body,)
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine) and all(
+                    isinstance(small, cst.Assign) for small in stmt.body):
+                self.statement(stmt, scope, last=False)
+            else:
+                self.reject(stmt, "a 'for' loop's body may only assign")
 
     def assign(self, node: cst.Assign, scope: _Scope) -> None:
         if len(node.targets) != 1:
@@ -335,8 +365,16 @@ class _Checker:
                     self.reject(node, f"comparison {type(target.operator).__name__} is not "
                                       "allowed")
                 self.expr(target.comparator, scope)
+        elif isinstance(node, cst.Dict):
+            for element in node.elements:
+                if not isinstance(element, cst.DictElement):
+                    self.reject(element, "dict unpacking (**) is not allowed")
+                    continue
+                self.plain_string(element.key, "a dict key")
+                self.expr(element.value, scope)
         elif isinstance(node, cst.SimpleString):
-            self.reject(node, "a string is only allowed as an argument of a JAX function")
+            self.reject(node, "a string is only allowed as an argument of a JAX function, a "
+                              "subscript or a dict key")
         else:
             self.reject(node, f"{_kind(node)} is not allowed")
 
@@ -451,11 +489,21 @@ class _Checker:
         else:
             self.expr(value, scope)
 
+    def plain_string(self, node: cst.BaseExpression, what: str) -> None:
+        if not isinstance(node, cst.SimpleString):
+            self.reject(node, f"{what} must be a plain string, not {_kind(node)}")
+        elif node.prefix != "":
+            self.reject(node, f"string prefix {node.prefix!r} is not allowed (plain strings "
+                              "only)")
+
     def index(self, index: cst.BaseSlice, scope: _Scope) -> None:
         if isinstance(index, cst.Index):
             if index.star is not None:
                 self.reject(index, "star unpacking (*) in a subscript is not allowed")
-            self.expr(index.value, scope)
+            if isinstance(index.value, cst.SimpleString):  # a dict argument's key
+                self.plain_string(index.value, "a subscript")
+            else:
+                self.expr(index.value, scope)
         elif isinstance(index, cst.Slice):
             for part in (index.lower, index.upper, index.step):
                 if part is not None:
@@ -474,7 +522,8 @@ def _ends_in_return(body: Sequence[cst.CSTNode]) -> bool:
 _AST_NODES = (
     ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias, ast.FunctionDef,
     ast.arguments, ast.arg, ast.Assign, ast.Return, ast.Name, ast.Load, ast.Store,
-    ast.Attribute, ast.Call, ast.keyword, ast.Tuple, ast.List, ast.Subscript, ast.Slice,
+    ast.Attribute, ast.Call, ast.keyword, ast.Tuple, ast.List, ast.Dict, ast.Subscript,
+    ast.Slice, ast.For,
     ast.BinOp, ast.UnaryOp, ast.Compare, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
     ast.Mod, ast.MatMult, ast.BitAnd, ast.BitOr, ast.BitXor, ast.FloorDiv, ast.LShift,
     ast.RShift, ast.USub,
@@ -541,28 +590,50 @@ def _constant(node: cst.BaseExpression) -> bool:
     return False
 
 
+def _arg_leaves(args: list | tuple) -> list[tuple[str, object]] | str:
+    """The leaves of a record's args, each with where it is, or what is wrong with the
+    tree: the grammar nests one level (a dict or a tuple argument of arrays)."""
+    leaves: list[tuple[str, object]] = []
+    for i, arg in enumerate(args):
+        if isinstance(arg, dict):
+            if not all(isinstance(k, str) and k.isidentifier() for k in arg):
+                return f"args[{i}] is a dict whose keys are not all identifiers"
+            leaves.extend((f"args[{i}][{k!r}]", v) for k, v in arg.items())
+        elif (isinstance(arg, list | tuple) and arg and all(
+                isinstance(a, list | tuple) and len(a) == 2 and isinstance(a[1], str)
+                for a in arg)):
+            leaves.extend((f"args[{i}][{j}]", v) for j, v in enumerate(arg))
+        else:
+            leaves.append((f"args[{i}]", arg))
+        if len(leaves) > MAX_PARAMS:
+            return f"more than the grammar's {MAX_PARAMS} arrays in args"
+    return leaves
+
+
 def check_args(args: object) -> list[str]:
-    """The problems that keep ``args`` (a record's ``[[shape, dtype], ...]``) from being the
-    argument types of a generated program: the grammar's dtypes, and shapes within
+    """The problems that keep ``args`` (a record's ``[[shape, dtype], ...]``, an argument
+    possibly a dict or a tuple of such pairs) from being the argument types of a generated
+    program: at most ``MAX_PARAMS`` arrays, the grammar's dtypes, and shapes within
     ``MAX_LIMITS``.  Empty when they fit; never raises."""
     if not isinstance(args, list | tuple):
         return [f"args must be a list of [shape, dtype] pairs, got {type(args).__name__}"]
-    if len(args) > MAX_PARAMS:
-        return [f"{len(args)} arguments are more than the grammar's {MAX_PARAMS}"]
+    leaves = _arg_leaves(args)
+    if isinstance(leaves, str):
+        return [leaves]
     problems = []
-    for i, arg in enumerate(args):
+    for i, arg in leaves:
         shape, dtype = arg if isinstance(arg, list | tuple) and len(arg) == 2 else (None, None)
         if not (isinstance(shape, list | tuple) and all(
                 isinstance(d, int) and not isinstance(d, bool) for d in shape)):
-            problems.append(f"args[{i}] must be a [shape, dtype] pair, got {str(arg)[:60]}")
+            problems.append(f"{i} must be a [shape, dtype] pair, got {str(arg)[:60]}")
             continue
         if dtype not in ALL_DTYPES:
-            problems.append(f"args[{i}] dtype {str(dtype)[:40]!r} is not one of the grammar's "
+            problems.append(f"{i} dtype {str(dtype)[:40]!r} is not one of the grammar's "
                             f"({', '.join(ALL_DTYPES)})")
         if len(shape) > MAX_LIMITS.max_rank or any(
                 not 0 <= d <= MAX_LIMITS.max_dim for d in shape) or math.prod(
                 shape) > MAX_LIMITS.max_elements:
-            problems.append(f"args[{i}] shape {str(shape)[:60]} is outside the grammar's "
+            problems.append(f"{i} shape {str(shape)[:60]} is outside the grammar's "
                             f"limits (rank <= {MAX_LIMITS.max_rank}, dims <= "
                             f"{MAX_LIMITS.max_dim}, <= {MAX_LIMITS.max_elements} elements)")
     return problems

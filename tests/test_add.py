@@ -62,7 +62,7 @@ def test_add_refuses_bad_input_in_one_line(tmp_path):
     program = tmp_path / "mine.py"
     program.write_text(USER_PROGRAM)
     for argv, message in [
-        (["--args", '[[8, 4], "float32"]'], "args[0] shape=8 must be a tuple or list of ints"),
+        (["--args", '[[8, 4], "float32"]'], "args[0]=[8, 4] is a shape alone"),
         (["--args", '[[[2], "V8"]]'], "dtype='V8' is not supported; accepted: bool"),
         (["--args", "[[[2"], "Expecting"),
     ]:

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 import grammar
+from extract.args import flatten_args, unflatten_args
 from grammar import CATEGORIES, OPS, programs
+from grammar.program import Group
 
 SINGLE_OP = settings(max_examples=6, deadline=None, derandomize=True,
                      suppress_health_check=list(HealthCheck))
@@ -22,8 +24,14 @@ long programs get their own test)."""
 
 
 def abstract_args(program):
-    return [jax.ShapeDtypeStruct(shape, np.dtype(dtype) if dtype != "bfloat16"
-                                 else jax.numpy.bfloat16) for shape, dtype in program.args]
+    """The entry's arguments as ShapeDtypeStructs, pytrees included."""
+    return unflatten_args(program.args, [jax.ShapeDtypeStruct(shape, jax.numpy.dtype(dtype))
+                                         for shape, dtype in flatten_args(program.args)])
+
+
+def ones_args(program):
+    return unflatten_args(program.args, [np.ones(shape, dtype=jax.numpy.dtype(dtype))
+                                         for shape, dtype in flatten_args(program.args)])
 
 
 def load(program):
@@ -37,8 +45,7 @@ def declared(program):
 
 
 def observed(out):
-    leaves = out if isinstance(out, tuple) else (out,)
-    return [(tuple(o.shape), str(o.dtype)) for o in leaves]
+    return [(tuple(o.shape), str(o.dtype)) for o in jax.tree.leaves(out)]
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -92,8 +99,7 @@ def test_source_round_trips_through_libcst(program):
 def test_programs_run_under_jit(program):
     """Forward validity: jit-compiled and run on arguments of the declared types."""
     target(float(len(program.ops)), label="distinct ops")
-    args = [np.ones(shape, dtype=jax.numpy.dtype(dtype)) for shape, dtype in program.args]
-    out = jax.jit(load(program))(*args)
+    out = jax.jit(load(program))(*ones_args(program))
     assert observed(out) == declared(program)
 
 
@@ -182,7 +188,10 @@ def test_bad_options_name_the_argument(kwargs, message):
 def test_program_exposes_its_public_fields(data):
     program = data.draw(programs(max_statements=5))
     assert program.entry == "f"
-    assert all(isinstance(s, tuple) and isinstance(d, str) for s, d in program.args)
+    assert all(isinstance(s, tuple) and isinstance(d, str) for s, d in flatten_args(program.args))
+    assert flatten_args(program.args) == tuple((v.type.shape, v.type.dtype) for v in (
+        leaf for p in (program.signature or program.params)
+        for leaf in (p.leaves if isinstance(p, Group) else (p,))))
     assert set(program.ops) <= set(OPS)
     assert set(program.categories) <= set(CATEGORIES)
     assert program.source.startswith("import jax\n")
@@ -204,6 +213,5 @@ def test_scatter_multiply_with_an_index_array_is_declared_a_known_failure():
 def test_long_programs_run_under_jit(program):
     """The default size distribution's tail: 30 statements and more still compile and run."""
     assert program.statement_count >= 30
-    args = [np.ones(shape, dtype=jax.numpy.dtype(dtype)) for shape, dtype in program.args]
-    out = jax.jit(load(program))(*args)
+    out = jax.jit(load(program))(*ones_args(program))
     assert observed(out) == declared(program)

@@ -56,8 +56,11 @@ _summary = st.fixed_dictionaries({
     "samples": st.lists(st.tuples(st.integers(0, 9), st.none() | st.floats(-9, 9)).map(list),
                         max_size=2)})
 _near = {  # values close to each kind's shape, so that both sides are often valid
-    "args": st.lists(st.tuples(st.lists(st.integers(-1, 4), max_size=3), st.text(max_size=3))
-                     .map(list), max_size=2),
+    "args": st.lists(st.recursive(
+        st.tuples(st.lists(st.integers(-1, 4), max_size=3), st.text(max_size=3)).map(list),
+        lambda nodes: st.lists(nodes, max_size=3) | st.dictionaries(st.text(max_size=2), nodes,
+                                                                    max_size=3),
+        max_leaves=8), max_size=2),
     "inputs": st.fixed_dictionaries({"seed": st.integers(-1, 2**63), "recipe": st.text()}),
     "values": st.lists(_summary, max_size=2),
     "float_map": st.dictionaries(st.text(max_size=3), st.none() | st.integers() | st.floats(

@@ -13,8 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fuzz.corpus_stats import (STABLEHLO_OPS, corpus_stats, format_stats, jaxpr_primitives,
-                               stablehlo_op_names)
+from fuzz.corpus_stats import (
+    STABLEHLO_OPS,
+    corpus_stats,
+    format_stats,
+    jaxpr_primitives,
+    stablehlo_op_names,
+)
 from fuzz.store import (
     FIELD_NAMES,
     CorpusError,

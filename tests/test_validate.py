@@ -149,7 +149,19 @@ HOSTILE = {
         for t1 in [open('CANARY', 'w')]:
             t2 = x0
         return x0
-        """), "'for' loop is not allowed"),
+        """), "a 'for' loop may only run over a tuple of literal numbers"),
+    "for_body_calls_open": (program("""\
+        for s in (1.0, 2.0):
+            t1 = open('CANARY', 'w')
+        return x0
+        """), "call to 'open' is not allowed"),
+    "for_else": (program("""\
+        for s in (1.0, 2.0):
+            t1 = x0
+        else:
+            t1 = open('CANARY', 'w')
+        return x0
+        """), "'for' loop with 'async' or 'else' is not allowed"),
     "walrus": (program("""\
         t1 = (o := open)('CANARY', 'w')
         return x0
@@ -198,7 +210,7 @@ NOT_GRAMMAR = {
     "string_concat": (program("t1 = jnp.einsum('ij' 'ji', x0)\nreturn t1\n"),
                       "string concatenation is not allowed"),
     "string_as_value": (program("t1 = 'ij->ji'\nreturn x0\n"),
-                        "a string is only allowed as an argument of a JAX function"),
+                        "a string is only allowed as an argument of a JAX function, a subscript"),
     "subclasses": (program("t1 = x0.__class__.__base__.__subclasses__()\nreturn t1\n"),
                    "attribute '__subclasses__' is not allowed"),
     "unknown_method": (program("t1 = x0.tolist()\nreturn t1\n"),
@@ -217,8 +229,17 @@ NOT_GRAMMAR = {
     "call_of_call": (program("def g(y):\n    return y\nt1 = jnp.sum(g)(x0)\nreturn t1\n"),
                      "calling the result of a call is only allowed for"),
     "unbound_name": (program("t1 = y + 1\nreturn t1\n"), "name 'y' is not defined"),
-    "dict_literal": (program("t1 = {'a': x0}\nreturn x0\n"), "dict literal is not allowed"),
+    "dict_key_not_a_string": (program("t1 = {x0: x0}\nreturn x0\n"),
+                              "a dict key must be a plain string, not Name"),
+    "dict_unpacking": (program("t1 = {**x0}\nreturn x0\n"), "dict unpacking (**) is not allowed"),
+    "bytes_subscript": (program("t1 = x0[b'w']\nreturn t1\n"), "string prefix 'b' is not allowed"),
     "if": (program("if x0:\n    t1 = x0\nreturn x0\n"), "'if' statement is not allowed"),
+    "for_many_trips": (program("for s in (1.0,) * 1000000:\n    t1 = x0 * s\nreturn x0\n"),
+                       "a 'for' loop may only run over a tuple of literal numbers"),
+    "for_five_trips": (program("for s in (1, 2, 3, 4, 5):\n    t1 = x0 * s\nreturn x0\n"),
+                       "a loop of 5 trips is longer than the grammar's 4"),
+    "for_body_def": (program("for s in (1.0, 2.0):\n    def g(y):\n        return y\n"
+                             "return x0\n"), "a 'for' loop's body may only assign"),
     "aug_assign": (program("t1 = x0\nt1 += 1\nreturn t1\n"),
                    "augmented assignment is not allowed"),
     "attribute_target": (program("x0.y = 1\nreturn x0\n"),
@@ -286,7 +307,8 @@ def test_problems_name_the_line():
     assert validate(source) == [
         "line 8: call to 'getattr' is not allowed (allowed: jnp.*, lax.* functions the grammar "
         "uses)",
-        "line 8: a string is only allowed as an argument of a JAX function",
+        "line 8: a string is only allowed as an argument of a JAX function, a subscript or a "
+        "dict key",
     ]
 
 

@@ -1,0 +1,47 @@
+"""Pytree arguments and results: which parameters a program takes as one dict or tuple
+argument, and whether it returns a dict.
+
+Drawn after the body, from the parameters and results it made, so a flat program's draws
+are unchanged and the shrinker reaches the flat form by turning the flags off.  Dict keys
+come from the names model code gives its parameters and outputs; they are sorted, and the
+leaves follow them, so the order of ``Program.results`` is the order of
+``jax.tree.leaves`` of what the entry returns.
+"""
+
+from __future__ import annotations
+
+from grammar.opdef import Draw, flag, integer
+from grammar.program import Group, Value
+
+PARAM_KEYS = ("w", "b", "scale", "kernel", "bias", "embedding", "gamma", "beta")
+RESULT_KEYS = ("out", "aux", "logits", "state", "loss", "hidden", "mask", "stats")
+GROUP_NAMES = {True: "params", False: "batch"}
+"""The argument's name: a dict of parameters, or a tuple such as ``(inputs, targets)``."""
+
+
+def _group(name: str, leaves: list[Value], keys: tuple[str, ...] | None) -> Group:
+    if keys is None:
+        return Group(name, tuple(leaves))
+    pairs = sorted(zip(keys, leaves, strict=True))
+    return Group(name, tuple(v for _, v in pairs), tuple(k for k, _ in pairs))
+
+
+def draw_signature(draw: Draw, params: list[Value]) -> tuple[Value | Group, ...]:
+    """``()`` (one array per parameter), or the first parameters as arrays and the last
+    two or more as one dict or tuple argument."""
+    if len(params) < 3 or not flag(draw):
+        return ()
+    size = integer(draw, 2, len(params) - 1)
+    as_dict = size <= len(PARAM_KEYS) and flag(draw)
+    grouped = params[-size:]
+    keys = PARAM_KEYS[:size] if as_dict else None
+    return (*params[:-size], _group(GROUP_NAMES[as_dict], grouped, keys))
+
+
+def draw_returns(draw: Draw, results: tuple[Value, ...]) -> Group | None:
+    """``None`` (a tuple of the results), or a dict of them under drawn keys."""
+    n = len(results)
+    if not 2 <= n <= len(RESULT_KEYS) or not flag(draw):
+        return None
+    start = integer(draw, 0, len(RESULT_KEYS) - n)
+    return _group("result", list(results), RESULT_KEYS[start:start + n])

@@ -22,7 +22,8 @@ import numpy as np
 ArgSpec = tuple[tuple[int, ...], str]
 
 DTYPES: tuple[str, ...] = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
-                           "uint32", "uint64", "float16", "bfloat16", "float32", "float64")
+                           "uint32", "uint64", "float16", "bfloat16", "float32", "float64",
+                           "complex64", "complex128")
 """The argument dtypes jaxsmith accepts: those with an input recipe (``extract.inputs``)."""
 MAX_RANK = 8
 MAX_TREE_DEPTH = 4

@@ -14,6 +14,8 @@ Recipe ``jaxsmith-inputs/1`` (README, "Inputs", says the same step by step):
    their kinks, and each value is at least 1/128 away from one.
 3. Signed integers: ``(w >> 11) % 9 - 4`` (-4..4); unsigned: ``(w >> 11) % 9``.
 4. ``bool``: ``(w & 1) == 1``.
+5. Complex dtypes: ``2n`` words instead of ``n``; the first ``n`` give the real parts and the
+   last ``n`` the imaginary parts, each by step 2.
 
 Only integer arithmetic on the raw words, then one exact conversion: the arrays are identical
 in every process and on every platform.
@@ -38,7 +40,18 @@ def _words(seed: int, index: int, n: int) -> np.ndarray:
     return np.asarray(bits.random_raw(n), dtype=np.uint64).reshape(-1)
 
 
+def _word_count(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Raw words per argument: one per element, two for a complex one."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return 2 * n if np.issubdtype(dtype, np.complexfloating) else n
+
+
 def _array(words: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.complexfloating):
+        n = words.size // 2
+        part = np.dtype(f"float{dtype.itemsize * 4}")
+        real, imag = _array(words[:n], shape, part), _array(words[n:], shape, part)
+        return (real + 1j * imag).astype(dtype)
     high = words >> np.uint64(11)
     if dtype == np.bool_:
         values = (words & np.uint64(1)) == 1
@@ -77,6 +90,6 @@ def make_inputs(args: Sequence, seed: int) -> list[np.ndarray]:
     _check_seed(seed)
     out = []
     for index, (shape, dtype) in enumerate(flatten_args(args)):
-        n = int(np.prod(shape, dtype=np.int64))
-        out.append(_array(_words(int(seed), index, n), shape, np.dtype(dtype)))
+        words = _words(int(seed), index, _word_count(shape, np.dtype(dtype)))
+        out.append(_array(words, shape, np.dtype(dtype)))
     return out

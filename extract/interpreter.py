@@ -51,6 +51,9 @@ def unsupported(text: str) -> str | None:
         denied.append("stablehlo.fft")
     if denied:
         return f"unsupported op {', '.join(sorted(denied))}"
+    main = re.search(r"func\.func public @main\(.*", text)
+    if main and "complex<" in main.group(0):
+        return "complex arguments or results (the driver passes real arrays only)"
     free = [op for op in _IMPLEMENTATION_DEFINED if op in ops]
     if free:
         return f"implementation-defined results ({', '.join(free)})"

@@ -14,7 +14,9 @@ not by ``rtol`` of itself, because a program's outputs are often differences of 
 intermediates, where the element-wise relative error of a correct result is unbounded.
 Each widening of a factor below has its reason beside it and a test in
 ``tests/test_values.py``. Non-finite values compare as such (NaN equals NaN, +inf equals
-+inf); integer and bool outputs must match exactly.
++inf); integer and bool outputs must match exactly. A complex output is summarized and
+compared as its real view (real and imaginary parts side by side on a new last axis, with the
+tolerance of its component float type); its summary keeps its own shape and dtype.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def tolerance(dtype: Any, kind: str = "value") -> Tolerance:
     "grad" (derivatives); exact (0, 0) for integers and bools."""
     name = _float_name(dtype)
     if name is None:
-        if np.issubdtype(np.dtype(dtype), np.floating):  # float64 and other wide floats
+        if np.issubdtype(np.dtype(dtype), np.inexact):  # float64, complex: float32's
             name = "float32"
         else:
             return Tolerance(0.0, 0.0)
@@ -90,6 +92,13 @@ def is_float(dtype: Any) -> bool:
     """Whether ``dtype`` is floating (bfloat16 included)."""
     d = np.dtype(dtype)
     return np.issubdtype(d, np.floating) or d.name == "bfloat16"
+
+
+def real_view(x: np.ndarray) -> np.ndarray:
+    """``x``, or for a complex array its real and imaginary parts on a new last axis."""
+    if np.issubdtype(x.dtype, np.complexfloating):
+        return np.stack([x.real, x.imag], axis=-1)
+    return x
 
 
 def _sample_value(x: Any) -> float | None:
@@ -112,8 +121,8 @@ def sample_positions(n: int) -> list[int]:
 def summarize(value: Any) -> dict[str, Any]:
     """Summary of one output array (see the module docstring)."""
     x = np.asarray(value)
-    flat = x.reshape(-1)
-    if is_float(x.dtype):
+    flat = real_view(x).reshape(-1)
+    if is_float(flat.dtype):
         wide = flat.astype(np.float64)
         finite = np.isfinite(wide)
         good = wide[finite]
@@ -148,6 +157,8 @@ def compare_arrays(got: Any, want: Any, tol: Tolerance | None = None) -> str | N
         return f"got {g.dtype.name}{list(g.shape)}, want {w.dtype.name}{list(w.shape)}"
     if g.size == 0:
         return None
+    if np.issubdtype(w.dtype, np.complexfloating):
+        return compare_arrays(real_view(g), real_view(w), tol or tolerance(w.dtype))
     if not is_float(w.dtype):
         bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
         if bad.size:

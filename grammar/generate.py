@@ -16,7 +16,7 @@ from grammar.layout import draw_returns, draw_signature
 from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
 from grammar.ops import FAMILIES, OPS
 from grammar.program import Apply, Const, Operand, Program, Region, Value
-from grammar.types import Limits, Lit, TensorType
+from grammar.types import COMPLEX, Limits, Lit, TensorType
 
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _OPS = tuple(OPS.values())
@@ -251,7 +251,9 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     forced_ops = frozenset(_INDEX[n] for n, _ in cfg.forced)
     b = Builder(draw, cfg, enabled or frozenset(_INDEX[n] for n in cfg.ops) | forced_ops)
     first_rank = (1, 1) if cfg.vector else (0, cfg.limits.max_rank)
-    b.new_param(tensor(draw, b.env, cfg.dtypes, *first_rank))
+    # Few ops take complex values: a complex parameter comes when one of them asks for it.
+    first_dtypes = [d for d in cfg.dtypes if d not in COMPLEX] or cfg.dtypes
+    b.new_param(tensor(draw, b.env, first_dtypes, *first_rank))
     body = b.block(list(b.params), list(cfg.forced))
     used = _used(body, set())
     results = tuple(v for s in body for v in s.outputs if v.name not in used)

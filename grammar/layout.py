@@ -28,8 +28,8 @@ def _group(name: str, leaves: list[Value], keys: tuple[str, ...] | None) -> Grou
 
 def draw_signature(draw: Draw, params: list[Value]) -> tuple[Value | Group, ...]:
     """``()`` (one array per parameter), or the first parameters as arrays and the last
-    two or more as one dict or tuple argument."""
-    if len(params) < 3 or not flag(draw):
+    two or more as one dict or tuple argument (drawn one time in three)."""
+    if len(params) < 3 or integer(draw, 0, 2) < 2:
         return ()
     size = integer(draw, 2, len(params) - 1)
     as_dict = size <= len(PARAM_KEYS) and flag(draw)
@@ -39,9 +39,10 @@ def draw_signature(draw: Draw, params: list[Value]) -> tuple[Value | Group, ...]
 
 
 def draw_returns(draw: Draw, results: tuple[Value, ...]) -> Group | None:
-    """``None`` (a tuple of the results), or a dict of them under drawn keys."""
+    """``None`` (a tuple of the results), or a dict of them under drawn keys (one time in
+    four)."""
     n = len(results)
-    if not 2 <= n <= len(RESULT_KEYS) or not flag(draw):
+    if not 2 <= n <= len(RESULT_KEYS) or integer(draw, 0, 3) < 3:
         return None
     start = integer(draw, 0, len(RESULT_KEYS) - n)
     return _group("result", list(results), RESULT_KEYS[start:start + n])

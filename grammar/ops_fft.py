@@ -1,16 +1,16 @@
-"""Complex arithmetic and FFTs, as real-valued signal-processing code uses them.
+"""Complex arithmetic and FFTs.
 
-Values and parameters stay real (``args`` and the input recipe know no complex dtype yet):
-each template goes to the complex domain and back in one expression, so the programs hold
-``fft``, ``complex``, ``real``, ``imag`` and complex multiplies while their outputs and
-gradients are real.  Magnitudes are taken as ``real(z * conj(z))``, smooth everywhere,
-rather than ``abs(z)``, whose derivative is undefined at zero.
+``FFT_OPS`` are real-valued signal-processing templates: each goes to the complex domain and
+back in one expression (magnitudes as ``real(z * conj(z))``, smooth everywhere, rather than
+``abs(z)``, whose derivative is undefined at zero).  ``COMPLEX_VALUES`` take and make
+``complex64`` values: parameters, ``lax.complex``, arithmetic, FFTs and the ways back to
+float32.
 """
 
 from __future__ import annotations
 
 from grammar.opdef import Env, Op, Sig, choice, expression, same
-from grammar.syntax import binop, call
+from grammar.syntax import DType, binop, call
 from grammar.types import TensorType
 
 FFT = ("complex", "fft")
@@ -56,6 +56,60 @@ def _complex_product(a, p, r):
     return call("jnp.imag", binop(call("lax.complex", a[0], a[1]), "*",
                                   call("lax.complex", a[1], a[0])))
 
+
+C64 = frozenset({"complex64"})
+
+
+def _complex_signature(draw, x: TensorType, env: Env) -> Sig:
+    """A complex value from two float32 arrays, or from one and zeros."""
+    return Sig((x, x) if choice(draw, [True, False]) else (x,))
+
+
+def _to_complex(a, p, r):
+    if len(a) == 2:
+        return call("lax.complex", a[0], a[1])
+    return call("jnp.asarray", a[0], dtype=DType("complex64"))
+
+
+def _unary_complex(name: str, fn: str, real: bool = False) -> Op:
+    """An op on a complex value: complex to complex, or to its real (float32) part."""
+    rule = (lambda i, p, r: (i[0].with_dtype("float32"),)) if real else same
+    return Op(name, "complex", ("complex", "elementwise"), C64, (0, 4),
+              lambda draw, x, env: Sig((x,)), rule,
+              expression(lambda a, p, r: call(fn, a[0])), calls=(fn,))
+
+
+def _complex_binary(name: str, op: str) -> Op:
+    return Op(name, "complex", ("complex", "elementwise"), C64, (0, 4),
+              lambda draw, x, env: Sig((x, x)), same,
+              expression(lambda a, p, r: binop(a[0], op, a[1])), calls=())
+
+
+def _fft_of_complex(fn: str):
+    return expression(lambda a, p, r: call(fn, a[0], axis=-1))
+
+
+COMPLEX_VALUES = [
+    Op("to_complex", "complex", ("complex",), F32, (0, 4), _complex_signature,
+       lambda i, p, r: (i[0].with_dtype("complex64"),), expression(_to_complex),
+       calls=("lax.complex", "jnp.asarray")),
+    _unary_complex("real", "jnp.real", real=True),
+    _unary_complex("imag", "jnp.imag", real=True),
+    _unary_complex("complex_abs", "jnp.abs", real=True),
+    _unary_complex("angle", "jnp.angle", real=True),
+    _unary_complex("conj", "jnp.conj"),
+    _unary_complex("complex_exp", "jnp.exp"),
+    _complex_binary("complex_add", "+"),
+    _complex_binary("complex_multiply", "*"),
+    Op("complex_fft", "fft", FFT, C64, (1, 4), lambda draw, x, env: Sig((x,)), same,
+       _fft_of_complex("jnp.fft.fft"), calls=("jnp.fft.fft",)),
+    Op("complex_ifft", "fft", FFT, C64, (1, 4), lambda draw, x, env: Sig((x,)), same,
+       _fft_of_complex("jnp.fft.ifft"), calls=("jnp.fft.ifft",)),
+]
+"""Complex values as parameters and intermediates: ``complex64`` arguments, or values made
+with ``lax.complex``, through complex arithmetic and FFTs, back to float32 with ``real``,
+``imag``, ``abs`` or ``angle``.  The extractor differentiates only float arguments and
+outputs, so a gradient flows through complex intermediates to real losses only."""
 
 FFT_OPS = [
     Op("power_spectrum", "fft", FFT, F32, (1, 4), lambda draw, x, env: Sig((x,)),

@@ -22,9 +22,10 @@ FACTORS = ((0.5, 2.0), (1.0, 0.5, 0.25), (0.9, 0.9, 0.9, 0.9), (2.0, -1.0))
 
 
 def _mapped_signature(draw, x: TensorType, env: Env) -> Sig:
-    """``count`` values of ``x``'s type and a function of one of them."""
+    """``count`` values of ``x``'s type and a function of one of them, whose result may be
+    any value (its parameter included: the bound is the largest array the limits allow)."""
     count = integer(draw, 2, 3)
-    fn = RegionSpec((x,), (None,), max_result_elements=env.limits.max_elements // count)
+    fn = RegionSpec((x,), (None,), max_result_elements=max(env.limits.max_elements, x.size))
     return Sig((x,) * count, {"as_dict": bool(integer(draw, 0, 1))}, (fn,))
 
 

@@ -8,9 +8,11 @@ from math import prod
 FLOAT = frozenset({"float32", "bfloat16", "float16"})
 INT = frozenset({"int32"})
 BOOL = frozenset({"bool"})
+COMPLEX = frozenset({"complex64"})
+"""Complex values: only the ops that declare them take them (``grammar.ops_fft``)."""
 NUMERIC = FLOAT | INT
 ANY = NUMERIC | BOOL
-ALL_DTYPES: tuple[str, ...] = ("float32", "int32", "bool", "bfloat16", "float16")
+ALL_DTYPES: tuple[str, ...] = ("float32", "int32", "bool", "bfloat16", "float16", "complex64")
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,7 +190,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
 
 def test_known_limitations_are_counted_not_minimised_by_default(tmp_path):
     corpus = tmp_path / "corpus"
-    done = fuzz("--budget", "3x", "--corpus", str(corpus), "--seed", "3", "--workers", "1",
+    # Seed 2 draws three while loops that carry a float through their body (a loop whose
+    # body returns its carry unchanged differentiates: seed 3 drew only such loops once the
+    # op table grew).
+    done = fuzz("--budget", "3x", "--corpus", str(corpus), "--seed", "2", "--workers", "1",
                 "--quiet", "--categories", "while_loop", "--ops", "while_loop,exp,sin,add",
                 "--dtypes", "float32", "--oracles", "none")
     assert done.returncode == 0, done.stderr

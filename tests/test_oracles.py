@@ -80,6 +80,21 @@ def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, 
     assert "jax" in done.stdout and ("tolerance" in done.stdout or "max |diff|" in done.stdout)
 
 
+def test_a_pytree_programs_reproducer_rebuilds_its_arguments(tmp_path):
+    source = src("""
+        def f(x, params):
+            if isinstance(x, jax.core.Tracer):
+                return {"y": x * params["w"] * 2.0}
+            return {"y": x * params["w"] * 3.0}
+        """)
+    args = [[[3], F32], {"w": [[3], F32], "b": [[], "int32"]}]
+    rec = extract_in_process(source, "f", args, seed=11, oracles=["jit_eager"])
+    assert rec["failure"]["signature"] == "jit_eager:value:float32", rec.get("failure")
+    done = _run_repro(tmp_path, rec, source, args, 11)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "max |diff|" in done.stdout
+
+
 def test_each_oracle_can_be_asked_for_alone():
     rec = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["vmap"])
     assert rec["status"] == "ok"

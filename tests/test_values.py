@@ -57,9 +57,32 @@ def test_inputs_reject_bad_seeds_and_dtypes():
     for seed in (-1, 2**63, 1.5, True):
         with pytest.raises(ValueError, match="seed="):
             make_inputs([((2,), "float32")], seed)
-    with pytest.raises(ValueError, match="complex64"):
-        make_inputs([((2,), "complex64")], 0)
+    with pytest.raises(ValueError, match="complex256"):
+        make_inputs([((2,), "complex256")], 0)
     assert make_inputs([((0, 3), "float32")], 0)[0].shape == (0, 3)
+
+
+def test_complex_inputs_pair_two_float_draws_and_keep_leaf_order():
+    (z,) = make_inputs([((3, 2), "complex64")], 7)
+    (words,) = make_inputs([((12,), "float32")], 7)  # the same stream, 2n words
+    assert z.dtype == np.complex64 and z.shape == (3, 2)
+    assert np.array_equal(z.real.reshape(-1), words[:6])
+    assert np.array_equal(z.imag.reshape(-1), words[6:])
+    # a pytree argument counts each leaf: the same arrays as the flat args in leaf order
+    tree = make_inputs([[[2], "float32"], {"w": [[3], "int32"], "b": [[], "bool"]}], 5)
+    flat = make_inputs([[[2], "float32"], [[], "bool"], [[3], "int32"]], 5)
+    assert all(np.array_equal(a, b) for a, b in zip(tree, flat, strict=True))
+
+
+def test_complex_outputs_compare_and_summarize_as_their_real_view():
+    a = np.array([1 + 2j, 3 - 1j], np.complex64)
+    assert tolerance("complex64") == tolerance("float32")
+    assert compare_arrays(a, a * np.complex64(1 + 1e-7)) is None
+    assert "flat index 3" in compare_arrays(a, a + np.complex64(0.1j))  # imag of element 1
+    s = summarize(a)
+    assert (s["shape"], s["dtype"], s["sum"], s["abs_sum"]) == ([2], "complex64", 5.0, 7.0)
+    assert [v for _, v in s["samples"]] == [1.0, 2.0, 3.0, -1.0]
+    assert compare_summaries([s], [summarize(a + np.complex64(1e-9))]) is None
 
 
 def test_summary_fields_positions_and_json():

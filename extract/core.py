@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
 
@@ -119,6 +120,19 @@ def _on_leaves(f: Callable, tree: tuple, entry: str) -> Callable:
 
     on_leaves.__name__ = on_leaves.__qualname__ = entry  # the IR's module is jit_<entry>
     return on_leaves
+
+
+_PARTITIONS = re.compile(r"mhlo\.num_partitions = (\d+)")
+_MESH = re.compile(r"sdy\.mesh @[\w.$-]+ = <\[([^\]]*)\]>")
+_MESH_AXIS = re.compile(r'"([^"]+)"=(\d+)')
+
+
+def _devices(stablehlo: str) -> tuple[int, dict[str, int] | None]:
+    """The devices a lowered module runs on, and its mesh (axis -> size) if it has one."""
+    partitions = _PARTITIONS.search(stablehlo)
+    mesh = _MESH.search(stablehlo)
+    axes = {name: int(size) for name, size in _MESH_AXIS.findall(mesh.group(1))} if mesh else {}
+    return (int(partitions.group(1)) if partitions else 1), (axes or None)
 
 
 def _jaxpr_text(traced) -> str:
@@ -236,6 +250,7 @@ def extract_in_process(
         t0 = start("lower")
         lowered = traced.lower()
         raw_stablehlo, result["stablehlo"], result["hlo"] = _lower_texts(lowered)
+        result["devices"], result["mesh"] = _devices(raw_stablehlo)
         result["stablehlo_hash"] = h = ir_hash(result["stablehlo"])
         timings["lower"] = perf_counter() - t0
         if skip_hashes is not None and h in skip_hashes:

@@ -159,10 +159,18 @@ KNOWN: tuple[Known, ...] = (
     ),
     Known(
         "grad_rule_missing",
-        _TRACE_STAGES,
+        _TRACE_STAGES | {"autodiff"},
         "NotImplementedError",
         r"(?:Differentiation|Transpose) rule .*not implemented",
         "a primitive without a JVP or transpose rule",
+    ),
+    Known(
+        "grad_eig",
+        _TRACE_STAGES | {"autodiff"},
+        "NotImplementedError",
+        r"Derivatives of non-symmetric eigenvectors are only valid under assumptions",
+        "differentiating jnp.linalg.eig's eigenvectors (or reverse mode over the jvp of "
+        "eigvals), which JAX refuses unless enable_eigvec_derivs=True",
     ),
     Known(
         "grad_scatter_mul",
@@ -204,12 +212,21 @@ KNOWN: tuple[Known, ...] = (
     ),
     Known(
         "xla_cpu_fft_layout",
-        frozenset({"run", "grad_run"}),
+        None,  # wherever a compiled program runs: run, grad_run, and the oracles' programs
         "JaxRuntimeError|XlaRuntimeError",
         r"fft_thunk\.cc.*IsMonotonicWithDim0Major",
         "an XLA:CPU bug, not a limitation: the FFT thunk refuses at run time an operand "
         "layout the compiled program gives it, as when an FFT's result feeds a LAPACK solve "
         "(README, Findings 6; findings/fft_feeding_lapack.py)",
+    ),
+    Known(
+        "xla_cpu_collective_reduction",
+        frozenset({"compile", "grad_compile"}),
+        "JaxRuntimeError|XlaRuntimeError",
+        r"UNIMPLEMENTED: Unsupported reduction computation",
+        "XLA:CPU cannot run a cross-device reduction other than add, multiply, min and max: "
+        "an integer lax.reduce with bitwise or/and/xor over a dimension sharded across "
+        "devices becomes an all-reduce with that computation (both versions)",
     ),
     Known(
         "grad_betainc_ab",

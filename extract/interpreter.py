@@ -51,6 +51,9 @@ def unsupported(text: str) -> str | None:
         denied.append("stablehlo.fft")
     if denied:
         return f"unsupported op {', '.join(sorted(denied))}"
+    partitions = re.search(r"mhlo\.num_partitions = (\d+)", text)
+    if partitions and int(partitions.group(1)) > 1:
+        return f"a program over {partitions.group(1)} devices (the interpreter runs one)"
     main = re.search(r"func\.func public @main\(.*", text)
     if main and "complex<" in main.group(0):
         return "complex arguments or results (the driver passes real arrays only)"

@@ -45,7 +45,8 @@ from .worker import (
     worker_main,
 )
 
-__all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "ExtractorPool", "ResourceLimits", "extract"]
+__all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "DEVICES", "ExtractorPool", "ResourceLimits",
+           "extract"]
 
 # Extra XLA_FLAGS for the workers; none: the programs' executables run and the oracles judge
 # their values, so they are compiled the way users compile them. (The first wave compiled
@@ -53,6 +54,9 @@ __all__ = ["DEFAULT_LIMITS", "DEFAULT_XLA_FLAGS", "ExtractorPool", "ResourceLimi
 # LLVM's instruction selection, FMA contraction and vectorised reduction order - exactly
 # where CPU miscompiles live.)
 DEFAULT_XLA_FLAGS: str | None = None
+DEVICES = 8
+"""Virtual CPU devices each worker presents (``--xla_force_host_platform_device_count``), for
+programs over a device mesh (``shard_map``); a single-device program runs on the first."""
 _STARTUP_FAILURES = 3
 _environ_lock = threading.Lock()
 # XLA logs an error with a C++ stack trace to stderr before raising it as an exception, which
@@ -139,6 +143,7 @@ class ExtractorPool:
     ``cache_dir``: JAX persistent compilation cache directory. ``jax_config``: ``jax.config``
     options applied in each worker (e.g. ``{"jax_enable_x64": True}``).
     ``xla_flags``: added to the user's ``XLA_FLAGS`` for the workers (user flags win).
+    ``devices``: virtual CPU devices per worker (a user's own device-count flag wins).
     ``limits``: each worker's resource limits (``extract.worker.ResourceLimits``).
     """
 
@@ -155,6 +160,7 @@ class ExtractorPool:
         jax_config: Mapping[str, Any] | None = None,
         xla_flags: str | None = DEFAULT_XLA_FLAGS,
         limits: ResourceLimits = DEFAULT_LIMITS,
+        devices: int = DEVICES,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers={workers!r} must be a positive int")
@@ -172,7 +178,10 @@ class ExtractorPool:
         self._clear_every = clear_caches_every
         self._cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self._jax_config = dict(jax_config or {})
-        self._xla_flags = xla_flags
+        if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+            raise ValueError(f"devices={devices!r} must be a positive int")
+        self._xla_flags = _merge_xla_flags(
+            xla_flags, f"--xla_force_host_platform_device_count={devices}")
         if not isinstance(limits, ResourceLimits):
             raise ValueError(f"limits={limits!r} must be an extract.worker.ResourceLimits")
         self._limits = limits

@@ -15,7 +15,7 @@ from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 from hypothesis.errors import FlakyFailure, NoSuchExample, Unsatisfiable
 
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
-from fuzz.oracle_repro import entry_on_leaves, oracle_reproducer
+from fuzz.oracle_repro import device_prelude, entry_on_leaves, oracle_reproducer
 from grammar import Program
 
 _KEY = b"jaxsmith-minimize"
@@ -95,7 +95,7 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
 # stage:     {_comment(stage)}
 # error:     {_comment(failure.get("type"))}: {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
-{source}{defs}
+{device_prelude(source)}{source}{defs}
 
 if __name__ == "__main__":
     ARGS = {shapes!r}

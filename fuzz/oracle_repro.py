@@ -18,13 +18,24 @@ from extract import args as _args
 from extract import inputs as _inputs
 from extract import interpreter as _interpreter
 from extract import oracles as _oracles
+from extract import pool as _pool
 from extract import values as _values
 
-__all__ = ["entry_on_leaves", "oracle_reproducer"]
+__all__ = ["device_prelude", "entry_on_leaves", "oracle_reproducer"]
 
 
 def _source(*objects: Any) -> str:
     return "\n\n".join(textwrap.dedent(inspect.getsource(o)) for o in objects)
+
+
+def device_prelude(source: str) -> str:
+    """Lines that give a program over a device mesh the workers' virtual CPU devices (they
+    must run before ``import jax``); empty for a single-device program."""
+    if "jax.make_mesh" not in source:
+        return ""
+    flag = f"--xla_force_host_platform_device_count={_pool.DEVICES}"
+    return ("import os  # the program runs over a mesh of virtual CPU devices\n"
+            f"os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' {flag}').strip()\n")
 
 
 def entry_on_leaves(entry: str, args: list) -> tuple[str, str, list]:
@@ -219,7 +230,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
 # signature: {_comment(failure.get("signature"))}
 # found:     {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
-{source}
+{device_prelude(source)}{source}
 {common}{extra}{defs}
 
 TOLERANCES = {tolerances!r}

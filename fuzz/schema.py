@@ -47,6 +47,7 @@ class Field:
 #   args         a list of [shape, dtype] pairs: shape a list of ints >= 0, dtype a string
 #   float_map    a dict str -> float (ints widened; NaN and inf stored as null)
 #   str_map      a dict str -> str
+#   int_map      a dict str -> int >= 1 (a mesh's axis sizes)
 #   reason       a string; True is stored as "skipped", False as null
 #   int_list     a list of ints
 #   inputs       {"seed": int, "recipe": str}
@@ -84,6 +85,9 @@ FIELDS: tuple[Field, ...] = (
           "floating input moves beyond the value tolerance (a kink, an ill-conditioned value)"),
     Field("oracles", "str_map", "verdict of each oracle: pass, skipped: ..., benign: ..., "
           "failed, not run, not sampled, off"),
+    Field("devices", "int", "devices the compiled program runs on (its mesh's size; 1 for a "
+          "single-device program)"),
+    Field("mesh", "int_map", "the program's device mesh, axis name -> size, or null"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
 _KIND = {f.name: f.kind for f in FIELDS}
@@ -164,6 +168,12 @@ def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
                 for k, v in value.items()
             }, None
         return None, f"{name} must be a dict of str -> number or null, got {value!r:.60}"
+    if kind == "int_map":
+        if isinstance(value, Mapping) and all(
+            isinstance(k, str) and _is_int(v) and 1 <= v < _INT64 for k, v in value.items()
+        ):
+            return dict(value), None
+        return None, f"{name} must be a dict of str -> int >= 1 or null, got {value!r:.60}"
     if kind == "str_map":
         if isinstance(value, Mapping) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -237,6 +247,7 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "args": {"type": "array", "items": {"$ref": "#/$defs/arg1"}},
     "float_map": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
     "str_map": {"type": "object", "additionalProperties": {"type": "string"}},
+    "int_map": {"type": "object", "additionalProperties": {**_INT, "minimum": 1}},
     "reason": {"type": ["string", "boolean"]},
     "int_list": {"type": "array", "items": {"type": "integer"}},
     "inputs": {"type": "object", "required": ["recipe", "seed"], "additionalProperties": False,

@@ -64,6 +64,7 @@ class Builder:
         self.budget = 0
         self.reserved = 0
         self.closed = 0  # depth of closed regions being built
+        self.excluded: frozenset[int] = frozenset()  # ops the regions being built refuse
         top = sorted(enabled)
         self.enabled = top
         self.menus = {
@@ -95,14 +96,18 @@ class Builder:
         ops; an op that does not fit here gives way to the next one that does, so a choice
         means the same op wherever it is allowed (which helps the shrinker move statements)."""
         index = choice(self.draw, self.enabled)
-        allowed = set(self.menu(depth, diff))
+        allowed = set(self.menu(depth, diff)) - self.excluded
         order = self.enabled
+        if not allowed:  # every enabled op is excluded here: any other plain op will do
+            allowed = set(_PLAIN[diff]) - self.excluded
+            order = sorted(allowed)
         if not self.can_add_param:
             usable = frozenset().union(*(_accepting(v.type) for v in scope))
             if self.closed and not allowed & usable:
                 # A closed body cannot take a parameter: any op outside the drawn families
                 # that fits one of its values (without a region, differentiable) will do.
-                allowed, order = set(usable & _PLAIN[diff]), sorted(usable & _PLAIN[diff])
+                plain = (usable & _PLAIN[diff]) - self.excluded
+                allowed, order = set(plain), sorted(plain)
             else:
                 allowed = allowed & usable or allowed
         position = order.index(index) if index in order else 0
@@ -195,12 +200,15 @@ class Builder:
         count = integer(self.draw, least, least and max(1, min(4, self.budget - self.reserved)))
         self.budget -= count
         self.closed += spec.closed
+        outer_excluded = self.excluded
+        self.excluded = outer_excluded | {_INDEX[n] for n in spec.excluded}
         for k in range(count):
             force = (spec.forced[0], frozenset()) if k == 0 and spec.forced else None
             stmt = self.statement(inner, depth, diff, force)
             body.append(stmt)
             inner.extend(stmt.outputs)
         self.closed -= spec.closed
+        self.excluded = outer_excluded
         local = params[spec.index_params:] + [v for s in body for v in s.outputs]
         results = tuple(self.result(want, local, body, spec) for want in spec.results)
         return Region(name, tuple(params), tuple(body), results)

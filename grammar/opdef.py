@@ -65,6 +65,7 @@ class RegionSpec:
     max_result_elements: int = 4096
     forced: tuple[str, ...] = ()
     closed: bool = False  # the body sees only its parameters: no outer value, no new parameter
+    excluded: frozenset[str] = frozenset()  # ops the body (and what it nests) never holds
 
 
 @dataclass(frozen=True)

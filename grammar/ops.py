@@ -13,6 +13,7 @@ from grammar.ops_fft import COMPLEX_VALUES, FFT_OPS
 from grammar.ops_linalg import LINALG
 from grammar.ops_misc import MISC_OPS
 from grammar.ops_nn import NN_OPS
+from grammar.ops_parallel import PARALLEL_OPS
 from grammar.ops_pytree import PYTREE_OPS
 from grammar.ops_random import RANDOM_OPS
 from grammar.ops_reduce import CUMULATIVE, LAX_REDUCTIONS, REDUCTIONS
@@ -32,7 +33,7 @@ def _table(*groups: list[Op]) -> MappingProxyType:
 
 OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, LAX_REDUCTIONS, CUMULATIVE, LINALG, SHAPES,
              NN_OPS, CONTROL, SPECIAL_OPS, WINDOW, DECOMPOSITIONS, LAPACK_EXTRA, RANDOM_OPS,
-             AUTODIFF_OPS, FFT_OPS, COMPLEX_VALUES, MISC_OPS, PYTREE_OPS)
+             AUTODIFF_OPS, FFT_OPS, COMPLEX_VALUES, MISC_OPS, PYTREE_OPS, PARALLEL_OPS)
 """Every op by name, in declaration order."""
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))

@@ -214,7 +214,7 @@ LAPACK_EXTRA = [
     Op("eigvals", "decomposition", DECOMP, F32, (2, 2), _with_n(lambda d, x, e: Sig((x,))),
        lambda i, p, r: (_vector(i[0]),), expression(_eigvals),
        calls=("jnp.linalg.eigvals", "jnp.sort", "jnp.real", "jnp.diag", "jnp.arange"),
-       when=_square, example=_square_example),
+       when=_square, example=_square_example, forward=False),  # grad of its jvp: grad_eig
     Op("qr_pivoted", "decomposition", DECOMP, F32, (2, 2), lambda d, x, e: Sig((x,)),
        _same_rule, _qr_pivoted, calls=("jax.scipy.linalg.qr", "jnp.take", "jnp.argsort"),
        domain=(WELL,), when=_square, example=_square_example),

@@ -483,9 +483,11 @@ class _Checker:
                              "never are)")
         value = arg.value
         if isinstance(value, cst.SimpleString) and strings:
-            if value.prefix != "":
-                self.reject(value, f"string prefix {value.prefix!r} is not allowed (plain "
-                                   "strings only)")
+            self.plain_string(value, "a string argument")
+        elif strings and isinstance(value, cst.Tuple | cst.List) and value.elements and all(
+                isinstance(e.value, cst.SimpleString) for e in value.elements):
+            for element in value.elements:  # axis names: jax.make_mesh((4,), ("x",))
+                self.plain_string(element.value, "a string argument")
         else:
             self.expr(value, scope)
 

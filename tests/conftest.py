@@ -2,7 +2,11 @@
 
 import os
 
-import jax
+# As in the extraction workers (extract.pool.DEVICES): programs over a device mesh run here too.
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]).strip()
+
+import jax  # noqa: E402
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -22,6 +22,7 @@ from extract import (
     ExtractorPool,
     canonical_stablehlo,
     classify,
+    compare_summaries,
     extract,
     extract_in_process,
     ir_hash,
@@ -413,6 +414,28 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
             return identity_p.bind(x) * 2.0
         """),
         "f", [((4,), F32)], "grad_trace",
+    ),
+    "grad_eig": (
+        src("""
+        import jax.numpy as jnp
+
+        def f(a):
+            return jnp.real(jnp.linalg.eig(a)[1])
+        """),
+        "f", [((3, 3), F32)], "grad_trace",
+    ),
+    "xla_cpu_collective_reduction": (
+        src("""
+        import jax
+        from jax import lax
+
+        def f(x):
+            mesh = jax.make_mesh((2, 4), ('x', 'y'), axis_types=(jax.sharding.AxisType.Auto,
+                                                                 jax.sharding.AxisType.Auto))
+            t = lax.with_sharding_constraint(x, jax.NamedSharding(mesh, jax.P('x')))
+            return lax.reduce(t, 0, lax.bitwise_or, (0,))
+        """),
+        "f", [((4,), "int32")], "compile",
     ),
     "vmap_rule_missing": (
         BARE_PRIMITIVE + src("""
@@ -853,3 +876,65 @@ def test_complex_arguments_and_results_extract_and_are_checked():
     assert rec["oracles"]["jit_eager"] == rec["oracles"]["vmap"] == "pass"
     assert rec["oracles"]["interpreter"].startswith("skipped:")
     assert rec["grad_skipped"] is None  # with respect to x1, through the complex values
+
+
+SHARD_MAP = src("""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+
+    def f(x0):
+        mesh = jax.make_mesh((4,), ('x',), axis_types=(jax.sharding.AxisType.Auto,))
+        def body(c):
+            t = jnp.sin(c) * 2.0
+            return lax.psum(t, 'x'), lax.ppermute(t, 'x', perm=[(0, 1), (1, 2), (2, 3), (3, 0)])
+        return jax.shard_map(body, mesh=mesh, in_specs=jax.P('x'),
+                             out_specs=(jax.P(), jax.P('x')))(x0)
+    """)
+
+
+def test_a_shard_map_program_runs_on_the_workers_virtual_devices():
+    rec = extract(SHARD_MAP, "f", [[[8, 3], F32]], timeout=120)  # in a worker of the pool
+    assert rec["status"] == "ok", rec.get("failure")
+    assert rec["devices"] == 4 and rec["mesh"] == {"x": 4}
+    assert {"all_reduce", "collective_permute"} <= set(
+        re.findall(r"stablehlo\.([a-z_]+)", rec["stablehlo"]))
+    assert "num_partitions=4" in rec["hlo_optimized"] or "all-reduce" in rec["hlo_optimized"]
+    oracles = rec["oracles"]
+    assert oracles["jit_eager"] == oracles["vmap"] == oracles["autodiff"] == "pass", oracles
+    assert oracles["interpreter"] == "skipped: a program over 4 devices (the interpreter runs one)"
+    single = extract_in_process(src("""
+        def f(x):
+            return x * 2.0
+        """), "f", [[[3], F32]])
+    assert single["devices"] == 1 and single["mesh"] is None
+
+
+SHARDED = src("""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+
+    def f(x0):
+        mesh = jax.make_mesh((2, 2), ('x', 'y'), axis_types=(jax.sharding.AxisType.Auto,
+                                                             jax.sharding.AxisType.Auto))
+        t1 = lax.with_sharding_constraint(jnp.sin(x0), jax.NamedSharding(mesh, jax.P('x', 'y')))
+        return jnp.sum(t1 * t1, axis=0)
+    """)
+
+
+def test_a_sharded_program_is_partitioned_and_gives_its_unsharded_values():
+    rec = extract_in_process(SHARDED, "f", [[[4, 6], F32]])
+    assert rec["status"] == "ok", rec.get("failure")
+    assert rec["devices"] == 4 and rec["mesh"] == {"x": 2, "y": 2}
+    assert "sharding" in rec["stablehlo"]
+    oracles = rec["oracles"]
+    assert oracles["jit_eager"] == oracles["vmap"] == oracles["autodiff"] == "pass", oracles
+    # the partitioned program's values are those of the same program on one device
+    plain = extract_in_process(SHARDED.replace(
+        "lax.with_sharding_constraint(jnp.sin(x0), jax.NamedSharding(mesh, jax.P('x', 'y')))",
+        "jnp.sin(x0)"), "f", [[[4, 6], F32]])
+    assert plain["devices"] == 1
+    assert compare_summaries(rec["outputs"], plain["outputs"]) is None

@@ -215,3 +215,16 @@ def test_long_programs_run_under_jit(program):
     assert program.statement_count >= 30
     out = jax.jit(load(program))(*ones_args(program))
     assert observed(out) == declared(program)
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(programs(categories=["shard_map", "sharding"], max_statements=10))
+def test_mesh_programs_run_under_jit_on_one_set_of_devices(program):
+    """Every mesh spans the same 8 devices (one jitted program may use only one set), so a
+    program with several shard_maps and sharding constraints compiles and runs."""
+    from extract.pool import DEVICES
+    from grammar.ops_parallel import MESH_DEVICES
+
+    assert MESH_DEVICES == DEVICES == len(jax.devices())
+    out = jax.jit(load(program))(*ones_args(program))
+    assert observed(out) == declared(program)

@@ -229,6 +229,15 @@ KNOWN: tuple[Known, ...] = (
         "devices becomes an all-reduce with that computation (both versions)",
     ),
     Known(
+        "checkpoint_policy_complex",
+        _TRACE_STAGES | {"autodiff"},
+        "TypeError",
+        r"reduce_precision does not accept dtype complex",
+        "a JAX bug, not a limitation: jax.grad through jax.checkpoint with a saveable "
+        "policy of a function with a complex intermediate (README, Findings 12; "
+        "findings/checkpoint_policy_complex_residual.py)",
+    ),
+    Known(
         "grad_betainc_ab",
         _TRACE_STAGES,
         "ValueError",

@@ -84,6 +84,17 @@ def _hessian_signature(draw, x: TensorType, env: Env) -> Sig:
                                      forward_diff=True),))
 
 
+def _linearize_signature(draw, x: TensorType, env: Env) -> Sig:
+    return Sig((x,), {}, (RegionSpec((x,), ("float",), forward_diff=True),))
+
+
+def _linearize(out, a, p, r):
+    """The tangent of ``fn`` at ``x`` along ones, from the linear map ``jax.linearize``
+    returns (called where it is made, as ``jax.vjp(...)[1]`` is)."""
+    linear = subscript(call("jax.linearize", cst.Name(r[0].name), a[0]), [1])
+    return [define(r[0]), assign(out, call(linear, call("jnp.ones_like", a[0])))]
+
+
 def _map_signature(draw, x: TensorType, env: Env) -> Sig:
     row = x.with_shape(x.shape[1:])
     return Sig((x,), {}, (RegionSpec((row,), (None,),
@@ -127,6 +138,8 @@ AUTODIFF_OPS = [
     _transform_op("hessian", ("grad", "jacobian"), FLOAT, (0, 2), _hessian_signature,
                   lambda i, p, r: (i[0].with_shape(i[0].shape * 2),),
                   apply_transform("jax.hessian"), ("jax.hessian",), when=lambda t: t.size <= 32),
+    _transform_op("linearize", ("jvp",), FLOAT, (0, 4), _linearize_signature, _region_result,
+                  _linearize, ("jax.linearize", "jnp.ones_like")),
     _transform_op("lax_map", ("scan",), ANY, (1, 4), _map_signature, _map_rule,
                   lambda out, a, p, r: [define(r[0]), assign(out, call(
                       "lax.map", cst.Name(r[0].name), a[0]))], ("lax.map",)),

@@ -123,6 +123,27 @@ def _conv_rule(inputs, params, regions):
     return (x.with_shape((x.shape[0], w.shape[0], *spatial)),)
 
 
+def _conv_transpose_signature(draw, x: TensorType, env: Env) -> Sig:
+    """x is (N, *spatial, C) as flax writes it; the kernel is (*window, C, O)."""
+    window = tuple(integer(draw, 1, 3) for _ in x.shape[1:-1])
+    kernel = x.with_shape(window + (x.shape[-1], integer(draw, 1, 4)))
+    strides = tuple(integer(draw, 1, 2) for _ in window)
+    return Sig((x, kernel), {"strides": strides, "padding": "SAME" if flag(draw) else "VALID",
+                             "dimension_numbers": _TRANSPOSE_LAYOUTS[x.rank]})
+
+
+_TRANSPOSE_LAYOUTS = {3: ("NWC", "WIO", "NWC"), 4: ("NHWC", "HWIO", "NHWC")}
+
+
+def _conv_transpose_rule(inputs, params, regions):
+    """Each spatial dim grows by its stride: ``d * s``, plus what the window overhangs
+    (``k - s``) with VALID padding."""
+    x, w = inputs
+    spatial = [d * s + (max(k - s, 0) if params["padding"] == "VALID" else 0)
+               for d, k, s in zip(x.shape[1:-1], w.shape[:-2], params["strides"], strict=True)]
+    return (x.with_shape((x.shape[0], *spatial, w.shape[-1])),)
+
+
 LINALG = [
     Op("dot", "linalg", MATMUL, NUMERIC, (1, 2), _dot_signature, _dot_rule,
        expression(lambda a, p, r: call("jnp.dot", a[0], a[1])), calls=("jnp.dot",)),
@@ -143,4 +164,10 @@ LINALG = [
        expression(lambda a, p, r: call("lax.conv_general_dilated", a[0], a[1],
                                        p["window_strides"], p["padding"])),
        calls=("lax.conv_general_dilated",)),
+    Op("conv_transpose", "linalg", ("conv",), FLOAT, (3, 4), _conv_transpose_signature,
+       _conv_transpose_rule,
+       expression(lambda a, p, r: call("lax.conv_transpose", a[0], a[1], p["strides"],
+                                       p["padding"],
+                                       dimension_numbers=p["dimension_numbers"])),
+       calls=("lax.conv_transpose",)),
 ]

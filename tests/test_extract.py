@@ -437,6 +437,19 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((4,), "int32")], "compile",
     ),
+    "checkpoint_policy_complex": (
+        src("""
+        import jax
+        import jax.numpy as jnp
+
+        def f(t, x):
+            def body(c):
+                z = jnp.fft.rfft(x)
+                return jnp.real(z * jnp.conj(z))
+            return jax.checkpoint(body, policy=jax.checkpoint_policies.everything_saveable)(t)
+        """),
+        "f", [((), F32), ((4,), F32)], "grad_trace",
+    ),
     "vmap_rule_missing": (
         BARE_PRIMITIVE + src("""
         import jax

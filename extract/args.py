@@ -83,6 +83,11 @@ def _node(node: object, where: str, depth: int, count: list[int]):
 
 def flatten_args(args: Sequence) -> tuple[ArgSpec, ...]:
     """The leaves of ``args`` (normalized), in the order ``jax.tree.leaves`` gives them."""
+    return leaves_of(normalize_args(args))
+
+
+def leaves_of(tree: Sequence) -> tuple[ArgSpec, ...]:
+    """``flatten_args`` of args ``normalize_args`` already returned (not checked again)."""
     out: list[ArgSpec] = []
 
     def visit(node):
@@ -92,7 +97,7 @@ def flatten_args(args: Sequence) -> tuple[ArgSpec, ...]:
             for child in (node.values() if isinstance(node, Mapping) else node):
                 visit(child)
 
-    for arg in normalize_args(args):
+    for arg in tree:
         visit(arg)
     return tuple(out)
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .args import flatten_args, is_flat, normalize_args, unflatten_args
+from .args import is_flat, leaves_of, normalize_args, unflatten_args
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
@@ -191,7 +191,7 @@ def extract_in_process(
     this program (never sampled); ``None`` or ``[]`` runs none.
     """
     tree = normalize_args(args)
-    specs = flatten_args(tree)
+    specs = leaves_of(tree)  # normalized once: the tree is not checked again
     wanted = check_oracles(oracles if execute else ())
     inputs = make_inputs(specs, seed) if execute else None
     set_cache_dir(cache_dir)

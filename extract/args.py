@@ -13,6 +13,7 @@ at ``submit`` time and fail loudly there instead of inside a worker.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from numbers import Integral
 
@@ -132,6 +133,47 @@ def args_json(args: Sequence) -> list:
         return [convert(child) for child in node]
 
     return [convert(a) for a in args]
+
+
+_SYMBOL = re.compile(r"[a-z_][a-z0-9_]{0,15}")
+MAX_SHAPE_CHARS = 200
+
+
+def check_polymorphic_shapes(leaves: Sequence[ArgSpec], shapes: object) -> tuple[str, ...]:
+    """``shapes``, one ``jax.export`` shape string per leaf of the normalized ``leaves`` (in
+    their order), checked and normalized (``"b, 4"``).
+
+    Each dimension is the leaf's own size or a symbol (a lowercase identifier) that stands
+    for the same size wherever it appears, so the leaves are one instance of the shapes.
+    Raises ``ValueError`` / ``TypeError`` naming the offending leaf and value.
+    """
+    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Sequence):
+        raise TypeError(f"polymorphic_shapes={shapes!r:.80} must be a list of strings, one "
+                        "per argument leaf")
+    if len(shapes) != len(leaves):
+        raise ValueError(f"polymorphic_shapes has {len(shapes)} entries, but args have "
+                         f"{len(leaves)} leaves")
+    sizes: dict[str, int] = {}
+    out = []
+    for i, (text, (shape, _)) in enumerate(zip(shapes, leaves, strict=True)):
+        where = f"polymorphic_shapes[{i}]={text!r:.60}"
+        if not isinstance(text, str) or len(text) > MAX_SHAPE_CHARS:
+            raise ValueError(f"{where} must be a string of at most {MAX_SHAPE_CHARS} characters")
+        dims = [d.strip() for d in text.split(",")] if text.strip() else []
+        if len(dims) != len(shape):
+            raise ValueError(f"{where} has {len(dims)} dimensions; the argument has shape "
+                             f"{shape}")
+        for d, size in zip(dims, shape, strict=True):
+            if d.isdigit() and int(d) == size:
+                continue
+            if not _SYMBOL.fullmatch(d):
+                raise ValueError(f"{where}: dimension {d!r:.20} is neither the argument's "
+                                 f"size {size} nor a symbol (a lowercase identifier)")
+            if sizes.setdefault(d, size) != size:
+                raise ValueError(f"{where}: symbol {d!r} stands for {sizes[d]} elsewhere and "
+                                 f"for {size} here")
+        out.append(", ".join(dims))
+    return tuple(out)
 
 
 def _leaf(spec: Sequence, where: str) -> ArgSpec:

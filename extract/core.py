@@ -10,6 +10,8 @@ Stages, each timed with ``perf_counter`` into ``timings``:
 * ``lower``   ``traced.lower()`` -> ``stablehlo``, ``hlo``, ``stablehlo_hash``. If the hash is
   in ``skip_hashes`` the result is ``{"status": "duplicate", ...}`` and nothing is compiled.
 * ``compile`` ``lowered.compile()`` -> ``hlo_optimized``, ``cost``.
+* ``export``  only with ``polymorphic_shapes``: ``jax.export`` over those symbolic shapes ->
+  ``exported_stablehlo`` (``extract.symbolic``).
 * ``grad_trace`` / ``grad_lower`` / ``grad_compile``: the same for the gradient of the sum of
   all floating outputs with respect to every floating argument, -> ``grad_jaxpr``,
   ``grad_stablehlo``, ``grad_hlo``, ``grad_stablehlo_hash``, ``grad_hlo_optimized``,
@@ -33,11 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .args import is_flat, leaves_of, normalize_args, unflatten_args
+from .args import check_polymorphic_shapes, is_flat, leaves_of, normalize_args, unflatten_args
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
+from .oracle_context import runner
 from .oracles import ORACLES, Context, Violation, check_oracles, run_oracle, sensitive_outputs
+from .symbolic import export
 from .values import is_float, summarize
 
 __all__ = ["extract_in_process", "set_cache_dir", "versions"]
@@ -146,20 +150,6 @@ def _lower_texts(lowered) -> tuple[str, str, str]:
     return raw, clean_mlir(raw), clean_hlo(lowered.as_text(dialect="hlo"))
 
 
-def _runner_with(lowered) -> Callable:
-    """``run(options, inputs)``: ``lowered`` compiled with XLA ``options`` (once per set of
-    options, on first use), run on ``inputs``."""
-    compiled: dict = {}
-
-    def run(options: dict, inputs):
-        key = tuple(sorted(options.items()))
-        if key not in compiled:
-            compiled[key] = lowered.compile(compiler_options=dict(options))
-        return _run(compiled[key], inputs)
-
-    return run
-
-
 def _run(executable, inputs) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(executable(*inputs))]
 
@@ -176,6 +166,7 @@ def extract_in_process(
     seed: int = 0,
     execute: bool = True,
     oracles: Sequence[str] | None = ORACLES,
+    polymorphic_shapes: Sequence[str] | None = None,
 ) -> dict:
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
     ``make_inputs(args, seed)`` and check it with ``oracles``.
@@ -188,10 +179,14 @@ def extract_in_process(
     compilation cache there. ``on_stage(stage)`` is called as each stage starts (the worker
     pool uses it to report which stage a timed-out task was in). ``execute=False`` compiles
     only (no inputs, outputs or oracles). ``oracles``: names from ``ORACLES``, each run on
-    this program (never sampled); ``None`` or ``[]`` runs none.
+    this program (never sampled); ``None`` or ``[]`` runs none. ``polymorphic_shapes``: one
+    ``jax.export`` shape per argument leaf (``"b, 4"``), of which ``args`` is an instance;
+    the program is then also exported over them.
     """
     tree = normalize_args(args)
     specs = leaves_of(tree)  # normalized once: the tree is not checked again
+    shapes = (None if polymorphic_shapes is None
+              else check_polymorphic_shapes(specs, polymorphic_shapes))
     wanted = check_oracles(oracles if execute else ())
     inputs = make_inputs(specs, seed) if execute else None
     set_cache_dir(cache_dir)
@@ -269,6 +264,13 @@ def extract_in_process(
         timings["compile"] = perf_counter() - t0
         del traced
 
+        exported = None
+        if shapes is not None:
+            t0 = start("export")
+            exported = export(f, specs, shapes, raw_stablehlo)
+            result["exported_stablehlo"] = clean_mlir(exported.mlir_module())
+            timings["export"] = perf_counter() - t0
+
         ctx = None
         if execute:
             t0 = start("run")
@@ -276,9 +278,10 @@ def extract_in_process(
             result["outputs"] = [summarize(x) for x in outputs]
             timings["run"] = perf_counter() - t0
             ctx = Context(f, functools.partial(_run, compiled), specs, int(seed), inputs,
-                          outputs, raw_stablehlo, _runner_with(lowered), source=source)
+                          outputs, raw_stablehlo, runner(lowered), source=source,
+                          exported=exported, polymorphic_shapes=shapes or ())
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
-            check(("interpreter", "vmap", "jit_eager"), ctx)
+            check(("interpreter", "vmap", "jit_eager", "symbolic"), ctx)
 
         argnums = tuple(i for i, (_, dtype) in enumerate(specs) if is_float(jnp.dtype(dtype)))
         float_outputs = [is_float(leaf.dtype) for leaf in out_leaves]

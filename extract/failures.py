@@ -22,9 +22,9 @@ __all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "si
 
 # The extractor's stages in order; "run" executes the compiled program on its inputs, and the
 # oracles (extract.oracles.ORACLES) are stages of their own.
-FORWARD_STAGES = ("trace", "lower", "compile", "run")
+FORWARD_STAGES = ("trace", "lower", "compile", "export", "run")
 GRAD_STAGES = ("grad_trace", "grad_lower", "grad_compile", "grad_run")
-ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter")
+ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter", "symbolic")
 STAGES = FORWARD_STAGES + GRAD_STAGES + ORACLE_STAGES
 
 _MAX_MESSAGE = 4000

@@ -13,7 +13,8 @@ import numpy as np
 from .failures import ORACLE_STAGES as ORACLES
 from .values import is_float
 
-__all__ = ["STRICT", "Context", "Violation", "check_oracles", "derive", "is_float", "leaves"]
+__all__ = ["STRICT", "Context", "Violation", "check_oracles", "derive", "is_float", "leaves",
+           "runner"]
 
 # XLA may keep float16/bfloat16 intermediates in float32 inside a fusion and round once
 # (``xla_allow_excess_precision``, on by default); the references round after every op.
@@ -69,6 +70,20 @@ def leaves(value: Any) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(value)]
 
 
+def runner(lowered: Any) -> Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]]:
+    """``run(options, inputs)``: ``lowered`` compiled with XLA ``options`` (once per set of
+    options, on first use), run on ``inputs``; the output leaves as NumPy arrays."""
+    compiled: dict = {}
+
+    def run(options: dict, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        key = tuple(sorted(options.items()))
+        if key not in compiled:
+            compiled[key] = lowered.compile(compiler_options=dict(options))
+        return leaves(compiled[key](*inputs))
+
+    return run
+
+
 @dataclass
 class Context:
     """What every oracle needs of one extracted program."""
@@ -84,6 +99,8 @@ class Context:
     run_with: Callable[[dict, Sequence[np.ndarray]], list[np.ndarray]]
     grad: list[np.ndarray] | None = None  # recorded gradient, one per float argument
     source: str = ""  # the program's Python source
+    exported: Any = None  # jax.export.Exported over polymorphic_shapes, if any
+    polymorphic_shapes: tuple[str, ...] = ()
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

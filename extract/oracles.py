@@ -6,6 +6,8 @@
 * ``vmap``        ``jax.jit(jax.vmap(f))`` over a batch of 3 inputs against f on each.
 * ``interpreter`` the lowered StableHLO run by the StableHLO reference interpreter
   (``extract.interpreter``), against XLA.
+* ``symbolic``    the module exported over symbolic shapes, called at two sizes, against
+  jit (``extract.symbolic``; programs with ``polymorphic_shapes`` only).
 
 Every oracle returns ``"pass"``, ``"skipped: <reason>"`` or ``"benign: <name>"`` (a
 discrepancy of a registered benign kind, see ``BENIGN``), or raises :class:`Violation`.
@@ -35,10 +37,11 @@ from .oracle_context import (
     is_float,
     leaves,
 )
+from .symbolic import symbolic
 from .values import compare_arrays
 
 __all__ = ["BENIGN", "FD_EPS", "ORACLES", "STRICT", "Context", "Violation", "check_oracles",
-           "derive", "run_oracle", "sensitive_outputs"]
+           "compare", "derive", "run_oracle", "sensitive_outputs"]
 
 _BATCH, _PERTURB = 3, 4  # derive() purposes (autodiff uses 1 and 2)
 BATCH_SIZE = 3  # examples in the vmap oracle's batch
@@ -115,7 +118,7 @@ def sensitive_outputs(ctx: Context, inputs: Sequence[np.ndarray],
     return moved_outputs
 
 
-def _compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
+def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
              want: Sequence[np.ndarray], inputs: Sequence[np.ndarray], what: str,
              strict: Callable[[], tuple[list, list]],
              baseline: Sequence[np.ndarray], bisect: bool = False) -> str:
@@ -201,7 +204,7 @@ def jit_eager(ctx: Context) -> str:
     arrays = [jax.device_put(x) for x in ctx.inputs]  # as a user calls it: on jax.Arrays
     with jax.disable_jit():
         eager = leaves(ctx.f(*arrays))
-    return _compare("jit_eager", ctx, ctx.outputs, eager, ctx.inputs,
+    return compare("jit_eager", ctx, ctx.outputs, eager, ctx.inputs,
                     "jit (got) against eager (want)",
                     lambda: (ctx.strict_run(ctx.inputs), eager), ctx.outputs, bisect=True)
 
@@ -229,7 +232,7 @@ def vmap(ctx: Context) -> str:
             compiled = batched_fn.lower(*stacked).compile(compiler_options=STRICT)
             return ([x[b] for x in leaves(compiled(*stacked))], ctx.strict_run(inputs))
 
-        verdicts.append(_compare(
+        verdicts.append(compare(
             "vmap", ctx, [x[b] for x in batched], single, inputs,
             f"vmap row {b} (got) against the program on example {b} (want)", strict, single))
     return next((v for v in verdicts if v != "pass"), "pass")
@@ -248,14 +251,15 @@ def interpreter(ctx: Context) -> str:
     if reason:
         return f"skipped: {reason}"
     reference = interp.run_module(text, ctx.inputs)
-    return _compare("interpreter", ctx, ctx.outputs, reference, ctx.inputs,
+    return compare("interpreter", ctx, ctx.outputs, reference, ctx.inputs,
                     "XLA (got) against the StableHLO interpreter (want)",
                     lambda: (ctx.strict_run(ctx.inputs), reference), ctx.outputs,
                     bisect=True)
 
 
 _ORACLES: dict[str, Callable[[Context], str]] = {
-    "jit_eager": jit_eager, "autodiff": autodiff, "vmap": vmap, "interpreter": interpreter}
+    "jit_eager": jit_eager, "autodiff": autodiff, "vmap": vmap, "interpreter": interpreter,
+    "symbolic": symbolic}
 
 
 def run_oracle(name: str, ctx: Context) -> str:

@@ -8,7 +8,8 @@ and the worker replaced, and yields ``status="timeout"``. A worker that dies on 
 (segfault, abort, ``os._exit``, a resource limit) or sends a malformed message yields
 ``status="crashed"`` and is replaced too.
 
-Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles)``,
+Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles,
+polymorphic_shapes)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from multiprocessing import connection, get_context
 from typing import Any
 
-from .args import normalize_args
+from .args import check_polymorphic_shapes, leaves_of, normalize_args
 from .inputs import check_inputs
 from .oracles import ORACLES, check_oracles
 from .worker import (
@@ -106,6 +107,7 @@ class _Task:
     timeout: float
     seed: int
     oracles: tuple[str, ...]
+    polymorphic_shapes: tuple[str, ...] | None
 
 
 @dataclass(eq=False)
@@ -205,25 +207,30 @@ class ExtractorPool:
         timeout: float | None = None,
         seed: int = 0,
         oracles: Sequence[str] | None = ORACLES,
+        polymorphic_shapes: Sequence[str] | None = None,
     ) -> None:
-        """Queue one task; never blocks on extraction. Invalid ``args``, ``seed`` or
-        ``oracles`` raise here. The program runs on ``make_inputs(args, seed)`` and every
-        oracle named in ``oracles`` checks it (``None`` or ``[]``: none)."""
+        """Queue one task; never blocks on extraction. Invalid ``args``, ``seed``,
+        ``oracles`` or ``polymorphic_shapes`` raise here. The program runs on
+        ``make_inputs(args, seed)`` and every oracle named in ``oracles`` checks it (``None``
+        or ``[]``: none); with ``polymorphic_shapes`` it is also exported over them."""
         if self._closed:
             raise RuntimeError("submit() on a closed ExtractorPool")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout={timeout!r} must be positive")
         wanted = check_oracles(oracles)
         check_inputs(args, seed)  # the program will run: fail here, not in the worker
+        tree = normalize_args(args)
         task = _Task(
             task_id,
             str(source),
             str(entry),
-            normalize_args(args),
+            tree,
             self._grad if grad is None else bool(grad),
             self._timeout if timeout is None else float(timeout),
             seed,
             wanted,
+            None if polymorphic_shapes is None
+            else check_polymorphic_shapes(leaves_of(tree), polymorphic_shapes),
         )
         self._pending.append(task)
         self._dispatch()
@@ -344,7 +351,7 @@ class ExtractorPool:
                 task = self._pending.popleft()
                 w.task, w.started, w.stage = task, time.monotonic(), None
                 msg = ("task", task.task_id, task.source, task.entry, task.args, task.grad,
-                       task.seed, task.oracles)
+                       task.seed, task.oracles, task.polymorphic_shapes)
                 if not self._send(w, msg):
                     w.task = None
                     self._pending.appendleft(task)
@@ -484,17 +491,19 @@ atexit.register(_close_shared)
 
 
 def extract(source: str, entry: str, args, *, grad: bool = True, timeout: float = 60.0,
-            seed: int = 0, oracles: Sequence[str] | None = ORACLES) -> dict:
+            seed: int = 0, oracles: Sequence[str] | None = ORACLES,
+            polymorphic_shapes: Sequence[str] | None = None) -> dict:
     """Extract one program in a reused single-worker pool (started lazily, closed at exit),
     so a hang gives ``status="timeout"`` and a native crash ``status="crashed"``. The
-    program runs on ``make_inputs(args, seed)``, checked by every oracle in ``oracles``."""
+    program runs on ``make_inputs(args, seed)``, checked by every oracle in ``oracles``;
+    with ``polymorphic_shapes`` it is also exported over them."""
     global _shared
     with _shared_lock:
         if _shared is None or _shared._closed:
             _shared = ExtractorPool(1, timeout=timeout)
         task_id = ("extract", next(_task_ids))
         _shared.submit(task_id, source, entry, args, grad=grad, timeout=timeout, seed=seed,
-                       oracles=oracles)
+                       oracles=oracles, polymorphic_shapes=polymorphic_shapes)
         for done_id, record in _shared.results():
             if done_id == task_id:
                 return record

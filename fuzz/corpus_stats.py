@@ -134,7 +134,8 @@ def corpus_stats(path: str | os.PathLike[str], *, malformed_examples: int = 5) -
 
     Keys: path, shards, bytes, records, malformed_lines, malformed_examples,
     categories and ops (histograms: how often each name is listed), stablehlo_ops
-    (records whose forward StableHLO uses each op), stablehlo_coverage (forward)
+    (records whose forward StableHLO, or exported module for a symbolic_shape record, uses
+    each op), stablehlo_coverage (forward and exported)
     and stablehlo_coverage_with_grad (forward or backward), each
     {covered, total, covered_ops, missing_ops, non_spec_ops}; sizes
     (source_lines, stablehlo_lines: {median, max, n}); grad {with_grad,
@@ -174,6 +175,8 @@ def corpus_stats(path: str | os.PathLike[str], *, malformed_examples: int = 5) -
         forward = rec.get("stablehlo")
         if isinstance(forward, str):
             names = stablehlo_op_names(forward)
+            if isinstance(rec.get("exported_stablehlo"), str):  # the same program, exported
+                names |= stablehlo_op_names(rec["exported_stablehlo"])
             hlo_ops.update(names)
             seen_with_grad |= names
             hlo_lines[_line_count(forward)] += 1

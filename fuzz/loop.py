@@ -24,7 +24,8 @@ from grammar import programs
 DEFAULT_CORPUS = "jaxsmith-corpus"
 # Share of programs each oracle checks by default: chosen so that the default set costs at
 # most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
-DEFAULT_ORACLE_RATES = {"jit_eager": 0.03, "autodiff": 0.25, "vmap": 0.15, "interpreter": 1.0}
+DEFAULT_ORACLE_RATES = {"jit_eager": 0.03, "autodiff": 0.25, "vmap": 0.15, "interpreter": 1.0,
+                        "symbolic": 1.0}  # symbolic runs on symbolic_shape programs only
 
 
 @dataclass
@@ -166,7 +167,7 @@ class FuzzRun:
         oracles = sampling.sampled_oracles(self.o.seed, index, source_hash, self.o.oracle_rates)
         self.in_flight[index] = (program, choices, source_hash, seed)
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
-                    oracles=oracles)
+                    oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
 
     def _verdicts(self, result: dict) -> None:
         """Count each oracle's verdict; one enabled but not drawn for this program becomes
@@ -220,6 +221,7 @@ class FuzzRun:
         record = dict(fields)  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
                       args=args_json(program.args),
+                      polymorphic_shapes=program.polymorphic_shapes,
                       categories=list(program.categories), ops=list(program.ops),
                       seed=self.o.seed, found_by=self._found_by(index))
         outcome = self.store.add(record, source_hash)
@@ -228,7 +230,8 @@ class FuzzRun:
             t.added += 1
             t.categories.update(program.categories)
             t.ops.update(program.ops)
-            t.hlo_ops |= stablehlo_op_names(fields.get("stablehlo") or "")
+            for key in ("stablehlo", "exported_stablehlo"):
+                t.hlo_ops |= stablehlo_op_names(fields.get(key) or "")
             t.primitives |= jaxpr_primitives(fields.get("jaxpr") or "")
             t.primitives |= jaxpr_primitives(fields.get("grad_jaxpr") or "")
             self.new_hashes.append(fields["stablehlo_hash"])
@@ -243,13 +246,14 @@ class FuzzRun:
             failure = job.result.get("failure") or {}
             meta = {"signature": job.signature, "failure": failure, "source": best.source,
                     "entry": best.entry, "args": args_json(best.args),
-                    "ops": list(best.ops), "statements": best.statement_count,
+                    "polymorphic_shapes": best.polymorphic_shapes, "ops": list(best.ops),
+                    "statements": best.statement_count,
                     "original_statements": job.program.statement_count,
                     "original_source": job.program.source, "shrink_extractions": calls,
                     "versions": job.result.get("versions"), "found_by": job.found_by,
                     "inputs_seed": job.seed}
             script = reproducer(best.source, best.entry, best.args, failure, job.found_by,
-                                job.seed)
+                                job.seed, best.polymorphic_shapes)
             self.store.save_failure(job.signature, failure.get("known"), meta, script)
             self.tally.minimized += 1
 

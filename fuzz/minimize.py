@@ -15,7 +15,7 @@ from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 from hypothesis.errors import FlakyFailure, NoSuchExample, Unsatisfiable
 
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
-from fuzz.oracle_repro import device_prelude, entry_on_leaves, oracle_reproducer
+from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
 from grammar import Program
 
 _KEY = b"jaxsmith-minimize"
@@ -77,13 +77,18 @@ def _comment(text: object) -> str:
 
 
 def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
-               found_by: str, seed: int = 0) -> str:
+               found_by: str, seed: int = 0,
+               polymorphic_shapes: list[str] | None = None) -> str:
     """A standalone script: the program, then a main block that raises the failure, or for
-    an oracle's failure prints both values (on the inputs of ``seed``) and exits 1."""
+    an oracle's failure prints both values (on the inputs of ``seed``) and exits 1; a
+    program with ``polymorphic_shapes`` is exported over them as the extractor does."""
     stage = failure.get("stage", "")
     if stage in ORACLE_STAGES or stage in ("run", "grad_run"):  # these need the inputs
-        return oracle_reproducer(source, entry, args, failure, found_by, seed)
+        return oracle_reproducer(source, entry, args, failure, found_by, seed,
+                                 polymorphic_shapes)
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
+    if stage == "export":
+        steps.append("export_symbolic(fn)")
     if stage in GRAD_STAGES or failure.get("type") in ("Timeout", "Crash"):
         steps.append(_BACKWARD)
     defs, fn, shapes = entry_on_leaves(entry, args)
@@ -95,10 +100,11 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
 # stage:     {_comment(stage)}
 # error:     {_comment(failure.get("type"))}: {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
-{device_prelude(source)}{source}{defs}
+{device_prelude(source)}{source}{defs}{EXPORT if polymorphic_shapes is not None else ""}
 
 if __name__ == "__main__":
     ARGS = {shapes!r}
+    SHAPES = {polymorphic_shapes!r}
     abstract = [jax.ShapeDtypeStruct(tuple(s), jnp.dtype(d)) for s, d in ARGS]
     fn = {fn}
     {body}
@@ -157,7 +163,8 @@ class Minimizer:
                                 oracles=oracles) -> bool:
                     pool.submit(0, program.source, program.entry, program.args,
                                 grad=self.grad, timeout=timeout, seed=job.seed,
-                                oracles=oracles)
+                                oracles=oracles,
+                                polymorphic_shapes=program.polymorphic_shapes)
                     for _, result in pool.results():
                         return (result.get("failure") or {}).get("signature") == job.signature
                     return False

@@ -195,7 +195,31 @@ _BLOCKS = {
         print(f"<J^T v, u> (jax.vjp) = {rhs!r}")
         print(f"difference {abs(lhs - rhs):.3g}, tolerance {rtol} x {size:.3g}")
         bad = abs(lhs - rhs) > rtol * size''',
+    "symbolic": '''
+    exported = export_symbolic(fn)
+    one = [x[tuple(slice(None) if d.strip().isdigit() else slice(0, 1)
+                   for d in s.split(",") if d.strip())] for x, s in zip(inputs, SHAPES)]
+    bad = 0
+    for what, xs in (("at the record's sizes", inputs), ("every symbol at 1", one)):
+        print("--", what)
+        bad |= report("exported", leaves(jax.jit(exported.call)(*xs)),
+                      "jit     ", leaves(jax.jit(fn)(*xs)))''',
 }
+
+EXPORT = '''
+
+def export_symbolic(fn):
+    """jax.export over SHAPES, as the extractor does (extract/symbolic.py)."""
+    import re
+    from jax import export
+    abstract = [jax.ShapeDtypeStruct(tuple(s), jnp.dtype(d)) for s, d in ARGS]
+    text = jax.jit(fn).lower(*abstract).as_text()
+    targets = sorted(set(re.findall(r"stablehlo\\.custom_call @([\\w.$-]+)", text)))
+    checks = [export.DisabledSafetyCheck.custom_call(t) for t in targets]
+    return export.export(jax.jit(fn), disabled_checks=checks)(
+        *export.symbolic_args_specs(abstract, SHAPES))
+'''
+"""``export_symbolic(fn)``, for a reproducer of a program with ``polymorphic_shapes``."""
 
 
 def _comment(text: object) -> str:
@@ -204,9 +228,11 @@ def _comment(text: object) -> str:
 
 
 def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
-                      found_by: str, seed: int) -> str:
+                      found_by: str, seed: int,
+                      polymorphic_shapes: list[str] | None = None) -> str:
     """The reproducer script of a failure while running the program (stage ``run`` or
-    ``grad_run``) or of an oracle's (``failure["stage"]`` names the oracle)."""
+    ``grad_run``) or of an oracle's (``failure["stage"]`` names the oracle);
+    ``polymorphic_shapes`` as the extractor took them (the ``symbolic`` oracle needs them)."""
     oracle = failure.get("stage")
     if oracle not in _BLOCKS:
         raise ValueError(f"failure stage={oracle!r} does not run the program; accepted: "
@@ -215,7 +241,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     common = _COMMON.format(
         recipe=_inputs.RECIPE,
         words=_source(_inputs._words, _inputs._word_count, _inputs._array),
-        compare=_source(_values.Tolerance, _values.is_float, _values._fmt,
+        compare=_source(_values.Tolerance, _values.is_float, _values._fmt, _values.real_view,
                         _values.compare_arrays))
     tolerances = {name: (t.rtol, t.atol) for name in _values.VALUE_RTOL
                   for t in [_values.tolerance(name)]}
@@ -223,6 +249,8 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     if oracle == "interpreter":
         extra = "\n# -- the StableHLO reference interpreter (extract/interpreter.py) --\n" + \
             _module_body(_interpreter)
+    if polymorphic_shapes is not None:
+        extra += EXPORT
     defs, fn, shapes = entry_on_leaves(entry, args)
     return f'''# jaxsmith reproducer: run with `python`; exits 1 while the discrepancy is there.
 #
@@ -240,6 +268,7 @@ CHECK = {check[0]!r}
 
 if __name__ == "__main__":
     ARGS = {shapes!r}
+    SHAPES = {polymorphic_shapes!r}
     SEED = {int(seed)!r}
     fn = {fn}
     inputs = make_inputs(ARGS, SEED)

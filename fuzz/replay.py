@@ -248,8 +248,8 @@ def _judge(record: Mapping[str, Any]) -> list[str]:
 
 
 def _slim(record: Mapping[str, Any]) -> dict[str, Any]:
-    keep = ("id", "source", "entry", "args", "grad_skipped", "versions", "inputs",
-            "inputs_seed", "outputs", "grad_outputs", "sensitive", *COMPARED)
+    keep = ("id", "source", "entry", "args", "polymorphic_shapes", "grad_skipped", "versions",
+            "inputs", "inputs_seed", "outputs", "grad_outputs", "sensitive", *COMPARED)
     return {k: record[k] for k in keep if k in record}
 
 
@@ -385,10 +385,11 @@ def replay(path: str | os.PathLike | Sequence[str | os.PathLike], *,
             try:
                 pool.submit(index, item.record["source"], item.record["entry"],
                             item.record["args"], grad=task_grad, seed=item.seed,
-                            oracles=task_oracles)
-            except ValueError as e:  # args the extractor cannot build
+                            oracles=task_oracles,
+                            polymorphic_shapes=item.record.get("polymorphic_shapes"))
+            except (ValueError, TypeError) as e:  # args the extractor cannot build
                 done(index, Outcome("malformed", item.where, item.record.get("id"),
-                                    reason=f"field 'args': {e}"))
+                                    reason=f"field 'args' or 'polymorphic_shapes': {e}"))
                 continue
             in_flight[index] = (item, task_grad)
             while pool.outstanding >= 2 * workers:

@@ -40,7 +40,7 @@ __all__ = ["COMPARED", "STATUSES", "Outcome", "canonical", "classify", "compare_
 
 STATUSES = ("unchanged", "text_changed", "ir_changed", "value_changed", "now_fails", "fixed",
             "still_fails", "rejected", "malformed")
-FORWARD = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost")
+FORWARD = ("jaxpr", "stablehlo", "hlo", "hlo_optimized", "cost", "exported_stablehlo")
 BACKWARD = ("grad_jaxpr", "grad_stablehlo", "grad_hlo", "grad_hlo_optimized", "grad_cost")
 COMPARED = FORWARD + BACKWARD
 """The stored artifacts a replay compares."""

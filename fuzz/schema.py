@@ -88,6 +88,11 @@ FIELDS: tuple[Field, ...] = (
     Field("devices", "int", "devices the compiled program runs on (its mesh's size; 1 for a "
           "single-device program)"),
     Field("mesh", "int_map", "the program's device mesh, axis name -> size, or null"),
+    Field("polymorphic_shapes", "str_list", "category symbolic_shape: each argument leaf's "
+          "shape in jax.export's notation ('b, 4'; the symbol b is the batch size, which "
+          "args fix), or null"),
+    Field("exported_stablehlo", "str", "StableHLO of the program exported by jax.export "
+          "over polymorphic_shapes (dynamic shapes, shape assertions), or null"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
 _KIND = {f.name: f.kind for f in FIELDS}

@@ -17,6 +17,8 @@ STRUCTURAL: dict[str, str] = {
     "nested_branch": "a cond or switch inside a branch of another",
     "vector": "a rank-1 parameter",
     "scalar_array": "a binary op between an array and a Python scalar literal",
+    "symbolic_shape": "the entry maps a per-example function over a batch (jax.vmap), and "
+                      "the program is exported over a symbolic batch size",
 }
 """Categories that come from the program's shape rather than from one op."""
 
@@ -51,6 +53,8 @@ def categories_of(program: Program) -> tuple[str, ...]:
         found.add("vector")
     if program.is_pytree:  # besides the pytree ops: a dict or tuple argument, a dict result
         found.add("pytree")
+    if program.batch:
+        found.add("symbolic_shape")
     if any(OPS[s.op].family == "binary" and any(isinstance(i, Lit) for i in s.inputs)
            for s in stmts):
         found.add("scalar_array")

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from hypothesis import strategies as st
 
-from grammar.layout import draw_returns, draw_signature
+from grammar.layout import draw_batch, draw_returns, draw_signature
 from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
 from grammar.ops import FAMILIES, OPS
 from grammar.program import Apply, Const, Operand, Program, Region, Value
@@ -43,6 +43,7 @@ class Config:
     vector: bool = False
     swarm: bool = True
     known_failures: bool = True
+    symbolic: bool = False  # every program is batched (category symbolic_shape)
     entry: str = "f"
 
 
@@ -258,6 +259,8 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     enabled = frozenset(_INDEX[n] for n in cfg.ops if OPS[n].family in families)
     forced_ops = frozenset(_INDEX[n] for n, _ in cfg.forced)
     b = Builder(draw, cfg, enabled or frozenset(_INDEX[n] for n in cfg.ops) | forced_ops)
+    if cfg.symbolic:
+        b.excluded = frozenset(i for i, op in enumerate(_OPS) if not op.batchable)
     first_rank = (1, 1) if cfg.vector else (0, cfg.limits.max_rank)
     # Few ops take complex values: a complex parameter comes when one of them asks for it.
     first_dtypes = [d for d in cfg.dtypes if d not in COMPLEX] or cfg.dtypes
@@ -267,9 +270,10 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     results = tuple(v for s in body for v in s.outputs if v.name not in used)
     signature = draw_signature(draw, b.params)
     returns = draw_returns(draw, results)
+    batch = draw_batch(draw, body, signature, b.params, results, cfg.limits, cfg.symbolic)
     return Program(cfg.entry, tuple(b.params), tuple(body),
                    returns.leaves if returns else results, tuple(sorted(b.expected)),
-                   signature, returns)
+                   signature, returns, batch)
 
 
 def program_strategy(cfg: Config) -> st.SearchStrategy[Program]:

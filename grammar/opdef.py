@@ -110,6 +110,7 @@ class Op:
     domain: tuple[Domain, ...] = ()
     differentiable: bool = True    # reverse mode (jax.grad) works through it
     forward: bool = True           # forward mode (jax.jvp) works through it
+    batchable: bool = True         # jax.vmap over a symbolic batch size works through it
     known_failure: str | Callable[[Mapping[str, Any]], str | None] | None = None
     when: Callable[[TensorType], bool] | None = None
     example: Callable[[Draw, Env], TensorType] | None = None

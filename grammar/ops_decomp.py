@@ -105,12 +105,12 @@ def _swap(x) -> cst.BaseExpression:
 
 
 def _no_rule(name: str, ranks, signature, rule, render, calls, domain=(), when=None,
-             example=None) -> Op:
+             example=None, batchable=True) -> Op:
     """An op JAX cannot differentiate in either mode: ``Differentiation rule for ... not
     implemented`` (extract.failures: ``grad_rule_missing``)."""
     return Op(name, "decomposition", DECOMP, F32, ranks, signature, rule, render, calls=calls,
               domain=domain, differentiable=False, forward=False, known_failure=NO_RULE,
-              when=when, example=example)
+              when=when, example=example, batchable=batchable)
 
 
 def _eigvals(a, p, r):
@@ -242,5 +242,6 @@ LAPACK_EXTRA = [
              ("lax.linalg.symmetric_product",)),
     _no_rule("cholesky_update", (2, 2), _with_n(lambda d, x, e: Sig((x, _vector(x)))),
              _same_rule, expression(_cholesky_update),
-             ("lax.linalg.cholesky_update", "jnp.triu"), (), _square, _square_example),
+             ("lax.linalg.cholesky_update", "jnp.triu"), (), _square, _square_example,
+             batchable=False),  # "Batching rule for 'cholesky_update' not implemented"
 ]

@@ -1,4 +1,10 @@
-"""Contractions: dot, matmul, einsum, lax.dot_general, outer."""
+"""Contractions: dot, matmul, einsum, lax.dot_general, outer, and convolutions.
+
+A convolution is not ``batchable``: under the symbolic_shape entry's ``jax.vmap`` a kernel
+that varies per example becomes a ``feature_group_count`` of the symbolic batch size, which
+``jax.export`` refuses ("Convolutions with non-static strides, dilation, feature_group_count,
+or batch_group_count").
+"""
 
 from __future__ import annotations
 
@@ -163,11 +169,11 @@ LINALG = [
     Op("conv", "linalg", ("conv",), FLOAT, (3, 4), _conv_signature, _conv_rule,
        expression(lambda a, p, r: call("lax.conv_general_dilated", a[0], a[1],
                                        p["window_strides"], p["padding"])),
-       calls=("lax.conv_general_dilated",)),
+       calls=("lax.conv_general_dilated",), batchable=False),
     Op("conv_transpose", "linalg", ("conv",), FLOAT, (3, 4), _conv_transpose_signature,
        _conv_transpose_rule,
        expression(lambda a, p, r: call("lax.conv_transpose", a[0], a[1], p["strides"],
                                        p["padding"],
                                        dimension_numbers=p["dimension_numbers"])),
-       calls=("lax.conv_transpose",)),
+       calls=("lax.conv_transpose",), batchable=False),
 ]

@@ -85,6 +85,10 @@ class Program:
     """The entry's arguments when some are pytrees (``()``: ``params``, one array each)."""
     returns: Group | None = None
     """The entry's result when it is a dict (``None``: the tuple of ``results``)."""
+    batch: int = 0
+    """When positive, the body is a per-example function that the entry maps with
+    ``jax.vmap`` over a leading axis of this size of every argument but a dict of parameters
+    (shared by the examples); the program is then exported over a symbolic batch size."""
 
     @cached_property
     def source(self) -> str:
@@ -94,13 +98,36 @@ class Program:
         return render(self)
 
     @property
+    def arguments(self) -> tuple[Value | Group, ...]:
+        """The entry's arguments: ``signature``, or one array per parameter."""
+        return self.signature or self.params
+
+    def is_batched(self, arg: Value | Group) -> bool:
+        """Whether the entry maps over a leading batch axis of argument ``arg``."""
+        return self.batch > 0 and not (isinstance(arg, Group) and arg.is_dict)
+
+    @property
     def args(self) -> list:
         """The entry's arguments as ``(shape, dtype)`` pairs; a dict argument as a dict of
         them, a tuple argument as a list (``extract.args`` reads this encoding)."""
-        return [_spec(p) if isinstance(p, Value) else
-                {k: _spec(v) for k, v in zip(p.keys, p.leaves, strict=True)} if p.is_dict
-                else [_spec(v) for v in p.leaves]
-                for p in (self.signature or self.params)]
+        def spec(v: Value, batched: bool) -> tuple[tuple[int, ...], str]:
+            return ((self.batch,) if batched else ()) + v.type.shape, v.type.dtype
+
+        return [spec(p, self.is_batched(p)) if isinstance(p, Value) else
+                {k: spec(v, False) for k, v in zip(p.keys, p.leaves, strict=True)} if p.is_dict
+                else [spec(v, self.is_batched(p)) for v in p.leaves]
+                for p in self.arguments]
+
+    @property
+    def polymorphic_shapes(self) -> list[str] | None:
+        """For a batched program, each argument leaf's shape in ``jax.export``'s notation
+        (in ``jax.tree.leaves`` order), the batch axis as the symbol ``b``: ``"b, 4, 3"``;
+        ``None`` otherwise."""
+        if not self.batch:
+            return None
+        return [", ".join((["b"] if self.is_batched(p) else []) + [str(d) for d in v.type.shape])
+                for p in self.arguments
+                for v in ((p,) if isinstance(p, Value) else p.leaves)]
 
     @cached_property
     def ops(self) -> tuple[str, ...]:
@@ -126,6 +153,3 @@ class Program:
     def __repr__(self) -> str:
         return f"Program(ops={list(self.ops)}, args={self.args})\n{self.source}"
 
-
-def _spec(v: Value) -> tuple[tuple[int, ...], str]:
-    return (v.type.shape, v.type.dtype)

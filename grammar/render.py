@@ -88,10 +88,28 @@ def region_code(region: Region, aliases: Aliases = NO_ALIASES) -> RegionCode:
                       tuple(name(v, aliases) for v in region.results))
 
 
+EXAMPLE = "example"
+"""The name of a batched program's per-example function, nested in the entry."""
+
+
+def _batched(program: Program, fn: cst.FunctionDef) -> list[cst.BaseStatement]:
+    """The entry's body for a batched program: ``fn`` (the per-example function), mapped
+    with ``jax.vmap`` over the batch axis of every argument but a dict of parameters."""
+    names = [p.name for p in program.arguments]
+    axes = [0 if program.is_batched(p) else None for p in program.arguments]
+    kwargs = {} if all(a == 0 for a in axes) else {"in_axes": tuple(axes)}
+    mapped = cst.Call(call("jax.vmap", cst.Name(EXAMPLE), **kwargs),
+                      [cst.Arg(cst.Name(n)) for n in names])
+    return [fn.with_changes(name=cst.Name(EXAMPLE)),
+            cst.SimpleStatementLine([cst.Return(mapped)])]
+
+
 def to_module(program: Program) -> cst.Module:
     """The libcst module of ``program``: the imports and the entry function.  A dict
     argument's leaves are read where they are used (``params["w"]``), a tuple argument is
-    unpacked first (``x1, x2 = batch``), a dict result is returned as a dict literal."""
+    unpacked first (``x1, x2 = batch``), a dict result is returned as a dict literal.  A
+    batched program's body is the per-example function ``example``, nested in the entry,
+    which maps it with ``jax.vmap``."""
     aliases = {v.name: subscript(cst.Name(g.name), [string(k)])
                for g in program.signature if isinstance(g, Group) and g.is_dict
                for k, v in zip(g.keys, g.leaves, strict=True)}
@@ -102,7 +120,9 @@ def to_module(program: Program) -> cst.Module:
     results = [name(v, aliases) for v in program.results]
     returns = program.returns
     body.append(return_([dict_(returns.keys, results)] if returns else results))
-    fn = funcdef(program.entry, [p.name for p in (program.signature or program.params)], body)
+    fn = funcdef(program.entry, [p.name for p in program.arguments], body)
+    if program.batch:
+        fn = fn.with_changes(body=cst.IndentedBlock(_batched(program, fn)))
     blank = [cst.EmptyLine(), cst.EmptyLine()]
     return cst.Module(body=[*_IMPORTS, fn.with_changes(leading_lines=blank)])
 

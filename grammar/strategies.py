@@ -107,11 +107,20 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
         raise InvalidArgument(f"ops={list(op_names)!r} all hold nested regions, which need "
                               "max_depth >= 1, but max_depth=0")
     floor = 2 if "multi_statement" in required else 3 if "compound" in required else 1
+    symbolic = "symbolic_shape" in required
+    if symbolic:  # room for the batch axis: a rank and a factor 2 of the element budget
+        if max_rank == 1 or max_elements == 1:
+            raise InvalidArgument(f"categories includes 'symbolic_shape', whose batch axis "
+                                  f"needs max_rank >= 2 and max_elements >= 2, but "
+                                  f"max_rank={max_rank}, max_elements={max_elements}")
+        max_rank = min(max_rank, MAX_LIMITS.max_rank - 1)
+        max_elements //= 2
     cfg = Config(ops=op_names, min_statements=max(min_statements, floor, len(forced)),
                  max_statements=max(max_statements, floor, len(forced)), max_depth=max_depth,
                  max_params=max_params, dtypes=dtype_names,
                  limits=Limits(max_rank, max_dim, max_elements), forced=forced,
-                 vector="vector" in required, swarm=swarm, known_failures=known_failures)
+                 vector="vector" in required, swarm=swarm, known_failures=known_failures,
+                 symbolic=symbolic)
     return _strategy(cfg)
 
 

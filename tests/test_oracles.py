@@ -99,7 +99,7 @@ def test_each_oracle_can_be_asked_for_alone():
     rec = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["vmap"])
     assert rec["status"] == "ok"
     assert rec["oracles"] == {"jit_eager": "off", "autodiff": "off", "vmap": "pass",
-                              "interpreter": "off"}
+                              "interpreter": "off", "symbolic": "off"}
     with pytest.raises(ValueError, match="unknown nope"):
         extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["nope"])
     bare = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], execute=False)

@@ -25,7 +25,7 @@ from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
 from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
 from fuzz.store import CorpusError
-from grammar import ALL_DTYPES, CATEGORIES, OPS
+from grammar import ALL_DTYPES, CATEGORIES, OPS, STYLES
 
 
 class UsageError(Exception):
@@ -71,6 +71,8 @@ def run_parser() -> argparse.ArgumentParser:
                    help="comma-separated ops to draw from (default: all)")
     p.add_argument("--dtypes", type=names("dtype", ALL_DTYPES), default=None,
                    help="comma-separated parameter dtypes (default: all)")
+    p.add_argument("--styles", type=names("style", list(STYLES)), default=None,
+                   help=f"comma-separated source styles ({', '.join(STYLES)}; default: all)")
     p.add_argument("--max-statements", type=positive_int("--max-statements"), default=50,
                    help="most statements per program, nested ones included; default 50")
     p.add_argument("--max-depth", type=int, default=2, choices=range(0, 5), metavar="0-4",
@@ -101,7 +103,7 @@ def _run(argv: Sequence[str]) -> int:
     a = p.parse_args(argv)
     grammar = {"max_statements": a.max_statements, "max_depth": a.max_depth,
                "known_failures": not a.no_known_failures}
-    for key in ("categories", "ops", "dtypes"):
+    for key in ("categories", "ops", "dtypes", "styles"):
         if getattr(a, key) is not None:
             grammar[key] = getattr(a, key)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)

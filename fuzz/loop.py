@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from fuzz.status import StatusLine
 from fuzz.store import CorpusStore, normalized_source_hash, storable
 from grammar import programs
 
+SPEC_OPS = frozenset(STABLEHLO_OPS)
 DEFAULT_CORPUS = "jaxsmith-corpus"
 # Share of programs each oracle checks by default: chosen so that the default set costs at
 # most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
@@ -221,7 +223,8 @@ class FuzzRun:
         record = dict(fields)  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
                       args=args_json(program.args),
-                      polymorphic_shapes=program.polymorphic_shapes,
+                      polymorphic_shapes=program.polymorphic_shapes, style=program.style,
+                      variant_group=program.variant_group,
                       categories=list(program.categories), ops=list(program.ops),
                       seed=self.o.seed, found_by=self._found_by(index))
         outcome = self.store.add(record, source_hash)
@@ -231,7 +234,9 @@ class FuzzRun:
             t.categories.update(program.categories)
             t.ops.update(program.ops)
             for key in ("stablehlo", "exported_stablehlo"):
-                t.hlo_ops |= stablehlo_op_names(fields.get(key) or "")
+                # spec ops only: region terminators (return) and ops outside the spec's
+                # sections (real_dynamic_slice) are not coverage
+                t.hlo_ops |= stablehlo_op_names(fields.get(key) or "") & SPEC_OPS
             t.primitives |= jaxpr_primitives(fields.get("jaxpr") or "")
             t.primitives |= jaxpr_primitives(fields.get("grad_jaxpr") or "")
             self.new_hashes.append(fields["stablehlo_hash"])
@@ -243,6 +248,9 @@ class FuzzRun:
     def _collect_minimized(self, minimizer: Minimizer) -> None:
         while not minimizer.done.empty():
             job, best, calls = minimizer.done.get()
+            # shown in the style it was found in (shrinking may have drawn another)
+            best = dataclasses.replace(best, style=job.program.style,
+                                       inline_depth=job.program.inline_depth)
             failure = job.result.get("failure") or {}
             meta = {"signature": job.signature, "failure": failure, "source": best.source,
                     "entry": best.entry, "args": args_json(best.args),

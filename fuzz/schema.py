@@ -93,6 +93,10 @@ FIELDS: tuple[Field, ...] = (
           "args fix), or null"),
     Field("exported_stablehlo", "str", "StableHLO of the program exported by jax.export "
           "over polymorphic_shapes (dynamic shapes, shape assertions), or null"),
+    Field("style", "str", "the source style of the generated program (grammar.STYLES: ssa, "
+          "inlined, methods, named, idiomatic), or null"),
+    Field("variant_group", "str", "hash of the program tree, the same for each of its "
+          "styles: keep one group in one split"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
 _KIND = {f.name: f.kind for f in FIELDS}

@@ -4,6 +4,7 @@ from grammar.categories import CATEGORIES
 from grammar.ops import OPS
 from grammar.program import Program
 from grammar.strategies import programs
+from grammar.styles import STYLES
 from grammar.types import ALL_DTYPES, TensorType
 
-__all__ = ["ALL_DTYPES", "CATEGORIES", "OPS", "Program", "TensorType", "programs"]
+__all__ = ["ALL_DTYPES", "CATEGORIES", "OPS", "STYLES", "Program", "TensorType", "programs"]

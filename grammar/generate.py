@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from hypothesis import strategies as st
 
-from grammar.layout import draw_batch, draw_returns, draw_signature
+from grammar.layout import draw_batch, draw_returns, draw_signature, draw_style
 from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
 from grammar.ops import FAMILIES, OPS
 from grammar.program import Apply, Const, Operand, Program, Region, Value
@@ -44,6 +44,7 @@ class Config:
     swarm: bool = True
     known_failures: bool = True
     symbolic: bool = False  # every program is batched (category symbolic_shape)
+    styles: tuple[str, ...] = ("ssa", "inlined", "methods", "named", "idiomatic")
     entry: str = "f"
 
 
@@ -270,10 +271,14 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     results = tuple(v for s in body for v in s.outputs if v.name not in used)
     signature = draw_signature(draw, b.params)
     returns = draw_returns(draw, results)
-    batch = draw_batch(draw, body, signature, b.params, results, cfg.limits, cfg.symbolic)
+    # a run that asks for symbolic_shape draws within half the element budget (strategies),
+    # so that a batch of 2 always fits in the whole of it
+    budget = cfg.limits.max_elements * (2 if cfg.symbolic else 1)
+    batch = draw_batch(draw, body, b.params, results, budget, cfg.symbolic)
+    style, depth = draw_style(draw, cfg.styles)
     return Program(cfg.entry, tuple(b.params), tuple(body),
                    returns.leaves if returns else results, tuple(sorted(b.expected)),
-                   signature, returns, batch)
+                   signature, returns, batch, style, depth)
 
 
 def program_strategy(cfg: Config) -> st.SearchStrategy[Program]:

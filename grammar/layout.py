@@ -1,5 +1,6 @@
 """The entry's layout: which parameters a program takes as one dict or tuple argument,
-whether it returns a dict, and whether it maps its body over a batch (``symbolic_shape``).
+whether it returns a dict, whether it maps its body over a batch (``symbolic_shape``), and
+the source style it is written in.
 
 Drawn after the body, from the parameters and results it made, so a flat program's draws
 are unchanged and the shrinker reaches the flat form by turning the flags off.  Dict keys
@@ -15,7 +16,6 @@ from collections.abc import Sequence
 from grammar.opdef import Draw, flag, integer
 from grammar.ops import OPS
 from grammar.program import Apply, Group, Value, walk
-from grammar.types import MAX_LIMITS, Limits
 
 PARAM_KEYS = ("w", "b", "scale", "kernel", "bias", "embedding", "gamma", "beta")
 RESULT_KEYS = ("out", "aux", "logits", "state", "loss", "hidden", "mask", "stats")
@@ -52,26 +52,37 @@ def draw_returns(draw: Draw, results: tuple[Value, ...]) -> Group | None:
     return _group("result", list(results), RESULT_KEYS[start:start + n])
 
 
+STYLE_DRAWS = ("ssa", "inlined", "methods", "named", "named", "idiomatic", "idiomatic",
+               "idiomatic")
+"""The styles a program is drawn in, each as often as it is listed (``ssa`` first: where
+shrinking goes)."""
+
+
+def draw_style(draw: Draw, styles: tuple[str, ...]) -> tuple[str, int]:
+    """A style among ``styles`` and, for an inlining style, its nesting depth (2 to 4)."""
+    from grammar.styles import STYLES
+
+    menu = [s for s in STYLE_DRAWS if s in styles]
+    style = menu[integer(draw, 0, len(menu) - 1)]
+    return style, integer(draw, 2, 4) if STYLES[style].inline else 2
+
+
 BATCH_ODDS = 12
 """One program in ``BATCH_ODDS`` is batched, unless a run asks for ``symbolic_shape``."""
 MAX_BATCH = 4
 
 
-def draw_batch(draw: Draw, body: Sequence[Apply], signature: tuple[Value | Group, ...],
-               params: Sequence[Value], results: Sequence[Value], limits: Limits,
-               forced: bool) -> int:
+def draw_batch(draw: Draw, body: Sequence[Apply], params: Sequence[Value],
+               results: Sequence[Value], budget: int, forced: bool) -> int:
     """0 (the entry calls the body directly), or the size of the batch the entry maps the
     body over with ``jax.vmap`` (``Program.batch``): one time in ``BATCH_ODDS``, always when
-    ``forced``.  Only a body of batchable ops is batched, and only within ``limits``' element
-    budget and with batched arguments of rank below the validator's ``MAX_LIMITS``."""
+    ``forced``.  Only a body of batchable ops is batched, and only with every batched value
+    within ``budget`` elements (a batched argument has one more dimension than the grammar's
+    limits allow, which the validator admits)."""
     if not forced and integer(draw, 0, BATCH_ODDS - 1) < BATCH_ODDS - 1:
         return 0
-    unbatched = {v.name for g in signature if isinstance(g, Group) and g.is_dict
-                 for v in g.leaves}
-    if (any(not OPS[s.op].batchable for s, _ in walk(body))
-            or any(p.type.rank >= MAX_LIMITS.max_rank for p in params
-                   if p.name not in unbatched)):
+    if any(not OPS[s.op].batchable for s, _ in walk(body)):
         return 0
     largest = max(v.type.size for v in (*params, *results))
-    cap = min(MAX_BATCH, limits.max_elements // max(1, largest))
+    cap = min(MAX_BATCH, budget // max(1, largest))
     return integer(draw, 2, cap) if cap >= 2 else 0

@@ -20,6 +20,7 @@ from grammar.ops_reduce import CUMULATIVE, LAX_REDUCTIONS, REDUCTIONS
 from grammar.ops_shape import SHAPES
 from grammar.ops_special import SPECIAL_OPS
 from grammar.ops_window import WINDOW
+from grammar.styles import METHODS
 
 
 def _table(*groups: list[Op]) -> MappingProxyType:
@@ -52,9 +53,11 @@ ALLOWED_VALUES: frozenset[str] = frozenset(v for op in OPS.values() for v in op.
 (``lax.add`` to ``lax.reduce_window``) and constants (``jnp.inf``)."""
 
 ALLOWED_METHODS: frozenset[str] = frozenset({"astype", "reshape", "at", "set", "add",
-                                             "multiply", "min", "max", "defjvp", "defvjp"})
+                                             "multiply", "min", "max", "defjvp", "defvjp",
+                                             "T"}) | METHODS
 """Attribute names a rendered program may use on its own values (``defjvp``/``defvjp`` on
-what ``CALLABLE_RESULTS`` return)."""
+what ``CALLABLE_RESULTS`` return; the array methods and ``.T`` of the method style, each a
+pure JAX array method)."""
 
 CALLABLE_RESULTS: frozenset[str] = frozenset(CUSTOM_RULES)
 """Calls whose result a program may bind to a name and call: ``g = jax.custom_jvp(f)``."""

@@ -89,13 +89,30 @@ class Program:
     """When positive, the body is a per-example function that the entry maps with
     ``jax.vmap`` over a leading axis of this size of every argument but a dict of parameters
     (shared by the examples); the program is then exported over a symbolic batch size."""
+    style: str = "ssa"
+    """The source style ``source`` is rendered in (``grammar.STYLES``)."""
+    inline_depth: int = 2
+    """The deepest nesting that an inlining style makes."""
 
     @cached_property
     def source(self) -> str:
-        """The complete module text, imports included, ready for ``exec``."""
+        """The complete module text, imports included, ready for ``exec``, in ``style``."""
+        return self.render()
+
+    def render(self, style: str | None = None) -> str:
+        """The module text in ``style`` (a name from ``grammar.STYLES``; default: the
+        program's own); every style traces to the same IR."""
         from grammar.render import render
 
-        return render(self)
+        return render(self, style)
+
+    @cached_property
+    def variant_group(self) -> str:
+        """The first 16 hex digits of sha256 of the tree's SSA text: the same for every
+        style of one program."""
+        import hashlib
+
+        return hashlib.sha256(self.render("ssa").encode()).hexdigest()[:16]
 
     @property
     def arguments(self) -> tuple[Value | Group, ...]:

@@ -127,6 +127,12 @@ def to_module(program: Program) -> cst.Module:
     return cst.Module(body=[*_IMPORTS, fn.with_changes(leading_lines=blank)])
 
 
-def render(program: Program) -> str:
-    """The complete module text of ``program``; the same tree always gives the same text."""
-    return to_module(program).code
+def render(program: Program, style: str | None = None) -> str:
+    """The complete module text of ``program`` in ``style`` (default: ``program.style``);
+    the same tree always gives the same text."""
+    from grammar.styles import STYLES, apply_style
+
+    style = program.style if style is None else style
+    if style not in STYLES:
+        raise ValueError(f"style={style!r} is not one of {', '.join(STYLES)}")
+    return apply_style(to_module(program), program, style, program.inline_depth).code

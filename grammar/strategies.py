@@ -12,6 +12,7 @@ from grammar.categories import CATEGORIES, STRUCTURAL
 from grammar.generate import Config, program_strategy
 from grammar.ops import OPS
 from grammar.program import Program
+from grammar.styles import STYLES
 from grammar.types import ALL_DTYPES, MAX_LIMITS, Limits
 
 
@@ -68,14 +69,16 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
              ops: Iterable[str] | None = None, categories: Iterable[str] | None = None,
              dtypes: Iterable[str] | None = None, max_depth: int = 2, max_params: int = 4,
              max_rank: int = 4, max_dim: int = 8, max_elements: int = 4096,
-             known_failures: bool = True, swarm: bool = True) -> st.SearchStrategy[Program]:
+             known_failures: bool = True, swarm: bool = True,
+             styles: Iterable[str] | None = None) -> st.SearchStrategy[Program]:
     """Random, valid JAX programs.
 
     ``ops`` restricts the ops drawn from (default: all); ``categories`` lists categories
     every program must cover; ``dtypes`` restricts the parameters' dtypes; ``max_depth``
     bounds nesting of control flow and transforms; ``known_failures=False`` leaves out ops
     that JAX is known not to differentiate in reverse mode (traced-bound ``fori_loop``,
-    ``while_loop``); ``swarm`` enables a random subset of op families per program.
+    ``while_loop``); ``swarm`` enables a random subset of op families per program;
+    ``styles`` restricts the source styles drawn (``grammar.STYLES``; default: all).
     """
     _check_int("min_statements", min_statements, 1)
     _check_int("max_statements", max_statements, 1, MAX_STATEMENTS)
@@ -96,6 +99,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
         op_names = kept
     required = _names("categories", categories, CATEGORIES)
     dtype_names = _names("dtypes", dtypes, ALL_DTYPES) or ALL_DTYPES
+    style_names = _names("styles", styles, STYLES) or tuple(STYLES)
     forced = _forced(required, op_names)
     if "nested_branch" in required and max_depth < 2:
         raise InvalidArgument(f"categories includes 'nested_branch', which needs max_depth >= 2,"
@@ -108,19 +112,17 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
                               "max_depth >= 1, but max_depth=0")
     floor = 2 if "multi_statement" in required else 3 if "compound" in required else 1
     symbolic = "symbolic_shape" in required
-    if symbolic:  # room for the batch axis: a rank and a factor 2 of the element budget
-        if max_rank == 1 or max_elements == 1:
-            raise InvalidArgument(f"categories includes 'symbolic_shape', whose batch axis "
-                                  f"needs max_rank >= 2 and max_elements >= 2, but "
-                                  f"max_rank={max_rank}, max_elements={max_elements}")
-        max_rank = min(max_rank, MAX_LIMITS.max_rank - 1)
+    if symbolic:  # room for a batch of 2 within the element budget
+        if max_elements == 1:
+            raise InvalidArgument("categories includes 'symbolic_shape', whose batch axis "
+                                  "needs max_elements >= 2, but max_elements=1")
         max_elements //= 2
     cfg = Config(ops=op_names, min_statements=max(min_statements, floor, len(forced)),
                  max_statements=max(max_statements, floor, len(forced)), max_depth=max_depth,
                  max_params=max_params, dtypes=dtype_names,
                  limits=Limits(max_rank, max_dim, max_elements), forced=forced,
                  vector="vector" in required, swarm=swarm, known_failures=known_failures,
-                 symbolic=symbolic)
+                 symbolic=symbolic, styles=style_names)
     return _strategy(cfg)
 
 

@@ -56,6 +56,9 @@ from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
 from grammar.syntax import _BINOPS, _COMPARES
 from grammar.types import ALL_DTYPES, MAX_LIMITS
 
+MAX_ARG_RANK = MAX_LIMITS.max_rank + 1
+"""An argument's largest rank: the grammar's, plus a symbolic_shape program's batch axis."""
+
 __all__ = ["ALLOWED_CONSTANTS", "IMPORTS", "MAX_DEPTH", "MAX_INT", "MAX_LITERAL_ELEMENTS",
            "MAX_NODES", "MAX_SOURCE_CHARS", "MAX_TRIPS", "TRANSFORMS", "check_args", "validate"]
 
@@ -632,11 +635,11 @@ def check_args(args: object) -> list[str]:
         if dtype not in ALL_DTYPES:
             problems.append(f"{i} dtype {str(dtype)[:40]!r} is not one of the grammar's "
                             f"({', '.join(ALL_DTYPES)})")
-        if len(shape) > MAX_LIMITS.max_rank or any(
+        if len(shape) > MAX_ARG_RANK or any(
                 not 0 <= d <= MAX_LIMITS.max_dim for d in shape) or math.prod(
                 shape) > MAX_LIMITS.max_elements:
             problems.append(f"{i} shape {str(shape)[:60]} is outside the grammar's "
-                            f"limits (rank <= {MAX_LIMITS.max_rank}, dims <= "
+                            f"limits (rank <= {MAX_ARG_RANK}, dims <= "
                             f"{MAX_LIMITS.max_dim}, <= {MAX_LIMITS.max_elements} elements)")
     return problems
 

@@ -300,6 +300,32 @@ def test_float32_accumulation_of_float16_convolutions_is_excess_precision():
         "failure")
 
 
+def test_attention_over_constant_values_has_a_zero_derivative_up_to_rounding():
+    # the output is the values whatever the weights: jvp gives 0, vjp -1.8e-8 (found by the
+    # default 10-minute run, seed 20261130); 64 float32 ulps of sum |v y| cover it
+    source = src("""
+        def f(x2, x3):
+            return jax.nn.dot_product_attention(
+                x2, x3, jnp.ones((1, 2, 1, 1), dtype=jnp.float32), is_causal=False)
+        """)
+    rec = extract_in_process(source, "f", [((1, 2, 1, 1), F32)] * 2,
+                             seed=7220608129779542603, oracles=["autodiff"])
+    assert rec["oracles"]["autodiff"].startswith("pass"), rec.get("failure")
+
+
+def test_a_wrong_transpose_rule_is_a_jvp_vjp_violation():
+    # custom_linear_solve differentiates forward with solve and backward with
+    # transpose_solve: a wrong transpose_solve makes jvp and vjp disagree (1/2 against 1/3);
+    # float16 leaves finite differences out, so jvp against vjp is what catches it
+    wrong = src("""
+        def f(x):
+            return lax.custom_linear_solve(lambda v: 2.0 * v, jnp.sin(x),
+                                           lambda mv, b: b / 2.0, lambda mv, b: b / 3.0)
+        """)
+    rec = extract_in_process(wrong, "f", [((4,), "float16")], seed=3, oracles=["autodiff"])
+    assert rec["failure"]["signature"] == "autodiff:jvp_vjp:float16", rec["oracles"]
+
+
 def test_a_derivative_that_cancels_to_zero_is_rounding():
     # arctan2(-x, -x) is constant: <v, J u> is rounding residue on both sides
     source = src("""

@@ -8,6 +8,9 @@ and the worker replaced, and yields ``status="timeout"``. A worker that dies on 
 (segfault, abort, ``os._exit``, a resource limit) or sends a malformed message yields
 ``status="crashed"`` and is replaced too.
 
+The module stays above 400 lines because ``ExtractorPool`` is one state machine (spawn,
+dispatch, pump, timeout, death, retirement over the same worker table) that reads best whole.
+
 Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles,
 polymorphic_shapes)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,

@@ -254,7 +254,8 @@ class FuzzRun:
             failure = job.result.get("failure") or {}
             meta = {"signature": job.signature, "failure": failure, "source": best.source,
                     "entry": best.entry, "args": args_json(best.args),
-                    "polymorphic_shapes": best.polymorphic_shapes, "ops": list(best.ops),
+                    "polymorphic_shapes": best.polymorphic_shapes, "style": best.style,
+                    "ops": list(best.ops),
                     "statements": best.statement_count,
                     "original_statements": job.program.statement_count,
                     "original_source": job.program.source, "shrink_extractions": calls,

@@ -135,4 +135,4 @@ def render(program: Program, style: str | None = None) -> str:
     style = program.style if style is None else style
     if style not in STYLES:
         raise ValueError(f"style={style!r} is not one of {', '.join(STYLES)}")
-    return apply_style(to_module(program), program, style, program.inline_depth).code
+    return apply_style(to_module(program), program, style, program.inline_depth)

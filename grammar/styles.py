@@ -14,6 +14,9 @@ each optional:
   ``jnp.clip`` is left out: its method lowers differently);
 * ``names``   names from a vocabulary keyed by what a value is (its op family, rank and
   dtype, its role in a region), unique, never a module alias, keyword or builtin.
+
+Every style but ``ssa`` is then laid out by ``black`` (a dependency for this: breaking long
+calls the way most JAX code is formatted is what black is for).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import black
 import libcst as cst
 
 from grammar.program import Program, Region, walk
@@ -53,6 +57,7 @@ where shrinking goes."""
 
 MAX_LINE = 88
 """The longest line inlining makes (black's default)."""
+_BLACK = black.Mode(line_length=MAX_LINE)
 
 # -- inlining ---------------------------------------------------------------------------------
 
@@ -366,10 +371,14 @@ class _Rename(cst.CSTTransformer):
         return updated.with_changes(keyword=original.keyword)  # keywords stay
 
 
-def apply_style(module: cst.Module, program: Program, style: str, depth: int) -> cst.Module:
-    """``module`` (``program`` rendered in the SSA style) rewritten in ``style``; ``depth``
-    bounds the nesting that inlining makes."""
+def apply_style(module: cst.Module, program: Program, style: str, depth: int) -> str:
+    """The text of ``module`` (``program`` rendered in the SSA style) rewritten in ``style``;
+    ``depth`` bounds the nesting that inlining makes.  Every style but ``ssa`` is then laid
+    out by ``black`` (line length 88): long calls broken one argument per line, as most JAX
+    code is formatted."""
     rules = STYLES[style]
+    if rules == Style():
+        return module.code
     if rules.inline:
         uses = _Uses()
         module.visit(uses)
@@ -383,4 +392,4 @@ def apply_style(module: cst.Module, program: Program, style: str, depth: int) ->
         fixed = {n for n in uses.reads | uses.binds
                  if n not in old and n.partition("_")[0] not in old}
         module = module.visit(_Rename(vocabulary(program, fixed)))
-    return module
+    return black.format_str(module.code, mode=_BLACK)

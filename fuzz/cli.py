@@ -166,7 +166,14 @@ def _schema(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"stats": _stats, "replay": _replay, "add": _add, "schema": _schema}
+def _api_coverage(argv: Sequence[str]) -> int:
+    from fuzz.api_coverage import main as coverage_main
+
+    return coverage_main(list(argv), _Parser)
+
+
+COMMANDS = {"stats": _stats, "replay": _replay, "add": _add, "schema": _schema,
+            "api-coverage": _api_coverage}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from extract import ORACLES, ExtractorPool
 from extract.args import args_json
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
+from fuzz.api_coverage import api_coverage, calls_in, headline, methods_in
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
 from fuzz.minimize import Job, Minimizer, reproducer
@@ -68,6 +69,8 @@ class Tally:
     categories: Counter = field(default_factory=Counter)
     ops: Counter = field(default_factory=Counter)
     hlo_ops: set = field(default_factory=set)
+    api_calls: Counter = field(default_factory=Counter)  # JAX calls in added records' sources
+    api_methods: Counter = field(default_factory=Counter)
     primitives: set = field(default_factory=set)
     buckets: dict = field(default_factory=dict)
     oracles: dict = field(default_factory=lambda: {name: Counter() for name in ORACLES})
@@ -116,6 +119,9 @@ class FuzzRun:
             if minimizer is not None:
                 self._finish_minimizing(minimizer)
             stats = self.stats()
+            # resolving names imports JAX, which the parent otherwise never does: once, here
+            stats["api_coverage"] = headline(api_coverage(self.tally.api_calls,
+                                                          self.tally.api_methods))
             self.store.write_stats(stats)
             self.store.close()
         self.line.finish()
@@ -239,6 +245,8 @@ class FuzzRun:
                 t.hlo_ops |= stablehlo_op_names(fields.get(key) or "") & SPEC_OPS
             t.primitives |= jaxpr_primitives(fields.get("jaxpr") or "")
             t.primitives |= jaxpr_primitives(fields.get("grad_jaxpr") or "")
+            t.api_calls.update(calls_in(program.source))
+            t.api_methods.update(methods_in(program.source))
             self.new_hashes.append(fields["stablehlo_hash"])
         elif outcome == "duplicate_ir":
             t.duplicate_ir += 1
@@ -334,6 +342,11 @@ class FuzzRun:
                  f"{minimizing}), {stats['added']} added to {self.o.corpus} (now "
                  f"{stats['corpus_records']}), {stats['duplicate_source']} duplicate sources, "
                  f"{stats['duplicate_ir']} duplicate IR; {self._outcomes()}"]
+        api = stats.get("api_coverage")
+        if api:
+            lines.append(f"  real-world JAX API: {api['call_sites_covered']:.1%} of in-program "
+                         f"call sites, {api['top50_covered']} of the top 50 names, array "
+                         f"methods {api['methods_covered']:.1%} (python -m fuzz api-coverage)")
         for name, counts in stats["oracles"].items():
             if counts:
                 lines.append(f"  oracle {name}: " + ", ".join(

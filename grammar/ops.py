@@ -7,6 +7,7 @@ from types import MappingProxyType
 from grammar.opdef import Op
 from grammar.ops_autodiff import AUTODIFF_OPS, CUSTOM_RULES
 from grammar.ops_control import CONTROL
+from grammar.ops_creation import CREATION_OPS
 from grammar.ops_decomp import DECOMPOSITIONS, LAPACK_EXTRA
 from grammar.ops_elementwise import BINARY, SELECT, UNARY
 from grammar.ops_fft import COMPLEX_VALUES, FFT_OPS
@@ -34,7 +35,8 @@ def _table(*groups: list[Op]) -> MappingProxyType:
 
 OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, LAX_REDUCTIONS, CUMULATIVE, LINALG, SHAPES,
              NN_OPS, CONTROL, SPECIAL_OPS, WINDOW, DECOMPOSITIONS, LAPACK_EXTRA, RANDOM_OPS,
-             AUTODIFF_OPS, FFT_OPS, COMPLEX_VALUES, MISC_OPS, PYTREE_OPS, PARALLEL_OPS)
+             AUTODIFF_OPS, FFT_OPS, COMPLEX_VALUES, MISC_OPS, PYTREE_OPS, PARALLEL_OPS,
+             CREATION_OPS)
 """Every op by name, in declaration order."""
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))

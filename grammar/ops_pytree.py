@@ -26,7 +26,13 @@ def _mapped_signature(draw, x: TensorType, env: Env) -> Sig:
     any value (its parameter included: the bound is the largest array the limits allow)."""
     count = integer(draw, 2, 3)
     fn = RegionSpec((x,), (None,), max_result_elements=max(env.limits.max_elements, x.size))
-    return Sig((x,) * count, {"as_dict": bool(integer(draw, 0, 1))}, (fn,))
+    return Sig((x,) * count, {"as_dict": bool(integer(draw, 0, 1)),
+                              "util": bool(integer(draw, 0, 1))}, (fn,))
+
+
+SPELLINGS = {False: ("jax.tree.map", "jax.tree.leaves"),
+             True: ("jax.tree_util.tree_map", "jax.tree_util.tree_leaves")}
+"""The two spellings real code uses about equally (``python -m fuzz api-coverage``)."""
 
 
 def _per_leaf(inputs, params, regions):
@@ -36,11 +42,12 @@ def _per_leaf(inputs, params, regions):
 
 def _tree_map(out, a, p, r):
     fn = cst.Name(r[0].name)
+    tree_map = SPELLINGS[p["util"]][0]
     if not p["as_dict"]:
-        return [define(r[0]), assign(out, call("jax.tree.map", fn, tuple_(list(a))))]
+        return [define(r[0]), assign(out, call(tree_map, fn, tuple_(list(a))))]
     tree = f"{out[0]}_tree"
     keys = KEYS[:len(a)]
-    return [define(r[0]), assign([tree], call("jax.tree.map", fn, dict_(keys, a))),
+    return [define(r[0]), assign([tree], call(tree_map, fn, dict_(keys, a))),
             assign(out, tuple_([subscript(cst.Name(tree), [string(k)])
                                 for k in keys]))]
 
@@ -63,7 +70,7 @@ def _unrolled(out, a, p, r):
 
 
 def _ravel_signature(draw, x: TensorType, env: Env) -> Sig:
-    return Sig((x, tensor(draw, env, frozenset({x.dtype}))))
+    return Sig((x, tensor(draw, env, frozenset({x.dtype}))), {"util": bool(integer(draw, 0, 1))})
 
 
 def _ravel_rule(inputs, params, regions):
@@ -73,7 +80,8 @@ def _ravel_rule(inputs, params, regions):
 
 def _tree_ravel(out, a, p, r):
     """The leaves of a dict, flattened and joined: what ``ravel_pytree`` does."""
-    leaves = call("jax.tree.leaves", call("jax.tree.map", dotted("jnp.ravel"), dict_(KEYS[:2], a)))
+    tree_map, tree_leaves = SPELLINGS[p["util"]]
+    leaves = call(tree_leaves, call(tree_map, dotted("jnp.ravel"), dict_(KEYS[:2], a)))
     return [assign(out, call("jnp.concatenate", leaves))]
 
 
@@ -84,11 +92,11 @@ def _region_op(name, categories, dtypes, signature, rule, render, calls) -> Op:
 
 PYTREE_OPS = [
     _region_op("tree_map", (), ANY, _mapped_signature, _per_leaf, _tree_map,
-               ("jax.tree.map",)),
+               ("jax.tree.map", "jax.tree_util.tree_map")),
     _region_op("helper", (), ANY, _mapped_signature, _per_leaf, _helper, ()),
     _region_op("unrolled_loop", (), FLOAT, _unrolled_signature,
                lambda i, p, r: (i[0],), _unrolled, ()),
     Op("tree_ravel", "shape", PYTREE + ("shape",), ANY, (0, 4), _ravel_signature, _ravel_rule,
        _tree_ravel,
-       calls=("jax.tree.leaves", "jax.tree.map", "jnp.concatenate"), values=("jnp.ravel",)),
+       calls=(*SPELLINGS[False], *SPELLINGS[True], "jnp.concatenate"), values=("jnp.ravel",)),
 ]

@@ -295,6 +295,7 @@ _FAMILIES = {  # op family -> names for what it returns
     "decomposition": ("factor", "solved", "basis"), "compare": ("mask", "is_close", "keep"),
     "window": ("pooled", "windows"), "pytree": ("tree", "leaves", "state"),
     "mesh": ("sharded", "gathered", "local"), "composite": ("h", "block", "layer"),
+    "creation": ("init", "buf", "pos", "ramp"),
 }
 _REGION_PARAMS = ("carry", "xs", "x_t", "state")
 _RESERVED = (frozenset(dir(builtins)) | frozenset(keyword.kwlist)

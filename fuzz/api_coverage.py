@@ -24,8 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LEFT_OUT", "api_coverage", "calls_in", "format_coverage", "headline",
-           "methods_in"]
+__all__ = ["LEFT_OUT", "api_coverage", "api_use", "format_coverage", "headline"]
 
 LEFT_OUT: dict[str, str] = {
     "jax.config.": "host-side configuration, set before a program runs",
@@ -150,10 +149,14 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
-def calls_in(source: str) -> Counter[str]:
-    """The JAX functions ``source`` calls (and decorates with), as written (``jax.P``);
-    ``api_coverage`` matches them to the measure.  Needs no JAX."""
-    out: Counter[str] = Counter()
+def api_use(source: str) -> tuple[Counter[str], Counter[str]]:
+    """What ``source`` uses, in one walk of its ``ast``: the JAX functions it calls (and
+    decorates with) as written (``jax.P``; ``api_coverage`` matches them to the measure),
+    and the array methods, attributes and ``.at[]`` updates spelled as in the methods
+    measure (``.reshape()``, ``.T``, ``at[].set``).  Needs no JAX."""
+    calls: Counter[str] = Counter()
+    methods: Counter[str] = Counter()
+    known = {m for m, _ in method_measure()}
     for node in ast.walk(ast.parse(source)):
         targets = [node.func] if isinstance(node, ast.Call) else []
         if isinstance(node, ast.FunctionDef):
@@ -161,28 +164,19 @@ def calls_in(source: str) -> Counter[str]:
         for target in targets:
             name = _dotted(target)
             if name is not None:
-                out[name] += 1
-    return out
-
-
-def methods_in(source: str) -> Counter[str]:
-    """The array methods, attributes and ``.at[]`` updates ``source`` uses, spelled as in
-    the methods measure (``.reshape()``, ``.T``, ``at[].set``)."""
-    out: Counter[str] = Counter()
-    known = {m for m, _ in method_measure()}
-    for node in ast.walk(ast.parse(source)):
+                calls[name] += 1
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             attr = node.func
-            if isinstance(attr.value, ast.Subscript) and isinstance(attr.value.value,
-                                                                    ast.Attribute) \
-                    and attr.value.value.attr == "at":
-                out[f"at[].{attr.attr}"] += 1
+            on = attr.value
+            if isinstance(on, ast.Subscript) and isinstance(on.value, ast.Attribute) \
+                    and on.value.attr == "at":
+                methods[f"at[].{attr.attr}"] += 1
             elif _dotted(attr) is None:
-                out[f".{attr.attr}()"] += 1
+                methods[f".{attr.attr}()"] += 1
         elif isinstance(node, ast.Attribute) and f".{node.attr}" in known \
                 and _dotted(node) is None:
-            out[f".{node.attr}"] += 1
-    return out
+            methods[f".{node.attr}"] += 1
+    return calls, methods
 
 
 def _share(counts: Iterable[tuple[str, int]], seen: Iterable[str]) -> tuple[int, int]:
@@ -193,7 +187,7 @@ def _share(counts: Iterable[tuple[str, int]], seen: Iterable[str]) -> tuple[int,
 
 def api_coverage(calls: Mapping[str, int], methods: Mapping[str, int] | None = None,
                  top: int = 50) -> dict[str, Any]:
-    """Coverage of the measure by ``calls`` (names as ``calls_in`` spells them) and
+    """Coverage of the measure by ``calls`` (names as ``api_use`` spells them) and
     ``methods``: call sites of in-program names covered (weighted), the top ``top``
     in-program names covered, the methods covered by weight, and the missing names by
     family, most used first.  Resolving a name imports JAX."""
@@ -254,8 +248,9 @@ def corpus_calls(path: str | Path) -> tuple[Counter[str], Counter[str], int]:
             if isinstance(rec, MalformedLine) or not isinstance(rec.get("source"), str):
                 continue
             try:
-                calls.update(calls_in(rec["source"]))
-                methods.update(methods_in(rec["source"]))
+                used_calls, used_methods = api_use(rec["source"])
+                calls.update(used_calls)
+                methods.update(used_methods)
             except (SyntaxError, ValueError, RecursionError):
                 continue
             records += 1

@@ -15,7 +15,7 @@ from extract import ORACLES, ExtractorPool
 from extract.args import args_json
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
-from fuzz.api_coverage import api_coverage, calls_in, headline, methods_in
+from fuzz.api_coverage import api_coverage, api_use, headline
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
 from fuzz.minimize import Job, Minimizer, reproducer
@@ -245,8 +245,9 @@ class FuzzRun:
                 t.hlo_ops |= stablehlo_op_names(fields.get(key) or "") & SPEC_OPS
             t.primitives |= jaxpr_primitives(fields.get("jaxpr") or "")
             t.primitives |= jaxpr_primitives(fields.get("grad_jaxpr") or "")
-            t.api_calls.update(calls_in(program.source))
-            t.api_methods.update(methods_in(program.source))
+            calls, methods = api_use(program.source)  # one parse for both
+            t.api_calls.update(calls)
+            t.api_methods.update(methods)
             self.new_hashes.append(fields["stablehlo_hash"])
         elif outcome == "duplicate_ir":
             t.duplicate_ir += 1

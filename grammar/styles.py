@@ -310,10 +310,10 @@ def _kind(dtype: str) -> str:
     return "complex" if dtype.startswith("complex") else "float"
 
 
-def vocabulary(program: Program, fixed: Iterable[str] = ()) -> dict[str, str]:
+def vocabulary(program: Program, present: Iterable[str] = ()) -> dict[str, str]:
     """A new name for every value, region and region parameter of ``program``: from the
-    vocabulary of its kind, numbered when a word repeats (``h``, ``h2``), never one of
-    ``fixed`` (the names the module keeps)."""
+    vocabulary of its kind, numbered when a word repeats (``h``, ``h2``), never one of the
+    names in ``present`` (the rendered module's) that renaming keeps."""
     from grammar.ops import OPS
 
     wanted: dict[str, tuple[str, ...]] = {}
@@ -335,7 +335,8 @@ def vocabulary(program: Program, fixed: Iterable[str] = ()) -> dict[str, str]:
             wanted[out.name] = words[k % len(words):] + words[:k % len(words)]
         for r in stmt.regions:
             region(r, stmt.op)
-    taken: set[str] = set(_RESERVED) | set(fixed)
+    fixed = {n for n in present if n not in wanted and n.partition("_")[0] not in wanted}
+    taken: set[str] = set(_RESERVED) | fixed
     names: dict[str, str] = {}
     for old, words in wanted.items():
         new = next((w for w in words if w not in taken), None)
@@ -389,8 +390,5 @@ def apply_style(module: cst.Module, program: Program, style: str, depth: int) ->
     if rules.names:
         uses = _Uses()
         module.visit(uses)
-        old = vocabulary(program)
-        fixed = {n for n in uses.reads | uses.binds
-                 if n not in old and n.partition("_")[0] not in old}
-        module = module.visit(_Rename(vocabulary(program, fixed)))
+        module = module.visit(_Rename(vocabulary(program, uses.reads | uses.binds)))
     return black.format_str(module.code, mode=_BLACK)

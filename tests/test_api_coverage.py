@@ -8,12 +8,11 @@ import textwrap
 from fuzz.api_coverage import (
     LEFT_OUT,
     api_coverage,
-    calls_in,
+    api_use,
     format_coverage,
     left_out,
     measure,
     method_measure,
-    methods_in,
 )
 from tests.runner import fuzz
 
@@ -31,16 +30,15 @@ SOURCE = textwrap.dedent("""
 
 
 def test_calls_and_methods_are_read_as_written():
-    calls = calls_in(SOURCE)
+    calls, methods = api_use(SOURCE)
     assert calls["jax.P"] == 1 and calls["jnp.where"] == 1 and calls["lax.scan"] == 1
     assert calls["jax.lax.with_sharding_constraint"] == 1 and "print" not in calls
-    methods = methods_in(SOURCE)
     assert methods[".sum()"] == 1 and methods[".T"] == 1 and methods[".reshape()"] == 1
     assert methods["at[].set"] == 1
 
 
 def test_names_match_by_the_object_they_name():
-    cov = api_coverage(calls_in(SOURCE), methods_in(SOURCE))
+    cov = api_coverage(*api_use(SOURCE))
     rows = {r.name: r for r in measure()}
     assert "jax.sharding.PartitionSpec" not in cov["top50_missing"]  # written as jax.P
     assert "jnp.where" not in cov["top50_missing"] and "jax.jit" in cov["top50_missing"]

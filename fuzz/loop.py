@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -108,12 +110,14 @@ class FuzzRun:
         pool = self._pool(self.o.workers)
         minimizer = Minimizer(self.strategy, lambda: self._pool(1, dedup=False), self.o.grad) \
             if self.o.minimize else None
+        previous = self._catch_sigint()
         try:
             self._loop(pool, minimizer)
         except KeyboardInterrupt:
             self.interrupted = True
-            self.say("\ninterrupted: flushing what is done")
         finally:
+            if self.interrupted:
+                self.say("\ninterrupted: flushing what is done")
             self.loop_s = time.monotonic() - self.started
             pool.close()
             if minimizer is not None:
@@ -124,16 +128,36 @@ class FuzzRun:
                                                           self.tally.api_methods))
             self.store.write_stats(stats)
             self.store.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         self.line.finish()
         self.say(self.summary(stats))
         return stats
+
+    def _catch_sigint(self) -> Any:
+        """Make the first Ctrl-C a request the loop acts on between programs; the second
+        interrupts. A KeyboardInterrupt raised at an arbitrary point can land in a garbage
+        collector callback, where Python prints and swallows it. Returns the handler to put
+        back, or None where SIGINT is ignored (a background job) or this is not the main
+        thread."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        return signal.signal(signal.SIGINT, request_stop)
 
     def _finish_minimizing(self, minimizer: Minimizer) -> None:
         """Let queued minimisations finish (a Ctrl-C cuts them short), then save them."""
         try:
             if minimizer.waiting and not self.interrupted:
                 self.say(f"minimising {minimizer.waiting} new failure(s); Ctrl-C cuts it short")
-            minimizer.shutdown(finish=not self.interrupted, wait=600)
+            minimizer.shutdown(finish=not self.interrupted, wait=600,
+                               cancelled=lambda: self.interrupted)
         except KeyboardInterrupt:
             self.interrupted = True
             minimizer.shutdown(finish=False, wait=0)
@@ -143,7 +167,7 @@ class FuzzRun:
 
     def _loop(self, pool: ExtractorPool, minimizer: Minimizer | None) -> None:
         depth = 2 * self.o.workers
-        while True:
+        while not self.interrupted:
             exhausted = self.o.budget.exhausted(self.started, self.tally.generated)
             while not exhausted and pool.outstanding < depth:
                 self._submit(pool)

@@ -178,12 +178,16 @@ class Minimizer:
             if pool is not None:
                 pool.close()
 
-    def shutdown(self, finish: bool, wait: float) -> None:
-        """Stop: with ``finish``, after the queued jobs (at most ``wait`` seconds); else after
-        the shrink in progress gives up (it returns its best program so far)."""
+    def shutdown(self, finish: bool, wait: float,
+                 cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Stop: with ``finish``, after the queued jobs (at most ``wait`` seconds, or until
+        ``cancelled()``); else after the shrink in progress gives up (it returns its best
+        program so far)."""
         if not finish:
             self._stop.set()
         self._jobs.put(None)
-        self._thread.join(wait)
+        deadline = time.monotonic() + wait
+        while self._thread.is_alive() and time.monotonic() < deadline and not cancelled():
+            self._thread.join(0.25)
         self._stop.set()
         self._thread.join()

@@ -194,6 +194,30 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     assert stats["corpus_records"] == len(records(corpus)) >= 3
 
 
+def test_the_first_ctrl_c_is_a_request_and_the_second_interrupts():
+    """A KeyboardInterrupt raised at an arbitrary point can land in a gc callback, where Python
+    prints and swallows it (a CI run once lost its Ctrl-C so): the loop takes the first as a
+    flag it checks between programs."""
+    from fuzz.budget import Budget
+    from fuzz.loop import FuzzRun, Options
+
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run = FuzzRun(Options(budget=Budget.parse("1x")))
+        previous = run._catch_sigint()
+        assert previous is signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert run.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a background job: left alone
+        assert FuzzRun(Options(budget=Budget.parse("1x")))._catch_sigint() is None
+    finally:
+        signal.signal(signal.SIGINT, outer)
+
+
 def test_known_limitations_are_counted_not_minimised_by_default(tmp_path):
     corpus = tmp_path / "corpus"
     # Seed 2 draws three while loops that carry a float through their body (a loop whose

@@ -101,7 +101,7 @@ def test_source_round_trips_through_libcst(program):
     assert program.source == grammar.render.render(program)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(programs(max_statements=SMALL))
 def test_programs_run_under_jit(program):
     """Forward validity: jit-compiled and run on arguments of the declared types."""
@@ -220,7 +220,7 @@ def test_scatter_multiply_with_an_index_array_is_declared_a_known_failure():
     check()
 
 
-@settings(max_examples=8, deadline=None, derandomize=True)
+@settings(max_examples=4, deadline=None, derandomize=True)
 @given(programs(min_statements=30))
 def test_long_programs_run_under_jit(program):
     """The default size distribution's tail: 30 statements and more still compile and run."""

@@ -365,7 +365,7 @@ def test_replay_rejects_hostile_records_without_running_them(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_every_op_renders_sources_the_validator_accepts(name):
-    @settings(max_examples=5, deadline=None, derandomize=True,
+    @settings(max_examples=3, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(programs(ops=[name], max_statements=3, swarm=False))
     def check(program):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -185,6 +186,20 @@ def _share(counts: Iterable[tuple[str, int]], seen: Iterable[str]) -> tuple[int,
     return sum(c for n, c in pairs if n in seen), sum(c for _, c in pairs)
 
 
+def jensen_shannon(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    """The Jensen-Shannon distance (base 2: 0 for the same distribution, 1 for disjoint
+    ones) between two distributions given as unnormalised weights per name."""
+    p_total, q_total = sum(p.values()), sum(q.values())
+    if not p_total or not q_total:
+        return 1.0
+    divergence = 0.0
+    for name in p.keys() | q.keys():
+        a, b = p.get(name, 0) / p_total, q.get(name, 0) / q_total
+        m = (a + b) / 2
+        divergence += sum(x * math.log2(x / m) for x in (a, b) if x > 0) / 2
+    return math.sqrt(max(0.0, divergence))
+
+
 def api_coverage(calls: Mapping[str, int], methods: Mapping[str, int] | None = None,
                  top: int = 50) -> dict[str, Any]:
     """Coverage of the measure by ``calls`` (names as ``api_use`` spells them) and
@@ -196,6 +211,9 @@ def api_coverage(calls: Mapping[str, int], methods: Mapping[str, int] | None = N
         resolved[_object_key(name)] += count
     calls = resolved
     rows = [r for r in measure() if left_out(r.name) is None]
+    real: Counter[str] = Counter()  # keyed as calls are: two spellings of one object merge
+    for r in rows:
+        real[_object_key(r.name)] += r.count
     covered, total = _share(((r.name, r.count) for r in rows), calls)
     ranked = rows[:top]
     missing: dict[str, list[str]] = {}
@@ -212,6 +230,9 @@ def api_coverage(calls: Mapping[str, int], methods: Mapping[str, int] | None = N
             missing.items(), key=lambda kv: -sum(
                 r.count for r in rows if r.name in kv[1]))},
         "left_out": sorted({reason for r in measure() if (reason := left_out(r.name))}),
+        # how far the call distribution is from the real one, over the in-program names
+        "jensen_shannon": round(jensen_shannon(
+            real, {n: c for n, c in calls.items() if left_out(n) is None}), 4),
     }
     if methods is not None:
         in_program = [(m, c) for m, c in method_measure() if m not in SKIPPED_METHODS]
@@ -224,7 +245,7 @@ def api_coverage(calls: Mapping[str, int], methods: Mapping[str, int] | None = N
 def headline(cov: Mapping[str, Any]) -> dict[str, Any]:
     """The figures of ``cov`` that a run's ``stats.json`` keeps."""
     keys = ("call_sites_covered", "names_covered", "names", "top50_covered",
-            "methods_covered", "top50_missing")
+            "methods_covered", "jensen_shannon", "top50_missing")
     return {k: cov[k] for k in keys if k in cov}
 
 
@@ -264,6 +285,8 @@ def format_coverage(title: str, cov: Mapping[str, Any]) -> str:
     if "methods_covered" in cov:
         lines.append(f"  array methods: {cov['methods_covered']:.1%} by weight; missing "
                      + ", ".join(cov["methods_missing"][:10]))
+        lines.append(f"  Jensen-Shannon distance of its calls from the real ones: "
+                     f"{cov['jensen_shannon']:.3f}")
     lines.append("  top 50 missing: " + ", ".join(cov["top50_missing"]))
     for family, names in list(cov["missing_by_family"].items())[:8]:
         lines.append(f"  missing {family}: {', '.join(names)}")

@@ -115,6 +115,7 @@ class Op:
     when: Callable[[TensorType], bool] | None = None
     example: Callable[[Draw, Env], TensorType] | None = None
     values: tuple[str, ...] = ()   # dotted JAX names the template passes as values
+    imports: tuple[str, ...] = ()  # import lines the template needs beyond every module's
 
     def accepts(self, t: TensorType) -> bool:
         """Whether ``t`` can be this op's primary operand."""

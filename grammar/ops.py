@@ -20,6 +20,7 @@ from grammar.ops_random import RANDOM_OPS
 from grammar.ops_reduce import CUMULATIVE, LAX_REDUCTIONS, REDUCTIONS
 from grammar.ops_shape import SHAPES
 from grammar.ops_special import SPECIAL_OPS
+from grammar.ops_types import TYPE_OPS
 from grammar.ops_window import WINDOW
 from grammar.styles import METHODS
 
@@ -36,13 +37,18 @@ def _table(*groups: list[Op]) -> MappingProxyType:
 OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, LAX_REDUCTIONS, CUMULATIVE, LINALG, SHAPES,
              NN_OPS, CONTROL, SPECIAL_OPS, WINDOW, DECOMPOSITIONS, LAPACK_EXTRA, RANDOM_OPS,
              AUTODIFF_OPS, FFT_OPS, COMPLEX_VALUES, MISC_OPS, PYTREE_OPS, PARALLEL_OPS,
-             CREATION_OPS)
+             CREATION_OPS, TYPE_OPS)
 """Every op by name, in declaration order."""
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))
 
 MODULE_ALIASES = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax"}
-"""The names a rendered module imports, and what they refer to."""
+"""The names every rendered module imports, and what they refer to."""
+
+OPTIONAL_IMPORTS: tuple[str, ...] = tuple(dict.fromkeys(
+    line for op in OPS.values() for line in op.imports))
+"""Import lines a module carries when one of its ops needs them (``import jax.ad_checkpoint``
+makes ``jax.ad_checkpoint.checkpoint_name`` reachable), in declaration order."""
 
 ALLOWED_CALLS: frozenset[str] = frozenset(
     {call for op in OPS.values() for call in op.calls}
@@ -56,10 +62,11 @@ ALLOWED_VALUES: frozenset[str] = frozenset(v for op in OPS.values() for v in op.
 
 ALLOWED_METHODS: frozenset[str] = frozenset({"astype", "reshape", "at", "set", "add",
                                              "multiply", "min", "max", "defjvp", "defvjp",
-                                             "T"}) | METHODS
+                                             "T", "mT", "real", "imag", "flatten",
+                                             "shape", "dtype"}) | METHODS
 """Attribute names a rendered program may use on its own values (``defjvp``/``defvjp`` on
-what ``CALLABLE_RESULTS`` return; the array methods and ``.T`` of the method style, each a
-pure JAX array method)."""
+what ``CALLABLE_RESULTS`` return; the array methods and attributes of the method style, each
+a pure JAX array method; ``.shape`` and ``.dtype`` of a value or of ``jax.typeof``)."""
 
 CALLABLE_RESULTS: frozenset[str] = frozenset(CUSTOM_RULES)
 """Calls whose result a program may bind to a name and call: ``g = jax.custom_jvp(f)``."""

@@ -4,7 +4,8 @@
 construction: the jvp rule is ``jax.jvp`` of the same function, the vjp rule pulls back
 through ``jax.vjp`` of it, so the autodiff oracle holds them to JAX's own derivative.  The
 rest are ``jax.jacfwd``, ``jax.jacrev``, ``jax.hessian``, ``lax.map``,
-``lax.stop_gradient``, and ``jax.checkpoint`` with a rematerialisation policy.
+``lax.stop_gradient``, and ``jax.checkpoint`` with a rematerialisation policy, which may
+save the values ``jax.ad_checkpoint.checkpoint_name`` tagged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ POLICIES = ("jax.checkpoint_policies.nothing_saveable",
             "jax.checkpoint_policies.everything_saveable",
             "jax.checkpoint_policies.dots_saveable",
             "jax.checkpoint_policies.dots_with_no_batch_dims_saveable")
+SAVE_NAMES = "jax.checkpoint_policies.save_only_these_names"
+"""The policy that saves what ``checkpoint_name`` tagged with one of ``CHECKPOINT_NAMES``."""
+CHECKPOINT_NAMES = ("hidden", "attn_out", "mlp_out")
 
 
 def _region_result(inputs, params, regions):
@@ -107,12 +111,13 @@ def _map_rule(inputs, params, regions):
 
 
 def _checkpoint_signature(draw, x: TensorType, env: Env) -> Sig:
-    policy = choice(draw, POLICIES)
+    policy = choice(draw, (*POLICIES, SAVE_NAMES))
     return Sig((x,), {"policy": policy}, (RegionSpec((x,), (None,)),))
 
 
 def _checkpoint(out, a, p, r):
-    policy = dotted(p["policy"])
+    policy = (call(SAVE_NAMES, *CHECKPOINT_NAMES[:2]) if p["policy"] == SAVE_NAMES
+              else dotted(p["policy"]))
     return [define(r[0]), assign(out, cst.Call(
         call("jax.checkpoint", cst.Name(r[0].name), policy=policy), [cst.Arg(v) for v in a]))]
 
@@ -144,7 +149,11 @@ AUTODIFF_OPS = [
                   lambda out, a, p, r: [define(r[0]), assign(out, call(
                       "lax.map", cst.Name(r[0].name), a[0]))], ("lax.map",)),
     _transform_op("checkpoint_policy", ("checkpoint",), ANY, (0, 4), _checkpoint_signature,
-                  _region_result, _checkpoint, ("jax.checkpoint",), POLICIES),
+                  _region_result, _checkpoint, ("jax.checkpoint", SAVE_NAMES), POLICIES),
+    Op("checkpoint_name", "unary", ("checkpoint",), ANY, (0, 4),
+       lambda draw, x, env: Sig((x,), {"name": choice(draw, CHECKPOINT_NAMES)}), same,
+       expression(lambda a, p, r: call("jax.ad_checkpoint.checkpoint_name", a[0], p["name"])),
+       calls=("jax.ad_checkpoint.checkpoint_name",), imports=("import jax.ad_checkpoint",)),
     Op("stop_gradient", "unary", ("elementwise", "grad"), FLOAT, (0, 4),
        lambda draw, x, env: Sig((x,)), same,
        expression(lambda a, p, r: call("lax.stop_gradient", a[0])),

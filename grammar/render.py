@@ -8,7 +8,7 @@ from types import MappingProxyType
 import libcst as cst
 
 from grammar.opdef import Domain, RegionCode
-from grammar.ops import OPS
+from grammar.ops import OPS, OPTIONAL_IMPORTS
 from grammar.program import Apply, Const, Group, Operand, Program, Region, Value
 from grammar.syntax import (
     DType,
@@ -124,7 +124,9 @@ def to_module(program: Program) -> cst.Module:
     if program.batch:
         fn = fn.with_changes(body=cst.IndentedBlock(_batched(program, fn)))
     blank = [cst.EmptyLine(), cst.EmptyLine()]
-    return cst.Module(body=[*_IMPORTS, fn.with_changes(leading_lines=blank)])
+    needed = {line for op in program.ops for line in OPS[op].imports}
+    extra = [cst.parse_statement(line + "\n") for line in OPTIONAL_IMPORTS if line in needed]
+    return cst.Module(body=[*_IMPORTS, *extra, fn.with_changes(leading_lines=blank)])
 
 
 def render(program: Program, style: str | None = None) -> str:

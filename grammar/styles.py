@@ -237,11 +237,29 @@ class _Inline(cst.CSTTransformer):
 
 METHODS = frozenset({"sum", "mean", "max", "min", "prod", "std", "var", "argmax", "argmin",
                      "cumsum", "cumprod", "any", "all", "reshape", "squeeze", "swapaxes",
-                     "ravel", "round", "conj", "transpose", "dot"})
+                     "ravel", "round", "conj", "transpose", "dot", "take", "repeat"})
 """``jnp.<name>(x, ...)`` that a JAX array offers as ``x.<name>(...)``, lowering the same."""
+ATTRIBUTES = {"jnp.real": "real", "jnp.imag": "imag", "jnp.matrix_transpose": "mT"}
+"""``jnp.<name>(x)`` that a JAX array offers as the attribute ``x.<attr>``."""
+
 OPERATORS = {"jnp.matmul": cst.MatrixMultiply, "jnp.add": cst.Add,
              "jnp.subtract": cst.Subtract, "jnp.multiply": cst.Multiply,
              "jnp.divide": cst.Divide}
+
+
+def _literals(items) -> set[str]:
+    """The integer literals among ``items`` (args or elements), as written (``"-1"``)."""
+    out = set()
+    for item in items:
+        value = item.value
+        if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus) \
+                and isinstance(value.expression, cst.Integer):
+            out.add("-" + value.expression.value)
+        elif isinstance(value, cst.Integer):
+            out.add(value.value)
+        else:
+            out.add("?")
+    return out
 
 
 class _Methods(cst.CSTTransformer):
@@ -257,6 +275,13 @@ class _Methods(cst.CSTTransformer):
             return cst.BinaryOperation(first, OPERATORS[path](), paren(args[1].value))
         if path == "jnp.transpose" and len(args) == 1:
             return cst.Attribute(first, cst.Name("T"))
+        if path in ATTRIBUTES and len(args) == 1:
+            return cst.Attribute(first, cst.Name(ATTRIBUTES[path]))
+        if path == "jnp.swapaxes" and len(positional) == 3 and _literals(args[1:]) == {"-1", "-2"}:
+            return cst.Attribute(first, cst.Name("mT"))  # the last two axes: what .mT swaps
+        if path == "jnp.reshape" and len(positional) == 2 and _literals(
+                getattr(args[1].value, "elements", [args[1]])) == {"-1"}:
+            return cst.Call(cst.Attribute(first, cst.Name("flatten")), [])
         if path == "jnp.expand_dims" and len(args) == 2:
             axis = args[1].value
             if isinstance(axis, cst.Integer) and 0 <= int(axis.value) <= 3:

@@ -5,7 +5,8 @@ accepts only the statement and expression forms that ``grammar.render`` and the 
 produce, and returns one problem per rejected construct (empty: the source is safe to run):
 
 * module level: an optional docstring, exactly ``import jax``, ``import jax.numpy as jnp``
-  and ``from jax import lax``, and exactly one ``def`` (no decorators, defaults, star
+  and ``from jax import lax``, any of the op table's ``OPTIONAL_IMPORTS``, and exactly one
+  ``def`` (no decorators, defaults, star
   parameters or annotations);
 * function bodies: assignments to a name or a tuple of names, nested ``def`` s of the same
   form, ``for name in (number, ...):`` over at most ``MAX_TRIPS`` literal numbers with
@@ -50,6 +51,7 @@ from grammar.ops import (
     CALLABLE_RESULTS,
     MODULE_ALIASES,
     OPS,
+    OPTIONAL_IMPORTS,
 )
 from grammar.ops_control import MAX_TRIPS
 from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
@@ -204,8 +206,8 @@ class _Checker:
 
     def import_(self, node: cst.Import | cst.ImportFrom, seen: set[str]) -> None:
         text = " ".join(self.module.code_for_node(node).split())
-        if text not in IMPORTS:
-            allowed = "; ".join(IMPORTS)
+        if text not in IMPORTS and text not in OPTIONAL_IMPORTS:
+            allowed = "; ".join(IMPORTS + OPTIONAL_IMPORTS)
             self.reject(node, f"import {text!r} is not allowed (only: {allowed})")
         elif text in seen:
             self.reject(node, f"duplicate {text!r}")

@@ -10,6 +10,7 @@ from fuzz.api_coverage import (
     api_coverage,
     api_use,
     format_coverage,
+    jensen_shannon,
     left_out,
     measure,
     method_measure,
@@ -53,6 +54,19 @@ def test_names_match_by_the_object_they_name():
                                                            ".block_until_ready()"))
     want = sum(weights[m] for m in (".sum()", ".T", ".reshape()", "at[].set"))
     assert cov["methods_covered"] == round(want / total, 4)
+
+
+def test_the_distance_from_the_real_call_distribution():
+    assert jensen_shannon({"a": 3, "b": 1}, {"a": 30, "b": 10}) == 0
+    assert jensen_shannon({"a": 1}, {"b": 5}) == 1
+    near = jensen_shannon({"a": 3, "b": 1}, {"a": 2, "b": 1})
+    assert 0 < near < jensen_shannon({"a": 3, "b": 1}, {"a": 1, "b": 3}) < 1
+    real = {r.name: r.count for r in measure() if left_out(r.name) is None}
+    assert api_coverage(real)["jensen_shannon"] == 0
+    # a program's calls are far from the real mix, and more so for one that calls odd names
+    usual = api_coverage(*api_use(SOURCE))["jensen_shannon"]
+    odd = api_coverage({"lax.clz": 5, "lax.population_count": 5})["jensen_shannon"]
+    assert 0 < usual < odd == 1
 
 
 def test_every_name_left_out_has_its_reason_and_is_in_the_measure():

@@ -134,3 +134,28 @@ def test_a_run_records_style_and_variant_group(tmp_path):
     assert all(len(r["variant_group"]) == 16 for r in records)
     bad = fuzz("--styles", "fancy", "--budget", "1x")
     assert bad.returncode == 2 and "unknown style fancy" in bad.stderr
+
+
+@pytest.mark.parametrize("call, written", [
+    ("jnp.swapaxes(x, -1, -2)", "x.mT"),
+    ("jnp.swapaxes(x, 0, -1)", "x.swapaxes(0, -1)"),
+    ("jnp.reshape(x, (-1,))", "x.flatten()"),
+    ("jnp.reshape(x, (6, -1))", "x.reshape((6, -1))"),
+    ("jnp.real(z)", "z.real"),
+    ("jnp.imag(z)", "z.imag"),
+    ("jnp.take(x, i, axis=1)", "x.take(i, axis=1)"),
+    ("jnp.repeat(x, 2, axis=0)", "x.repeat(2, axis=0)"),
+])
+def test_method_forms_lower_as_the_calls_they_replace(call, written):
+    import jax.numpy as jnp
+
+    from grammar.styles import _Methods
+
+    assert cst.Module([]).code_for_node(cst.parse_expression(call).visit(_Methods())) == written
+    x, z, i = jnp.ones((2, 3, 4)), jnp.ones(3, jnp.complex64), jnp.array([0, 2])
+
+    def lowered(text):
+        return jax.jit(lambda x, z, i: eval(text, {"jnp": jnp}, {"x": x, "z": z, "i": i})) \
+            .lower(x, z, i).as_text()
+
+    assert lowered(call) == lowered(written)

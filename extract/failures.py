@@ -24,7 +24,7 @@ __all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "si
 # oracles (extract.oracles.ORACLES) are stages of their own.
 FORWARD_STAGES = ("trace", "lower", "compile", "export", "run")
 GRAD_STAGES = ("grad_trace", "grad_lower", "grad_compile", "grad_run")
-ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter", "symbolic")
+ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter", "symbolic", "pallas")
 STAGES = FORWARD_STAGES + GRAD_STAGES + ORACLE_STAGES
 
 _MAX_MESSAGE = 4000

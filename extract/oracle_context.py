@@ -101,6 +101,7 @@ class Context:
     source: str = ""  # the program's Python source
     exported: Any = None  # jax.export.Exported over polymorphic_shapes, if any
     polymorphic_shapes: tuple[str, ...] = ()
+    namespace: dict | None = None  # the module globals the program's functions read
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

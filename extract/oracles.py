@@ -8,6 +8,9 @@
   (``extract.interpreter``), against XLA.
 * ``symbolic``    the module exported over symbolic shapes, called at two sizes, against
   jit (``extract.symbolic``; programs with ``polymorphic_shapes`` only).
+* ``pallas``      the program with every Pallas kernel run over ``jnp`` blocks in a Python
+  loop (``extract.pallas_reference``), against Pallas' interpreter (programs that import
+  Pallas only).
 
 Every oracle returns ``"pass"``, ``"skipped: <reason>"`` or ``"benign: <name>"`` (a
 discrepancy of a registered benign kind, see ``BENIGN``), or raises :class:`Violation`.
@@ -257,9 +260,29 @@ def interpreter(ctx: Context) -> str:
                     bisect=True)
 
 
+def pallas(ctx: Context) -> str:
+    """Pallas' interpreter against the same kernels run over plain ``jnp`` blocks: the
+    program again, its module's ``pl`` bound to ``extract.pallas_reference``."""
+    import jax
+
+    from . import pallas_reference
+
+    if ctx.namespace is None or "pl" not in ctx.namespace:
+        return "skipped: no Pallas kernel"
+    real = ctx.namespace["pl"]
+    ctx.namespace["pl"] = pallas_reference
+    try:  # a new function object, so that jit traces it again with the reference bound
+        want = leaves(jax.jit(lambda *xs: ctx.f(*xs))(*ctx.inputs))
+    finally:
+        ctx.namespace["pl"] = real
+    return compare("pallas", ctx, ctx.outputs, want, ctx.inputs,
+                   "pallas_call in interpret mode (got) against the kernel over jnp blocks "
+                   "(want)", lambda: (ctx.strict_run(ctx.inputs), want), ctx.outputs)
+
+
 _ORACLES: dict[str, Callable[[Context], str]] = {
     "jit_eager": jit_eager, "autodiff": autodiff, "vmap": vmap, "interpreter": interpreter,
-    "symbolic": symbolic}
+    "symbolic": symbolic, "pallas": pallas}
 
 
 def run_oracle(name: str, ctx: Context) -> str:

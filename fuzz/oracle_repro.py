@@ -18,6 +18,7 @@ from extract import args as _args
 from extract import inputs as _inputs
 from extract import interpreter as _interpreter
 from extract import oracles as _oracles
+from extract import pallas_reference as _pallas_reference
 from extract import pool as _pool
 from extract import values as _values
 
@@ -195,6 +196,13 @@ _BLOCKS = {
         print(f"<J^T v, u> (jax.vjp) = {rhs!r}")
         print(f"difference {abs(lhs - rhs):.3g}, tolerance {rtol} x {size:.3g}")
         bad = abs(lhs - rhs) > rtol * size''',
+    "pallas": '''
+    got = leaves(jax.jit(fn)(*inputs))
+    real_pl, reference = pl, types.SimpleNamespace(**{n: globals()[n] for n in PALLAS_NAMES})
+    globals()["pl"] = reference  # every kernel over jnp blocks, as the oracle runs it
+    want = leaves(jax.jit(lambda *xs: fn(*xs))(*inputs))
+    globals()["pl"] = real_pl
+    bad = report("interpret ", got, "jnp blocks", want)''',
     "symbolic": '''
     exported = export_symbolic(fn)
     one = [x[tuple(slice(None) if d.strip().isdigit() else slice(0, 1)
@@ -249,6 +257,11 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     if oracle == "interpreter":
         extra = "\n# -- the StableHLO reference interpreter (extract/interpreter.py) --\n" + \
             _module_body(_interpreter)
+    if oracle == "pallas":
+        extra = ("\n# -- Pallas kernels over jnp blocks (extract/pallas_reference.py) --\n"
+                 "import itertools\nimport types\nfrom collections.abc import Callable, "
+                 "Sequence\n" + _module_body(_pallas_reference)
+                 + f"\nPALLAS_NAMES = {tuple(_pallas_reference.__all__)!r}\n")
     if polymorphic_shapes is not None:
         extra += EXPORT
     defs, fn, shapes = entry_on_leaves(entry, args)

@@ -45,6 +45,7 @@ class Config:
     known_failures: bool = True
     symbolic: bool = False  # every program is batched (category symbolic_shape)
     styles: tuple[str, ...] = ("ssa", "inlined", "methods", "named", "idiomatic")
+    weights: tuple[tuple[str, int], ...] = ()  # op -> how many times as often (default 1)
     entry: str = "f"
 
 
@@ -68,7 +69,8 @@ class Builder:
         self.closed = 0  # depth of closed regions being built
         self.excluded: frozenset[int] = frozenset()  # ops the regions being built refuse
         top = sorted(enabled)
-        self.enabled = top
+        weight = {_INDEX[name]: w for name, w in cfg.weights}
+        self.enabled = [i for i in top for _ in range(weight.get(i, 1))]
         self.menus = {
             (region_ok, diff): [i for i in top
                                 if (region_ok or not _OPS[i].has_regions) and _OPS[i].fits(*diff)]

@@ -14,6 +14,7 @@ from grammar.ops_fft import COMPLEX_VALUES, FFT_OPS
 from grammar.ops_linalg import LINALG
 from grammar.ops_misc import MISC_OPS
 from grammar.ops_nn import NN_OPS
+from grammar.ops_pallas import PALLAS_OPS
 from grammar.ops_parallel import PARALLEL_OPS
 from grammar.ops_pytree import PYTREE_OPS
 from grammar.ops_random import RANDOM_OPS
@@ -37,13 +38,15 @@ def _table(*groups: list[Op]) -> MappingProxyType:
 OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, LAX_REDUCTIONS, CUMULATIVE, LINALG, SHAPES,
              NN_OPS, CONTROL, SPECIAL_OPS, WINDOW, DECOMPOSITIONS, LAPACK_EXTRA, RANDOM_OPS,
              AUTODIFF_OPS, FFT_OPS, COMPLEX_VALUES, MISC_OPS, PYTREE_OPS, PARALLEL_OPS,
-             CREATION_OPS, TYPE_OPS)
+             CREATION_OPS, TYPE_OPS, PALLAS_OPS)
 """Every op by name, in declaration order."""
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))
 
-MODULE_ALIASES = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax"}
-"""The names every rendered module imports, and what they refer to."""
+MODULE_ALIASES = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax",
+                  "pl": "jax.experimental.pallas"}
+"""The module names a rendered module imports (every module the first three; ``pl`` with
+the Pallas ops' optional import), and what they refer to."""
 
 OPTIONAL_IMPORTS: tuple[str, ...] = tuple(dict.fromkeys(
     line for op in OPS.values() for line in op.imports))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -14,6 +14,18 @@ from grammar.ops import OPS
 from grammar.program import Program
 from grammar.styles import STYLES
 from grammar.types import ALL_DTYPES, MAX_LIMITS, Limits
+
+
+def _weights(weights: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    if weights is None:
+        return ()
+    _names("weights", weights, OPS)
+    bad = {k: v for k, v in weights.items()
+           if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1000}
+    if bad:
+        raise InvalidArgument(f"weights={dict(list(bad.items())[:3])!r}: each weight must be "
+                              "an integer from 1 to 1000")
+    return tuple(sorted((k, v) for k, v in weights.items() if v != 1))
 
 
 def _names(arg: str, value: Iterable[str] | None, known: Iterable[str]) -> tuple[str, ...]:
@@ -70,7 +82,8 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
              dtypes: Iterable[str] | None = None, max_depth: int = 2, max_params: int = 4,
              max_rank: int = 4, max_dim: int = 8, max_elements: int = 4096,
              known_failures: bool = True, swarm: bool = True,
-             styles: Iterable[str] | None = None) -> st.SearchStrategy[Program]:
+             styles: Iterable[str] | None = None,
+             weights: Mapping[str, int] | None = None) -> st.SearchStrategy[Program]:
     """Random, valid JAX programs.
 
     ``ops`` restricts the ops drawn from (default: all); ``categories`` lists categories
@@ -78,7 +91,9 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     bounds nesting of control flow and transforms; ``known_failures=False`` leaves out ops
     that JAX is known not to differentiate in reverse mode (traced-bound ``fori_loop``,
     ``while_loop``); ``swarm`` enables a random subset of op families per program;
-    ``styles`` restricts the source styles drawn (``grammar.STYLES``; default: all).
+    ``styles`` restricts the source styles drawn (``grammar.STYLES``; default: all);
+    ``weights`` draws an op that many times as often as one of weight 1 (default: every op
+    once; ``python -m fuzz`` weighs them by real-world use, ``fuzz.api_coverage``).
     """
     _check_int("min_statements", min_statements, 1)
     _check_int("max_statements", max_statements, 1, MAX_STATEMENTS)
@@ -100,6 +115,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     required = _names("categories", categories, CATEGORIES)
     dtype_names = _names("dtypes", dtypes, ALL_DTYPES) or ALL_DTYPES
     style_names = _names("styles", styles, STYLES) or tuple(STYLES)
+    weighed = _weights(weights)
     forced = _forced(required, op_names)
     if "nested_branch" in required and max_depth < 2:
         raise InvalidArgument(f"categories includes 'nested_branch', which needs max_depth >= 2,"
@@ -122,7 +138,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
                  max_params=max_params, dtypes=dtype_names,
                  limits=Limits(max_rank, max_dim, max_elements), forced=forced,
                  vector="vector" in required, swarm=swarm, known_failures=known_failures,
-                 symbolic=symbolic, styles=style_names)
+                 symbolic=symbolic, styles=style_names, weights=weighed)
     return _strategy(cfg)
 
 

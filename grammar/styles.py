@@ -156,7 +156,7 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
     while isinstance(node, cst.Attribute):
         parts.append(node.attr.value)
         node = node.value
-    if isinstance(node, cst.Name) and node.value in ("jax", "jnp", "lax") and parts:
+    if isinstance(node, cst.Name) and node.value in ("jax", "jnp", "lax", "pl") and parts:
         return ".".join([node.value, *reversed(parts)])
     return None
 
@@ -324,7 +324,7 @@ _FAMILIES = {  # op family -> names for what it returns
 }
 _REGION_PARAMS = ("carry", "xs", "x_t", "state")
 _RESERVED = (frozenset(dir(builtins)) | frozenset(keyword.kwlist)
-             | {"jax", "jnp", "lax", "params", "batch", "example", "result", "f"})
+             | {"jax", "jnp", "lax", "pl", "params", "batch", "example", "result", "f"})
 
 
 def _kind(dtype: str) -> str:

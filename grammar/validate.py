@@ -8,15 +8,17 @@ produce, and returns one problem per rejected construct (empty: the source is sa
   and ``from jax import lax``, any of the op table's ``OPTIONAL_IMPORTS``, and exactly one
   ``def`` (no decorators, defaults, star
   parameters or annotations);
-* function bodies: assignments to a name or a tuple of names, nested ``def`` s of the same
-  form, ``for name in (number, ...):`` over at most ``MAX_TRIPS`` literal numbers with
-  assignments only in its body, and a final ``return``;
+* function bodies: assignments to a name, a tuple of names or a subscript of a name (a
+  Pallas kernel writes ``o_ref[...] = value``), nested ``def`` s of the same form (which may
+  carry a ``DECORATORS`` decorator, ``@pl.when(...)``, and need no ``return``), ``for name in
+  (number, ...):`` over at most ``MAX_TRIPS`` literal numbers with assignments only in its
+  body, and a final ``return``;
 * expressions: bound local names; calls of the dotted JAX functions in ``ALLOWED_CALLS`` (the
   op table's), of nested functions, or of a transform's result (``jax.vmap(fn)(x)``);
   ``ALLOWED_METHODS`` on local values; the dtypes ``jnp.<dtype>``; numbers, ``True``,
   ``False``, ``None``; plain strings only as arguments of JAX functions, as subscripts
-  (``params["w"]``) and as dict keys; tuples, lists, dicts with string keys, subscripts and
-  the operators the grammar renders.
+  (``params["w"]``) and as dict keys; ``...`` only as a subscript; tuples, lists, dicts
+  with string keys, subscripts and the operators the grammar renders.
 
 Everything else (builtins, dunders, lambdas, comprehensions, f-strings, other imports or
 statements) is rejected, because each node kind must be explicitly allowed.  A second, smaller
@@ -90,8 +92,12 @@ functions and constants op templates pass (``ALLOWED_VALUES``)."""
 
 TRANSFORMS: frozenset[str] = frozenset(
     c for op in OPS.values() if op.family == "transform" for c in op.calls
-    if c.startswith("jax.") and c in ALLOWED_CALLS)
-"""Functions whose result a program may call: ``jax.vmap(fn, in_axes=0)(x)``."""
+    if c.startswith(("jax.", "pl.")) and c in ALLOWED_CALLS)
+"""Functions whose result a program may call: ``jax.vmap(fn, in_axes=0)(x)``,
+``pl.pallas_call(kernel, ...)(x)``."""
+
+DECORATORS: tuple[str, ...] = ("pl.when",)
+"""Calls whose result may decorate a nested def: ``@pl.when(pl.program_id(0) == 0)``."""
 
 _BUILTINS = frozenset(dir(builtins)) - {"True", "False", "None"}
 _LITERAL_NAMES = frozenset({"True", "False", "None"})
@@ -225,10 +231,16 @@ class _Checker:
             self.reject(name, f"name {n!r} is not allowed (it shadows a builtin)")
         scope.names[n] = kind
 
-    def function(self, fn: cst.FunctionDef, outer: _Scope) -> None:
+    def function(self, fn: cst.FunctionDef, outer: _Scope, nested: bool = False) -> None:
         name = fn.name.value
-        if fn.decorators:
-            self.reject(fn.decorators[0], f"decorator on def {name!r} is not allowed")
+        for decorator in fn.decorators:
+            d = decorator.decorator
+            if nested and isinstance(d, cst.Call) and self.module_path(d.func, outer) in \
+                    DECORATORS:
+                self.call(d, outer)
+            else:
+                self.reject(decorator, f"decorator on def {name!r} is not allowed (only "
+                                       f"{', '.join(DECORATORS)}(...) on a nested def)")
         if fn.asynchronous is not None:
             self.reject(fn, f"async def {name!r} is not allowed")
         if fn.returns is not None:
@@ -251,12 +263,13 @@ class _Checker:
         body = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else (fn.body,)
         for i, stmt in enumerate(body):
             self.statement(stmt, scope, last=i == len(body) - 1)
-        if not _ends_in_return(body):
-            self.reject(fn, f"def {name!r} must end with a return statement")
+        if not _ends_in_return(body) and not (nested and not _returns(body)):
+            self.reject(fn, f"def {name!r} must end with a return statement (a nested def "
+                            "may have none)")
 
     def statement(self, stmt: cst.CSTNode, scope: _Scope, last: bool) -> None:
         if isinstance(stmt, cst.FunctionDef):
-            self.function(stmt, scope)
+            self.function(stmt, scope, nested=True)
             self.bind(stmt.name, scope, "def")
             return
         if isinstance(stmt, cst.For):
@@ -311,13 +324,16 @@ class _Checker:
         self.expr(node.value, scope)
         for target in node.targets:
             t = target.target
+            if isinstance(t, cst.Subscript) and isinstance(t.value, cst.Name):
+                self.expr(t, scope)  # a Pallas kernel writes its output: o_ref[...] = value
+                continue
             names = [t] if isinstance(t, cst.Name) else [
                 e.value for e in t.elements] if isinstance(t, cst.Tuple) else []
             if not names or any(not isinstance(n, cst.Name) for n in names) or (
                     isinstance(t, cst.Tuple)
                     and any(isinstance(e, cst.StarredElement) for e in t.elements)):
-                self.reject(t, f"assignment to {_kind(t)} is not allowed (only a name or a "
-                               "tuple of names)")
+                self.reject(t, f"assignment to {_kind(t)} is not allowed (only a name, a "
+                               "tuple of names, or a subscript of a name)")
                 continue
             callable_result = isinstance(node.value, cst.Call) and (
                 self.module_path(node.value.func, scope) in CALLABLE_RESULTS)
@@ -509,6 +525,8 @@ class _Checker:
                 self.reject(index, "star unpacking (*) in a subscript is not allowed")
             if isinstance(index.value, cst.SimpleString):  # a dict argument's key
                 self.plain_string(index.value, "a subscript")
+            elif isinstance(index.value, cst.Ellipsis):  # a whole Pallas ref: x_ref[...]
+                pass
             else:
                 self.expr(index.value, scope)
         elif isinstance(index, cst.Slice):
@@ -517,6 +535,11 @@ class _Checker:
                     self.expr(part, scope)
         else:  # pragma: no cover - libcst has no other slice kinds
             self.reject(index, f"{_kind(index)} is not allowed")
+
+
+def _returns(body: Sequence[cst.CSTNode]) -> bool:
+    return any(isinstance(small, cst.Return) for stmt in body
+               if isinstance(stmt, cst.SimpleStatementLine) for small in stmt.body)
 
 
 def _ends_in_return(body: Sequence[cst.CSTNode]) -> bool:
@@ -536,7 +559,14 @@ _AST_NODES = (
     ast.RShift, ast.USub,
     ast.Invert, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
 )
-_AST_CONSTANTS = (int, float, str, bool, type(None))
+_AST_CONSTANTS = (int, float, str, bool, type(None), type(...))
+
+
+def _ast_decorator(node: ast.expr) -> bool:
+    """``@pl.when(...)``, as ``DECORATORS`` allows."""
+    func = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            and f"{func.value.id}.{func.attr}" in DECORATORS)
 
 
 def _python_check(tree: ast.Module) -> list[str]:
@@ -549,7 +579,8 @@ def _python_check(tree: ast.Module) -> list[str]:
         elif isinstance(node, ast.Constant) and not isinstance(node.value, _AST_CONSTANTS):
             problems.append(f"line {line}: constant {type(node.value).__name__} is not allowed "
                             "(Python parser)")
-        elif isinstance(node, ast.FunctionDef) and node.decorator_list:
+        elif isinstance(node, ast.FunctionDef) and not all(
+                _ast_decorator(d) for d in node.decorator_list):
             problems.append(f"line {line}: decorator is not allowed (Python parser)")
         elif isinstance(node, ast.arguments) and (
                 node.defaults or node.kw_defaults or node.vararg or node.kwarg

@@ -56,7 +56,7 @@ def test_run_writes_well_formed_unique_records(small_run):
         # every record ran on its seeded inputs and says what each oracle concluded
         assert r["inputs"]["recipe"] == "jaxsmith-inputs/1" and r["outputs"]
         assert set(r["oracles"]) == {"jit_eager", "autodiff", "vmap", "interpreter",
-                                     "symbolic"}
+                                     "symbolic", "pallas"}
         for verdict in r["oracles"].values():
             assert verdict in ("pass", "not sampled") or verdict.startswith(
                 ("skipped: ", "benign: ", "pass (jvp/vjp only; ")), verdict
@@ -72,7 +72,8 @@ def test_stats_json_agrees_with_the_shards(small_run):
     assert stats["added"] + stats["duplicate_ir"] + stats["duplicate_source"] + stats[
         "failed"] + stats["timeout"] + stats["crashed"] - stats["forward_only"] == 12
     oracles = stats["oracles"]
-    assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter", "symbolic"}
+    assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter", "symbolic",
+                            "pallas"}
     assert 0 < sum(oracles["interpreter"].values()) <= stats["extracted"]
     assert stats["oracle_rates"] == DEFAULT_ORACLE_RATES and oracles["jit_eager"]["not sampled"]
     shown = fuzz("stats", str(corpus))
@@ -95,7 +96,7 @@ def test_same_seed_same_programs_in_the_same_order(tmp_path):
     (["--ops", "add,frobnicate"], "unknown op frobnicate"),
     (["--workers", "0"], "--workers '0' must be"),
     (["--oracles", "vmap,nope"], "unknown oracle nope; accepted: autodiff, interpreter, "
-                                 "jit_eager, symbolic, vmap, or none"),
+                                 "jit_eager, pallas, symbolic, vmap, or none"),
     (["--oracle-rate", "2"], "'2' must be a share in (0, 1]"),
     (["--oracle-rate", "vmap=0.5,bogus=1"], "unknown oracle 'bogus'"),
     (["--corpus", "/proc/jaxsmith/corpus", "--budget", "1x"], "/proc/jaxsmith/corpus"),

@@ -37,6 +37,21 @@ PLANTED_VMAP = src("""
             return x + 1.0
         return x
     """)
+# a Pallas kernel that sees whether Pallas traces its refs: interpret mode and the reference
+# over jnp blocks disagree.
+PLANTED_PALLAS = src("""
+    from jax.experimental import pallas as pl
+
+    def f(x):
+        def kernel(x_ref, o_ref):
+            if isinstance(x_ref, jax.core.Tracer):
+                o_ref[...] = x_ref[...] * 2.0
+            else:
+                o_ref[...] = x_ref[...] * 3.0
+
+        return pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+                              interpret=True)(x)
+    """)
 # a custom_jvp rule off by a factor of 2: jvp and vjp both derive from it and agree.
 WRONG_JVP = src("""
     @jax.custom_jvp
@@ -65,6 +80,7 @@ def _run_repro(tmp_path, record, source, args, seed):
     (PLANTED_EAGER, "jit_eager", "jit_eager:value:float32"),
     (PLANTED_VMAP, "vmap", "vmap:value:float32"),
     (WRONG_JVP, "autodiff", "autodiff:finite_differences:float32"),
+    (PLANTED_PALLAS, "pallas", "pallas:value:float32"),
 ])
 def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, signature):
     args = [((3,), F32)]
@@ -99,7 +115,7 @@ def test_each_oracle_can_be_asked_for_alone():
     rec = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["vmap"])
     assert rec["status"] == "ok"
     assert rec["oracles"] == {"jit_eager": "off", "autodiff": "off", "vmap": "pass",
-                              "interpreter": "off", "symbolic": "off"}
+                              "interpreter": "off", "symbolic": "off", "pallas": "off"}
     with pytest.raises(ValueError, match="unknown nope"):
         extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], oracles=["nope"])
     bare = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], execute=False)
@@ -352,3 +368,32 @@ def test_a_failure_while_running_has_a_reproducer_that_runs_the_program(tmp_path
     assert rec["status"] == "failed" and rec["failure"]["stage"] == "run", rec.get("failure")
     done = _run_repro(tmp_path, rec, source, [((3,), F32)], 0)
     assert done.returncode != 0 and "boom at run time" in done.stderr, done.stdout
+
+
+def test_pallas_kernels_are_checked_against_jnp_blocks():
+    """Every kernel the grammar writes (map, program_id, accumulate) agrees with its jnp
+    reference, and the gradient is skipped because JAX has none for it."""
+    from hypothesis import HealthCheck, given, settings
+
+    from grammar import programs
+
+    kinds = set()
+
+    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(programs(ops=["pallas_call", "tanh", "add", "sum"], categories=["pallas"],
+                    max_statements=4, swarm=False))
+    def check(program):
+        kinds.update(s.params["kind"] for s in program.body if s.op == "pallas_call")
+        rec = extract_in_process(program.source, program.entry, program.args, seed=3,
+                                 oracles=["pallas"])
+        assert rec["status"] == "ok", rec.get("failure")
+        assert rec["oracles"]["pallas"] == "pass"
+        assert rec["grad_skipped"].startswith("a Pallas kernel")
+
+    check()
+    assert kinds == {"map", "program_id", "accumulate"}
+    namespace: dict = {}
+    exec(PLANTED_PALLAS, namespace)
+    with pytest.raises((AssertionError, ValueError)):  # what the skip stands for
+        jax.grad(lambda x: namespace["f"](x).sum())(np.ones(3, np.float32))

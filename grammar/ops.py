@@ -65,7 +65,7 @@ ALLOWED_VALUES: frozenset[str] = frozenset(v for op in OPS.values() for v in op.
 
 ALLOWED_METHODS: frozenset[str] = frozenset({"astype", "reshape", "at", "set", "add",
                                              "multiply", "min", "max", "defjvp", "defvjp",
-                                             "T", "mT", "real", "imag", "flatten",
+                                             "T", "mT", "real", "imag", "flatten", "get",
                                              "shape", "dtype"}) | METHODS
 """Attribute names a rendered program may use on its own values (``defjvp``/``defvjp`` on
 what ``CALLABLE_RESULTS`` return; the array methods and attributes of the method style, each

@@ -7,7 +7,9 @@ The operand's leading dimension is cut into blocks of a divisor of it; a grid of
 ``pl.cdiv(n, block)`` programs each sees one block through ``pl.BlockSpec`` refs, and the
 kernel applies a region of the grammar (closed: it sees only its block) to it:
 
-* ``map``: ``o_ref[...] = body(x_ref[...])``, block by block, the result the operand's type;
+* ``map``: ``o_ref[...] = jax.jit(body)(x_ref[...])``, block by block, the result the
+  operand's type (the nested jit keeps the body's constants out of the kernel, see
+  ``_body``);
 * ``program_id``: the same plus ``pl.program_id(0)``;
 * ``accumulate``: one output block for every program, zeroed by the first
   (``@pl.when(pl.program_id(0) == 0)``), each program adding ``body`` of its block, which
@@ -66,6 +68,13 @@ def _ref(name: str, index: cst.BaseExpression | None = None) -> cst.Subscript:
     return subscript(cst.Name(name), [cst.Ellipsis() if index is None else index])
 
 
+def _body(name: str, block: cst.BaseExpression) -> cst.Call:
+    """``jax.jit(body)(block)``: a kernel may not capture an array constant ("The kernel
+    function in the pallas_call ... captures constants"), which a body's ops make (an index
+    array, the coefficients of ``ndtri``); under a nested jit they stay inside it."""
+    return cst.Call(call("jax.jit", cst.Name(name)), [cst.Arg(block)])
+
+
 def _render(out, a, p, r):
     body, kind, block, shape = r[0], p["kind"], p["block"], p["shape"]
     stem = out[0]
@@ -77,9 +86,9 @@ def _render(out, a, p, r):
         init = funcdef(f"{stem}_init", [], [_store(zeros)]).with_changes(
             decorators=[cst.Decorator(call("pl.when", binop(program, "==", 0)))])
         read = _ref("x_ref", call("pl.ds", 0, block))
-        kernel_body = [init, _store(binop(_ref("o_ref"), "+", call(cst.Name(body.name), read)))]
+        kernel_body = [init, _store(binop(_ref("o_ref"), "+", _body(body.name, read)))]
     else:
-        value = call(cst.Name(body.name), _ref("x_ref"))
+        value = _body(body.name, _ref("x_ref"))
         if kind == "program_id":
             value = binop(value, "+", method(program, "astype", DType(p["dtype"])))
         kernel_body = [_store(value)]
@@ -109,7 +118,7 @@ def _store(value: cst.BaseExpression) -> cst.SimpleStatementLine:
 PALLAS_OPS = [
     Op("pallas_call", "transform", ("transform", "pallas"), FLOAT, (1, 3), _signature, _rule,
        _render, calls=("pl.pallas_call", "pl.BlockSpec", "pl.program_id", "pl.when", "pl.ds",
-                       "pl.cdiv", "jax.ShapeDtypeStruct", "jnp.zeros"),
+                       "pl.cdiv", "jax.ShapeDtypeStruct", "jnp.zeros", "jax.jit"),
        differentiable=False, forward=False, batchable=False, imports=(PALLAS_IMPORT,),
        when=lambda t: t.shape[0] >= 2),
 ]

@@ -213,8 +213,8 @@ def _take_signature(draw, x: TensorType, env: Env) -> Sig:
     d = x.shape[ax]
     budget = max(1, env.limits.max_elements * d // x.size)
     idx = [integer(draw, -d, d - 1) for _ in range(integer(draw, 1, min(4, budget)))]
-    return Sig((x,), {"axis": ax, "indices": idx, "form": "index" if ax == 0 and flag(draw)
-                      else "take"})
+    form = choice(draw, ["index", "at"]) if ax == 0 and flag(draw) else "take"
+    return Sig((x,), {"axis": ax, "indices": idx, "form": form})
 
 
 def _take_rule(inputs, params, regions):
@@ -226,7 +226,23 @@ def _take_render(a, p, r):
     idx = call("jnp.array", p["indices"])
     if p["form"] == "index":
         return subscript(a[0], [idx])
+    if p["form"] == "at":  # x.at[idx].get(): the same gather
+        return method(subscript(cst.Attribute(a[0], cst.Name("at")), [idx]), "get")
     return call("jnp.take", a[0], idx, axis=p["axis"])
+
+
+def _transpose_signature(draw, x: TensorType, env: Env) -> Sig:
+    """Every axis reversed (``jnp.transpose(x)``, as real code mostly writes it; ``x.T`` in
+    the method style) or a drawn permutation."""
+    reverse = flag(draw)
+    axes = tuple(reversed(range(x.rank))) if reverse else permutation(draw, x.rank)
+    return Sig((x,), {"axes": axes, "reverse": reverse})
+
+
+def _transpose_render(a, p, r):
+    if p["reverse"]:
+        return call("jnp.transpose", a[0])
+    return call("jnp.transpose", a[0], p["axes"])
 
 
 _SCATTER_METHODS = ("set", "add", "multiply", "min", "max")
@@ -292,10 +308,14 @@ def _swapped(x: TensorType, p) -> tuple[TensorType]:
 SHAPES = [
     _simple("reshape", "shape", SHAPE, (0, 4), _reshape_signature,
             lambda i, p, r: (i[0].with_shape(p["shape"]),), _reshape_render, ("jnp.reshape",)),
-    _simple("transpose", "shape", SHAPE, (1, 4),
-            lambda draw, x, env: Sig((x,), {"axes": permutation(draw, x.rank)}),
+    _simple("transpose", "shape", SHAPE, (1, 4), _transpose_signature,
             lambda i, p, r: (i[0].with_shape(tuple(i[0].shape[k] for k in p["axes"])),),
-            lambda a, p, r: call("jnp.transpose", a[0], p["axes"]), ("jnp.transpose",)),
+            _transpose_render, ("jnp.transpose",)),
+    _simple("ravel", "shape", SHAPE, (1, 4),
+            lambda draw, x, env: Sig((x,), {"reshape": flag(draw)}),
+            lambda i, p, r: (i[0].with_shape((i[0].size,)),),
+            lambda a, p, r: call("jnp.reshape", a[0], -1) if p["reshape"]
+            else call("jnp.ravel", a[0]), ("jnp.ravel", "jnp.reshape")),
     _simple("swapaxes", "shape", SHAPE, (2, 4),
             lambda draw, x, env: Sig((x,), {"axis1": axis(draw, x.rank),
                                             "axis2": axis(draw, x.rank)}),

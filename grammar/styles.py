@@ -237,7 +237,8 @@ class _Inline(cst.CSTTransformer):
 
 METHODS = frozenset({"sum", "mean", "max", "min", "prod", "std", "var", "argmax", "argmin",
                      "cumsum", "cumprod", "any", "all", "reshape", "squeeze", "swapaxes",
-                     "ravel", "round", "conj", "transpose", "dot", "take", "repeat"})
+                     "ravel", "round", "conj", "transpose", "dot", "take", "repeat",
+                     "argsort"})
 """``jnp.<name>(x, ...)`` that a JAX array offers as ``x.<name>(...)``, lowering the same."""
 ATTRIBUTES = {"jnp.real": "real", "jnp.imag": "imag", "jnp.matrix_transpose": "mT"}
 """``jnp.<name>(x)`` that a JAX array offers as the attribute ``x.<attr>``."""

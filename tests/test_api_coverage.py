@@ -77,6 +77,19 @@ def test_every_name_left_out_has_its_reason_and_is_in_the_measure():
         assert reason and any(left_out(n) == reason for n in names if n.startswith(key)), key
 
 
+def test_set_mesh_is_left_out_because_jax_refuses_it_inside_jit():
+    import jax
+    import pytest
+
+    def f(x):
+        with jax.set_mesh(jax.make_mesh((2, 4), ("x", "y"))):
+            return x * 2
+
+    with pytest.raises(ValueError, match="only be used outside of `jax.jit`"):
+        jax.jit(f)(jax.numpy.ones(8))
+    assert "jax.jit" in left_out("jax.set_mesh")
+
+
 def test_the_command_reports_grammar_and_corpus(tmp_path):
     done = fuzz("api-coverage", "corpus", "--json")
     assert done.returncode == 0, done.stderr

@@ -145,6 +145,10 @@ def test_a_run_records_style_and_variant_group(tmp_path):
     ("jnp.imag(z)", "z.imag"),
     ("jnp.take(x, i, axis=1)", "x.take(i, axis=1)"),
     ("jnp.repeat(x, 2, axis=0)", "x.repeat(2, axis=0)"),
+    ("jnp.argsort(x, axis=1)", "x.argsort(axis=1)"),
+    ("jnp.reshape(x, -1)", "x.flatten()"),
+    ("jnp.ravel(x)", "x.ravel()"),
+    ("jnp.transpose(x)", "x.T"),
 ])
 def test_method_forms_lower_as_the_calls_they_replace(call, written):
     import jax.numpy as jnp

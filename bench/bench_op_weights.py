@@ -6,7 +6,8 @@ Draws the same seeded programs the fuzz loop would (``fuzz.sampling.draw``, defa
 with uniform op weights (scale 0) and with ``fuzz.api_coverage.op_weights(scale)``, and
 reports for each, from the programs' own text: the Jensen-Shannon distance of their calls
 from the real-world ones, the in-program call sites and top-50 names covered, array methods
-covered, and how many of the table's ops were drawn at all (the rare ops the fuzzer needs).
+covered, how many of the table's ops were drawn at all (the rare ops the fuzzer needs), and
+the four rarest categories.
 Nothing is compiled.
 """
 
@@ -32,12 +33,14 @@ def main() -> None:
     from grammar.ops import OPS
 
     print(f"{a.programs} programs per row (seed {a.seed}), default options")
-    print("scale | Jensen-Shannon | call sites | top 50 | methods | ops drawn")
+    print("scale | Jensen-Shannon | call sites | top 50 | methods | ops drawn | rarest "
+          "categories (share of programs)")
     for scale in (float(s) for s in a.scales.split(",")):
         strategy = programs(weights=op_weights(scale) if scale else None)
         calls: Counter = Counter()
         methods: Counter = Counter()
         ops: set[str] = set()
+        categories: Counter = Counter()
         for index in range(a.programs):
             drawn = sampling.draw(strategy, a.seed, index)
             if drawn is None:
@@ -46,10 +49,12 @@ def main() -> None:
             calls.update(used_calls)
             methods.update(used_methods)
             ops.update(drawn[0].ops)
+            categories.update(drawn[0].categories)
         cov = api_coverage(calls, methods)
         print(f"{scale:g} | {cov['jensen_shannon']:.3f} | {cov['call_sites_covered']:.1%} | "
               f"{cov['top50_covered']} | {cov['methods_covered']:.1%} | {len(ops)} of "
-              f"{len(OPS)}")
+              f"{len(OPS)} | " + ", ".join(f"{c} {n / a.programs:.1%}" for c, n in sorted(
+                  categories.items(), key=lambda kv: kv[1])[:4]))
 
 
 if __name__ == "__main__":

@@ -57,9 +57,12 @@ def test_run_writes_well_formed_unique_records(small_run):
         assert r["inputs"]["recipe"] == "jaxsmith-inputs/1" and r["outputs"]
         assert set(r["oracles"]) == {"jit_eager", "autodiff", "vmap", "interpreter",
                                      "symbolic", "pallas"}
-        for verdict in r["oracles"].values():
+        for name, verdict in r["oracles"].items():
+            # a record stored forward-only has no gradient for autodiff to check
+            forward_only = str(r["grad_skipped"]).startswith("known JAX limitation")
             assert verdict in ("pass", "not sampled") or verdict.startswith(
-                ("skipped: ", "benign: ", "pass (jvp/vjp only; ")), verdict
+                ("skipped: ", "benign: ", "pass (jvp/vjp only; ")) or (
+                name == "autodiff" and verdict == "not run" and forward_only), (name, verdict)
     assert {r["inputs"]["seed"] for r in recs} == {
         sampling.input_seed(11, int(r["found_by"].rsplit("#", 1)[1])) for r in recs}
 

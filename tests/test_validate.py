@@ -390,3 +390,35 @@ def test_fullwidth_identifiers_cannot_rebind_module_aliases():
               "def f(x0):\n    def g(\uff4a\uff4e\uff50):\n        return jnp.sum(x0)\n"
               "    t1 = g(x0)\n    return t1\n")
     assert any("non-ASCII" in p for p in validate(source))
+
+
+PALLAS_HEAD = ("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n"
+               "from jax.experimental import pallas as pl\n\n\n")
+
+
+@pytest.mark.parametrize("body, reason", [
+    # the forms a Pallas kernel needs are allowed only where the grammar writes them
+    ("    jax[...] = x0\n    return x0\n", "module 'jax' may only be used"),
+    ("    @jax.jit\n    def g(a):\n        return a\n    return g(x0)\n",
+     "decorator on def 'g' is not allowed"),
+    ("    @pl.pallas_call(x0)\n    def g():\n        x0[...] = 1.0\n    return x0\n",
+     "decorator on def 'g' is not allowed"),
+    ("    t1 = ...\n    return t1\n", "'...'"),
+    ("    x0.at[0] = 1.0\n    return x0\n", "assignment to"),
+    ("    x0[...] = __import__('os')\n    return x0\n", "call to '__import__'"),
+])
+def test_the_kernel_forms_open_nothing_else(body, reason):
+    problems = validate(PALLAS_HEAD + "def f(x0):\n" + body)
+    assert any(reason in p for p in problems), problems
+
+
+def test_an_entry_needs_a_return_and_only_table_imports_pass():
+    kernel = ("    def k(x_ref, o_ref):\n        @pl.when(pl.program_id(0) == 0)\n"
+              "        def init():\n            o_ref[...] = x_ref[...]\n"
+              "    return x0\n")
+    assert validate(PALLAS_HEAD + "def f(x0):\n" + kernel) == []
+    assert any("must end with a return" in p
+               for p in validate(PALLAS_HEAD + "def f(x0):\n    t1 = x0\n"))
+    other = PALLAS_HEAD.replace("pallas as pl", "mosaic_gpu as pl")
+    assert any("is not allowed (only:" in p for p in validate(other + "def f(x0):\n"
+                                                              "    return x0\n"))

@@ -32,8 +32,13 @@ _IMPLEMENTATION_DEFINED = ("stablehlo.rng_bit_generator", "stablehlo.rng")
 # Ops counted in a module: the interpreter takes about 10 us per element of each op's result
 # (4x4 tanh(x @ y): 0.2 ms; 64x64: 345 ms, cubic in n through the dot's inner loop), so a
 # module is interpreted only below this many result elements summed over its ops.
+# A reduce_window visits its window for every result element: its count is multiplied by the
+# window's size (jnp.cumsum over n elements lowers to one with a window of n, n^2 visits; a
+# 5-minute run met a program of such scans over 1,350 elements that took the interpreter
+# 89 s, past the worker's timeout).
 MAX_RESULT_ELEMENTS = 200_000
 _TENSOR = re.compile(r"tensor<((?:\d+x)*)[a-z]\w*>")
+_WINDOW = re.compile(r"window_dimensions = array<i64: ([\d, ]+)>")
 
 
 def _jaxlib_version() -> tuple[int, ...]:
@@ -60,12 +65,20 @@ def unsupported(text: str) -> str | None:
     free = [op for op in _IMPLEMENTATION_DEFINED if op in ops]
     if free:
         return f"implementation-defined results ({', '.join(free)})"
-    work = 0
+    work, regions = 0, []  # per open region: the factor its op's result counts with
     for line in text.splitlines():
-        if "=" not in line or "->" not in line and ":" not in line:
+        factor = 1
+        if line.lstrip().startswith("})") and regions:
+            factor = regions.pop()  # the op's result types close its region
+        if line.rstrip().endswith("({"):
+            window = _WINDOW.search(line)
+            regions.append(int(np.prod([int(d) for d in window.group(1).split(",")],
+                                       dtype=np.int64)) if window else 1)
+        if "=" not in line and not line.lstrip().startswith("})") or \
+                "->" not in line and ":" not in line:
             continue
         for dims in _TENSOR.findall(line.rsplit(":", 1)[-1]):
-            work += int(np.prod([int(d) for d in dims.split("x") if d], dtype=np.int64))
+            work += factor * int(np.prod([int(d) for d in dims.split("x") if d], dtype=np.int64))
     if work > MAX_RESULT_ELEMENTS:
         return f"too large to interpret ({work} result elements > {MAX_RESULT_ELEMENTS})"
     return None

@@ -67,15 +67,13 @@ def unsupported(text: str) -> str | None:
         return f"implementation-defined results ({', '.join(free)})"
     work, regions = 0, []  # per open region: the factor its op's result counts with
     for line in text.splitlines():
-        factor = 1
-        if line.lstrip().startswith("})") and regions:
-            factor = regions.pop()  # the op's result types close its region
+        closes = line.lstrip().startswith("})")  # a region op's types follow its region
+        factor = regions.pop() if closes and regions else 1
         if line.rstrip().endswith("({"):
             window = _WINDOW.search(line)
             regions.append(int(np.prod([int(d) for d in window.group(1).split(",")],
                                        dtype=np.int64)) if window else 1)
-        if "=" not in line and not line.lstrip().startswith("})") or \
-                "->" not in line and ":" not in line:
+        if not ("=" in line or closes) or ("->" not in line and ":" not in line):
             continue
         for dims in _TENSOR.findall(line.rsplit(":", 1)[-1]):
             work += factor * int(np.prod([int(d) for d in dims.split("x") if d], dtype=np.int64))

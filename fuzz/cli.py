@@ -102,12 +102,6 @@ def run_parser() -> argparse.ArgumentParser:
     return p
 
 
-REAL_WEIGHT_SCALE = 1.0
-"""``op_weights``' scale for ``--op-weights real``: over 400 default programs it brings the
-Jensen-Shannon distance from real calls from 0.65 (uniform) to 0.53 and still draws every op;
-scale 2 gained little more and 4 lost seven ops (bench/bench_op_weights.py, README)."""
-
-
 def _run(argv: Sequence[str]) -> int:
     p = run_parser()
     a = p.parse_args(argv)
@@ -119,7 +113,7 @@ def _run(argv: Sequence[str]) -> int:
     if a.op_weights == "real":
         from fuzz.api_coverage import op_weights
 
-        grammar["weights"] = op_weights(REAL_WEIGHT_SCALE)
+        grammar["weights"] = op_weights()
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
     rates = {**DEFAULT_ORACLE_RATES, **a.oracle_rate}
     options = Options(budget=a.budget, corpus=a.corpus, seed=seed, workers=a.workers,

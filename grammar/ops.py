@@ -43,11 +43,6 @@ OPS = _table(UNARY, BINARY, SELECT, REDUCTIONS, LAX_REDUCTIONS, CUMULATIVE, LINA
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(op.family for op in OPS.values()))
 
-MODULE_ALIASES = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax",
-                  "pl": "jax.experimental.pallas"}
-"""The module names a rendered module imports (every module the first three; ``pl`` with
-the Pallas ops' optional import), and what they refer to."""
-
 OPTIONAL_IMPORTS: tuple[str, ...] = tuple(dict.fromkeys(
     line for op in OPS.values() for line in op.imports))
 """Import lines a module carries when one of its ops needs them (``import jax.ad_checkpoint``

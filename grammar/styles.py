@@ -31,7 +31,7 @@ import black
 import libcst as cst
 
 from grammar.program import Program, Region, walk
-from grammar.syntax import paren
+from grammar.syntax import MODULE_ALIASES, paren
 
 __all__ = ["STYLES", "Style", "apply_style", "vocabulary"]
 
@@ -156,7 +156,7 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
     while isinstance(node, cst.Attribute):
         parts.append(node.attr.value)
         node = node.value
-    if isinstance(node, cst.Name) and node.value in ("jax", "jnp", "lax", "pl") and parts:
+    if isinstance(node, cst.Name) and node.value in MODULE_ALIASES and parts:
         return ".".join([node.value, *reversed(parts)])
     return None
 
@@ -325,7 +325,7 @@ _FAMILIES = {  # op family -> names for what it returns
 }
 _REGION_PARAMS = ("carry", "xs", "x_t", "state")
 _RESERVED = (frozenset(dir(builtins)) | frozenset(keyword.kwlist)
-             | {"jax", "jnp", "lax", "pl", "params", "batch", "example", "result", "f"})
+             | set(MODULE_ALIASES) | {"params", "batch", "example", "result", "f"})
 
 
 def _kind(dtype: str) -> str:

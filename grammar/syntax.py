@@ -15,6 +15,12 @@ class DType(str):
     """A dtype parameter: renders as ``jnp.<name>``."""
 
 
+MODULE_ALIASES = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax",
+                  "pl": "jax.experimental.pallas"}
+"""The module names a rendered module imports (every module the first three; ``pl`` with
+the Pallas ops' optional import), and what they refer to."""
+
+
 def dotted(path: str) -> cst.BaseExpression:
     """``"jnp.linalg.norm"`` -> the attribute chain ``jnp.linalg.norm``."""
     head, *rest = path.split(".")

@@ -51,13 +51,12 @@ from grammar.ops import (
     ALLOWED_METHODS,
     ALLOWED_VALUES,
     CALLABLE_RESULTS,
-    MODULE_ALIASES,
     OPS,
     OPTIONAL_IMPORTS,
 )
 from grammar.ops_control import MAX_TRIPS
 from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
-from grammar.syntax import _BINOPS, _COMPARES
+from grammar.syntax import _BINOPS, _COMPARES, MODULE_ALIASES
 from grammar.types import ALL_DTYPES, MAX_LIMITS
 
 MAX_ARG_RANK = MAX_LIMITS.max_rank + 1

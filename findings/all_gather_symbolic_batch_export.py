@@ -3,12 +3,14 @@ non-tiled lax.all_gather emits a broadcast_in_dim with a dynamic result shape, w
 StableHLO verifier refuses ("Cannot lower jaxpr with verifier errors"). Exits 1 while the
 bug is there."""
 import os
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 import sys
 
-import jax
-import jax.numpy as jnp
-from jax import export, lax
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_force_host_platform_device_count=8")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jax import export, lax  # noqa: E402
 
 mesh = jax.make_mesh((2, 4), ("x", "y"),
                      axis_types=(jax.sharding.AxisType.Auto, jax.sharding.AxisType.Auto))

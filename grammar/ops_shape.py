@@ -232,15 +232,16 @@ def _take_render(a, p, r):
 
 
 def _transpose_signature(draw, x: TensorType, env: Env) -> Sig:
-    """Every axis reversed (``jnp.transpose(x)``, as real code mostly writes it; ``x.T`` in
-    the method style) or a drawn permutation."""
+    """Every axis reversed (of a matrix written ``jnp.transpose(x)``, ``x.T`` in the method
+    style; of more axes with the axes spelled, ``x.transpose(axes)``) or a drawn
+    permutation."""
     reverse = flag(draw)
     axes = tuple(reversed(range(x.rank))) if reverse else permutation(draw, x.rank)
     return Sig((x,), {"axes": axes, "reverse": reverse})
 
 
 def _transpose_render(a, p, r):
-    if p["reverse"]:
+    if p["reverse"] and len(p["axes"]) <= 2:  # a matrix: x.T in the method style
         return call("jnp.transpose", a[0])
     return call("jnp.transpose", a[0], p["axes"])
 

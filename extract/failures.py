@@ -238,6 +238,17 @@ KNOWN: tuple[Known, ...] = (
         "findings/checkpoint_policy_complex_residual.py)",
     ),
     Known(
+        "export_batched_all_gather",
+        frozenset({"export"}),
+        "ValueError",
+        r"Cannot lower jaxpr with verifier errors:\s*'stablehlo\.broadcast_in_dim' op "
+        r"result #0 must be statically shaped",
+        "a JAX bug, not a limitation: jax.export over a symbolic batch of a vmapped "
+        "shard_map ending in a stacking lax.all_gather emits a broadcast_in_dim with a "
+        "dynamic result, which the StableHLO verifier refuses (README, Findings 15; "
+        "findings/all_gather_symbolic_batch_export.py)",
+    ),
+    Known(
         "grad_betainc_ab",
         _TRACE_STAGES,
         "ValueError",

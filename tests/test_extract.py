@@ -340,7 +340,7 @@ def test_hash_ignores_function_names():
 
 # -- failures ------------------------------------------------------------------------------
 
-# KNOWN name -> (source, entry, args, stage where it surfaces)
+# KNOWN name -> (source, entry, args, stage where it surfaces[, polymorphic shapes])
 BARE_PRIMITIVE = src("""
     from jax.extend.core import Primitive
     from jax.interpreters import mlir
@@ -351,7 +351,7 @@ BARE_PRIMITIVE = src("""
     mlir.register_lowering(identity_p, lambda ctx, x: [x])
     """)
 
-TRIGGERS: dict[str, tuple[str, str, list, str]] = {
+TRIGGERS: dict[str, tuple] = {
     "grad_scatter_mul": (
         src("""
         import jax.numpy as jnp
@@ -518,6 +518,20 @@ TRIGGERS: dict[str, tuple[str, str, list, str]] = {
         """),
         "f", [((3,), F32)], "grad_trace",
     ),
+    "export_batched_all_gather": (  # the fifth item: the entry's polymorphic shapes
+        src("""
+        import jax
+        from jax import lax
+
+        def f(xs):
+            mesh = jax.make_mesh((2, 4), ('x', 'y'), axis_types=(jax.sharding.AxisType.Auto,
+                                                                 jax.sharding.AxisType.Auto))
+            gather = jax.shard_map(lambda c: lax.all_gather(c, 'x'), mesh=mesh,
+                                   in_specs=jax.P('x'), out_specs=jax.P('x'), check_vma=False)
+            return jax.vmap(gather)(xs)
+        """),
+        "f", [((3, 2, 7), F32)], "export", ["b, 2, 7"],
+    ),
 }
 
 
@@ -528,8 +542,8 @@ def test_every_known_entry_has_a_trigger():
 
 @pytest.mark.parametrize("name", list(TRIGGERS))
 def test_known_entry_is_triggered_and_labelled(name):
-    source, entry, args, stage = TRIGGERS[name]
-    rec = extract_in_process(source, entry, args)
+    source, entry, args, stage, *shapes = TRIGGERS[name]
+    rec = extract_in_process(source, entry, args, polymorphic_shapes=shapes[0] if shapes else None)
     if stage in ORACLES:  # a limitation of the reference, not of the program: skipped
         assert rec["status"] == "ok", rec.get("failure")
         assert rec["oracles"][stage] == f"skipped: known JAX limitation {name}"

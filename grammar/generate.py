@@ -23,6 +23,7 @@ _OPS = tuple(OPS.values())
 Diff = tuple[bool, bool]
 """The modes a body is differentiated in: (reverse, forward)."""
 _DIFFS: tuple[Diff, ...] = ((False, False), (True, False), (False, True), (True, True))
+_BRANCH_OPS = tuple(i for i, op in enumerate(_OPS) if "branch" in op.categories)
 _PLAIN = {diff: frozenset(i for i, op in enumerate(_OPS) if not op.has_regions and op.fits(*diff))
           for diff in _DIFFS}
 """Ops without regions, by the modes they must be differentiable in."""
@@ -67,6 +68,7 @@ class Builder:
         self.budget = 0
         self.reserved = 0
         self.closed = 0  # depth of closed regions being built
+        self.branches = 0  # depth of branch regions (cond, switch) being built
         self.excluded: frozenset[int] = frozenset()  # ops the regions being built refuse
         top = sorted(enabled)
         weight = {_INDEX[name]: w for name, w in cfg.weights}
@@ -114,6 +116,10 @@ class Builder:
                 allowed, order = set(plain), sorted(plain)
             else:
                 allowed = allowed & usable or allowed
+        if self.branches:  # now and then a branch in a branch (category nested_branch)
+            nested = [i for i in _BRANCH_OPS if i in allowed]
+            if nested and integer(self.draw, 0, 7) == 7:
+                return _OPS[choice(self.draw, nested)]
         position = order.index(index) if index in order else 0
         for i in order[position:] + order[:position]:
             if i in allowed:
@@ -160,9 +166,12 @@ class Builder:
         x = self.primary(op, scope)
         sig = op.signature(self.draw, x.type, env)
         inputs = (x, *(self.resolve(t, scope) for t in sig.inputs[1:]))
+        branch = "branch" in op.categories
+        self.branches += branch
         regions = tuple(self.region(spec, scope, depth + 1,
                                     (diff[0] or spec.reverse_diff, diff[1] or spec.forward_diff))
                         for spec in sig.regions)
+        self.branches -= branch
         types = op.rule(sig.inputs, sig.params, [[v.type for v in r.results] for r in regions])
         if known := op.known_failure_of(sig.params):
             self.expected.add(known)
@@ -218,20 +227,36 @@ class Builder:
         return Region(name, tuple(params), tuple(body), results)
 
     def result(self, want, local: list[Value], body: list[Apply], spec: RegionSpec) -> Value:
-        """A region result meeting ``want``; a float scalar is closed with ``jnp.sum``."""
+        """A region result meeting ``want``; a float scalar is closed with ``jnp.sum``, and
+        so is any result when every value is too large for ``spec.max_result_elements`` (a
+        value over the element budget, as a ravelled pytree can be, is scanned over)."""
         if isinstance(want, TensorType):
-            fits = [v for v in reversed(local) if v.type == want]
-        elif want == "float_scalar":
-            fits = [v for v in reversed(local) if v.type.is_float and v.type.rank == 0]
-            if not fits or flag(self.draw):
-                source = self.recent([v for v in reversed(local) if v.type.is_float])
-                total = Value(self.fresh(), TensorType((), source.type.dtype))
-                body.append(Apply("sum", (source,), {"axis": None, "keepdims": False}, (total,)))
-                return total
-        else:
-            fits = [v for v in reversed(local) if v.type.size <= spec.max_result_elements
-                    and (want is None or v.type.is_float)]
-        return self.recent(fits)
+            return self.recent([v for v in reversed(local) if v.type == want])
+        floats = [v for v in reversed(local) if v.type.is_float]
+        if want == "float_scalar":
+            fits = [v for v in floats if v.type.rank == 0]
+            if fits and not flag(self.draw):
+                return self.recent(fits)
+            return self.total(self.recent(floats), body)
+        pool = list(reversed(local)) if want is None else floats
+        fits = [v for v in pool if v.type.size <= spec.max_result_elements]
+        reducible = [v for v in pool if _total_op(v.type)]
+        if fits or not reducible:  # a complex value alone is returned over the budget
+            return self.recent(fits or pool)
+        return self.total(self.recent(reducible), body)
+
+    def total(self, source: Value, body: list[Apply]) -> Value:
+        """``jnp.sum(source)`` (``jnp.any`` of a bool), appended to ``body``."""
+        op = _total_op(source.type) or "sum"
+        params = {"axis": None, "keepdims": False}
+        total = Value(self.fresh(), OPS[op].rule((source.type,), params, [])[0])
+        body.append(Apply(op, (source,), params, (total,)))
+        return total
+
+
+def _total_op(t: TensorType) -> str | None:
+    """The reduction that closes a value of type ``t`` into a scalar, if one does."""
+    return next((op for op in ("sum", "any") if OPS[op].accepts(t)), None)
 
 
 _REGION_PREFIX = {1: "fn", 2: "body"}

@@ -11,6 +11,9 @@ Run by hand (not in CI):  python bench/bench_fuzz.py [--programs 120] [--reps 3]
    oracle rates against ``--oracles none`` and against the first wave's set-up (no
    oracles, ``--xla_backend_optimization_level=0``), side by side in each repetition, and
    the workers' per-stage times.
+5. ``--levels``: a run that extracts only ``jaxpr,stablehlo`` without the backward pass
+   (nothing compiled, nothing run) against the default run (every level, backward pass,
+   default oracle rates), 2 workers each, side by side in each repetition.
 
 Throughput is steady-state: from the first finished program to the last, so the one-off
 worker start (JAX import, ~2 s) is left out on both sides.  Medians over ``--reps``
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_extract import _grad_fn, _load  # noqa: E402
 
+from extract.levels import LEVELS  # noqa: E402
 from fuzz import sampling  # noqa: E402
 from fuzz.budget import Budget  # noqa: E402
 from fuzz.loop import FuzzRun, Options  # noqa: E402
@@ -100,7 +104,8 @@ def floor_processes(n: int, procs: int) -> float:
 
 
 def fuzz_run(n: int, workers: int, oracle_rates: dict[str, float] | None = None,
-             xla_flags: str | None = None) -> dict:
+             xla_flags: str | None = None, grad: bool = True,
+             levels: tuple[str, ...] = LEVELS) -> dict:
     rates = {} if oracle_rates is None else oracle_rates
     saved = os.environ.get("XLA_FLAGS")
     if xla_flags is not None:  # the workers inherit the user's flags
@@ -109,7 +114,8 @@ def fuzz_run(n: int, workers: int, oracle_rates: dict[str, float] | None = None,
         with tempfile.TemporaryDirectory() as corpus, open(os.devnull, "w") as sink:
             stats = FuzzRun(Options(budget=Budget(programs=n), corpus=Path(corpus), seed=SEED,
                                     workers=workers, quiet=True, minimize=False,
-                                    oracle_rates=rates), out=sink).run()
+                                    oracle_rates=rates, grad=grad, levels=levels),
+                            out=sink).run()
             timings = _timings(corpus)
     finally:
         if xla_flags is not None:
@@ -158,6 +164,21 @@ def oracle_cost(n: int, reps: int) -> dict[str, list[float]]:
     return rows
 
 
+def levels_gain(n: int, reps: int) -> dict[str, list[float]]:
+    """Throughput of ``--levels jaxpr,stablehlo --no-grad`` against the default run."""
+    from fuzz.loop import DEFAULT_ORACLE_RATES
+
+    rows: dict[str, list[float]] = {}
+    for _ in range(reps):
+        full = fuzz_run(n, 2, dict(DEFAULT_ORACLE_RATES))
+        lean = fuzz_run(n, 2, dict(DEFAULT_ORACLE_RATES), grad=False,
+                        levels=("jaxpr", "stablehlo"))
+        rows.setdefault("default run (prog/s)", []).append(full["rate"])
+        rows.setdefault("--levels jaxpr,stablehlo --no-grad (prog/s)", []).append(lean["rate"])
+        rows.setdefault("ratio levels / default", []).append(lean["rate"] / full["rate"])
+    return rows
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):7.2f}  ({min(xs):.2f}-{max(xs):.2f})"
 
@@ -169,12 +190,16 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--oracles", action="store_true",
                     help="measure the cost of the oracles instead (see the docstring)")
+    ap.add_argument("--levels", action="store_true",
+                    help="measure the gain of --levels jaxpr,stablehlo --no-grad instead")
     args = ap.parse_args()
     n = args.programs
     rows: dict[str, list[float]] = {}
     if args.oracles:
         rows = oracle_cost(n, args.reps)
-    for _ in range(0 if args.oracles else args.reps):
+    if args.levels:
+        rows = levels_gain(n, args.reps)
+    for _ in range(0 if args.oracles or args.levels else args.reps):
         f1 = floor(list(range(n)), n)
         rows.setdefault("floor, 1 process (prog/s)", []).append((n - 1) / f1["steady_s"])
         for name, secs in f1["stages"].items():

@@ -39,6 +39,7 @@ from .args import check_polymorphic_shapes, is_flat, leaves_of, normalize_args, 
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
+from .levels import COMPILED, LEVELS, check_levels
 from .oracle_context import runner
 from .oracles import ORACLES, Context, Violation, check_oracles, run_oracle, sensitive_outputs
 from .symbolic import export
@@ -148,10 +149,14 @@ def _jaxpr_text(traced) -> str:
     return clean_jaxpr(traced.jaxpr.pretty_print(use_color=False))
 
 
-def _lower_texts(lowered) -> tuple[str, str, str]:
-    """The raw StableHLO text (the interpreter's input), and the cleaned StableHLO and HLO."""
+def _lower_texts(lowered, levels: Sequence[str], result: dict, prefix: str) -> str:
+    """Put the cleaned StableHLO (and the HLO, when ``levels`` has it) into ``result`` under
+    ``prefix``; return the raw StableHLO text (the interpreter's input)."""
     raw = lowered.as_text()
-    return raw, clean_mlir(raw), clean_hlo(lowered.as_text(dialect="hlo"))
+    result[f"{prefix}stablehlo"] = clean_mlir(raw)
+    if "hlo" in levels:
+        result[f"{prefix}hlo"] = clean_hlo(lowered.as_text(dialect="hlo"))
+    return raw
 
 
 def _run(executable, inputs) -> list[np.ndarray]:
@@ -171,6 +176,7 @@ def extract_in_process(
     execute: bool = True,
     oracles: Sequence[str] | None = ORACLES,
     polymorphic_shapes: Sequence[str] | None = None,
+    levels: Sequence[str] | None = LEVELS,
 ) -> dict:
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
     ``make_inputs(args, seed)`` and check it with ``oracles``.
@@ -185,8 +191,12 @@ def extract_in_process(
     only (no inputs, outputs or oracles). ``oracles``: names from ``ORACLES``, each run on
     this program (never sampled); ``None`` or ``[]`` runs none. ``polymorphic_shapes``: one
     ``jax.export`` shape per argument leaf (``"b, 4"``), of which ``args`` is an instance;
-    the program is then also exported over them.
+    the program is then also exported over them. ``levels`` (``extract.levels``): the IR
+    levels to extract, forward and backward; without ``hlo_optimized`` nothing is compiled,
+    so nothing runs (``execute`` is then ignored).
     """
+    levels = check_levels(levels)
+    execute = execute and COMPILED in levels
     tree = normalize_args(args)
     specs = leaves_of(tree)  # normalized once: the tree is not checked again
     shapes = (None if polymorphic_shapes is None
@@ -200,6 +210,7 @@ def extract_in_process(
         "versions": dict(versions()),
         "backend": jax.default_backend(),
         "timings": timings,
+        "levels": list(levels),
     }
     if execute:
         result["inputs"] = {"seed": int(seed), "recipe": RECIPE}
@@ -242,13 +253,15 @@ def extract_in_process(
             f = _on_leaves(f, tree, entry)
         avals = [jax.ShapeDtypeStruct(shape, jnp.dtype(dtype)) for shape, dtype in specs]
         traced = jax.jit(f).trace(*avals)
-        result["jaxpr"] = _jaxpr_text(traced)
+        jaxpr = _jaxpr_text(traced)
+        if "jaxpr" in levels:
+            result["jaxpr"] = jaxpr
         out_leaves = jax.tree_util.tree_leaves(traced.out_info)
         timings["trace"] = perf_counter() - t0
 
         t0 = start("lower")
         lowered = traced.lower()
-        raw_stablehlo, result["stablehlo"], result["hlo"] = _lower_texts(lowered)
+        raw_stablehlo = _lower_texts(lowered, levels, result, "")
         result["devices"], result["mesh"] = _devices(raw_stablehlo)
         result["stablehlo_hash"] = h = ir_hash(result["stablehlo"])
         timings["lower"] = perf_counter() - t0
@@ -261,11 +274,12 @@ def extract_in_process(
                 "timings": timings,
             }
 
-        t0 = start("compile")
-        compiled = lowered.compile()
-        result["hlo_optimized"] = clean_hlo(compiled.as_text() or "")
-        result["cost"] = _cost(compiled)
-        timings["compile"] = perf_counter() - t0
+        if COMPILED in levels:
+            t0 = start("compile")
+            compiled = lowered.compile()
+            result["hlo_optimized"] = clean_hlo(compiled.as_text() or "")
+            result["cost"] = _cost(compiled)
+            timings["compile"] = perf_counter() - t0
         del traced
 
         exported = None
@@ -296,7 +310,7 @@ def extract_in_process(
             result["grad_skipped"] = "no floating parameter"
         elif not any(float_outputs):
             result["grad_skipped"] = "no floating output"
-        elif NO_DERIVATIVE.search(result["jaxpr"]):
+        elif NO_DERIVATIVE.search(jaxpr):
             # jax 0.10.2 and 0.12.0.1 fail inside JAX (an empty AssertionError, or "Linearization
             # failed"): tests/test_oracles.py::test_pallas_kernels_are_checked_against_jnp_blocks
             result["grad_skipped"] = "a Pallas kernel: pallas_call in interpret mode has no " \
@@ -307,20 +321,22 @@ def extract_in_process(
 
             t0 = start("grad_trace")
             traced = jax.jit(g).trace(*avals)
-            result["grad_jaxpr"] = _jaxpr_text(traced)
+            if "jaxpr" in levels:
+                result["grad_jaxpr"] = _jaxpr_text(traced)
             timings["grad_trace"] = perf_counter() - t0
 
             t0 = start("grad_lower")
             lowered = traced.lower()
-            _, result["grad_stablehlo"], result["grad_hlo"] = _lower_texts(lowered)
+            _lower_texts(lowered, levels, result, "grad_")
             result["grad_stablehlo_hash"] = ir_hash(result["grad_stablehlo"])
             timings["grad_lower"] = perf_counter() - t0
 
-            t0 = start("grad_compile")
-            grad_compiled = lowered.compile()
-            result["grad_hlo_optimized"] = clean_hlo(grad_compiled.as_text() or "")
-            result["grad_cost"] = _cost(grad_compiled)
-            timings["grad_compile"] = perf_counter() - t0
+            if COMPILED in levels:
+                t0 = start("grad_compile")
+                grad_compiled = lowered.compile()
+                result["grad_hlo_optimized"] = clean_hlo(grad_compiled.as_text() or "")
+                result["grad_cost"] = _cost(grad_compiled)
+                timings["grad_compile"] = perf_counter() - t0
 
             if execute:
                 t0 = start("grad_run")

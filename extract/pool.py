@@ -12,7 +12,7 @@ The module stays above 400 lines because ``ExtractorPool`` is one state machine 
 dispatch, pump, timeout, death, retirement over the same worker table) that reads best whole.
 
 Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles,
-polymorphic_shapes)``,
+polymorphic_shapes, levels)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
@@ -39,6 +39,7 @@ from typing import Any
 
 from .args import check_polymorphic_shapes, leaves_of, normalize_args
 from .inputs import check_inputs
+from .levels import LEVELS, check_levels
 from .oracles import ORACLES, check_oracles
 from .worker import (
     DEFAULT_LIMITS,
@@ -101,7 +102,9 @@ def _main_hidden() -> Iterator[None]:
 
 
 @dataclass
-class _Task:
+class Task:
+    """One program to extract, as a worker receives it."""
+
     task_id: Hashable
     source: str
     entry: str
@@ -111,6 +114,23 @@ class _Task:
     seed: int
     oracles: tuple[str, ...]
     polymorphic_shapes: tuple[str, ...] | None
+    levels: tuple[str, ...]
+
+
+def make_task(task_id: Hashable, source: str, entry: str, args, *, grad: bool,
+              timeout: float, seed: int, oracles: Sequence[str] | None,
+              polymorphic_shapes: Sequence[str] | None, levels: Sequence[str] | None) -> Task:
+    """One task, checked: invalid ``timeout``, ``args``, ``seed``, ``oracles``,
+    ``polymorphic_shapes`` or ``levels`` raise ``ValueError`` here, not in a worker."""
+    if not timeout > 0:
+        raise ValueError(f"timeout={timeout!r} must be positive")
+    wanted = check_oracles(oracles)
+    check_inputs(args, seed)  # the program will run: fail here, not in the worker
+    tree = normalize_args(args)
+    shapes = (None if polymorphic_shapes is None
+              else check_polymorphic_shapes(leaves_of(tree), polymorphic_shapes))
+    return Task(task_id, str(source), str(entry), tree, bool(grad), float(timeout), seed, wanted,
+                shapes, check_levels(levels))
 
 
 @dataclass(eq=False)
@@ -118,7 +138,7 @@ class _Worker:
     process: Any
     conn: Any
     ready: bool = False
-    task: _Task | None = None
+    task: Task | None = None
     started: float = 0.0
     stage: str | None = None
     done: int = 0
@@ -150,6 +170,7 @@ class ExtractorPool:
     ``xla_flags``: added to the user's ``XLA_FLAGS`` for the workers (user flags win).
     ``devices``: virtual CPU devices per worker (a user's own device-count flag wins).
     ``limits``: each worker's resource limits (``extract.worker.ResourceLimits``).
+    ``levels``: default IR levels of a task (``extract.levels``; all of them).
     """
 
     def __init__(
@@ -166,6 +187,7 @@ class ExtractorPool:
         xla_flags: str | None = DEFAULT_XLA_FLAGS,
         limits: ResourceLimits = DEFAULT_LIMITS,
         devices: int = DEVICES,
+        levels: Sequence[str] | None = LEVELS,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers={workers!r} must be a positive int")
@@ -178,6 +200,7 @@ class ExtractorPool:
         self._ctx = get_context("spawn")
         self._timeout = float(timeout)
         self._grad = bool(grad)
+        self._levels = check_levels(levels)
         self._skip = set(skip_hashes) if skip_hashes is not None else None
         self._max_tasks = max_tasks_per_worker
         self._clear_every = clear_caches_every
@@ -190,7 +213,7 @@ class ExtractorPool:
         if not isinstance(limits, ResourceLimits):
             raise ValueError(f"limits={limits!r} must be an extract.worker.ResourceLimits")
         self._limits = limits
-        self._pending: deque[_Task] = deque()
+        self._pending: deque[Task] = deque()
         self._finished: deque[tuple[Hashable, dict]] = deque()
         self._retiring: list[_Worker] = []
         self._startup_failures = 0
@@ -211,30 +234,20 @@ class ExtractorPool:
         seed: int = 0,
         oracles: Sequence[str] | None = ORACLES,
         polymorphic_shapes: Sequence[str] | None = None,
+        levels: Sequence[str] | None = None,
     ) -> None:
         """Queue one task; never blocks on extraction. Invalid ``args``, ``seed``,
-        ``oracles`` or ``polymorphic_shapes`` raise here. The program runs on
+        ``oracles``, ``polymorphic_shapes`` or ``levels`` raise here. The program runs on
         ``make_inputs(args, seed)`` and every oracle named in ``oracles`` checks it (``None``
-        or ``[]``: none); with ``polymorphic_shapes`` it is also exported over them."""
+        or ``[]``: none); with ``polymorphic_shapes`` it is also exported over them.
+        ``levels``: the IR levels extracted (``extract.levels``; default: the pool's)."""
         if self._closed:
             raise RuntimeError("submit() on a closed ExtractorPool")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout={timeout!r} must be positive")
-        wanted = check_oracles(oracles)
-        check_inputs(args, seed)  # the program will run: fail here, not in the worker
-        tree = normalize_args(args)
-        task = _Task(
-            task_id,
-            str(source),
-            str(entry),
-            tree,
-            self._grad if grad is None else bool(grad),
-            self._timeout if timeout is None else float(timeout),
-            seed,
-            wanted,
-            None if polymorphic_shapes is None
-            else check_polymorphic_shapes(leaves_of(tree), polymorphic_shapes),
-        )
+        task = make_task(task_id, source, entry, args,
+                         grad=self._grad if grad is None else bool(grad),
+                         timeout=self._timeout if timeout is None else timeout, seed=seed,
+                         oracles=oracles, polymorphic_shapes=polymorphic_shapes,
+                         levels=self._levels if levels is None else levels)
         self._pending.append(task)
         self._dispatch()
 
@@ -354,7 +367,7 @@ class ExtractorPool:
                 task = self._pending.popleft()
                 w.task, w.started, w.stage = task, time.monotonic(), None
                 msg = ("task", task.task_id, task.source, task.entry, task.args, task.grad,
-                       task.seed, task.oracles, task.polymorphic_shapes)
+                       task.seed, task.oracles, task.polymorphic_shapes, task.levels)
                 if not self._send(w, msg):
                     w.task = None
                     self._pending.appendleft(task)

@@ -167,7 +167,7 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits) -> Non
         if msg[0] == "skip":
             skip = (skip or set()) | set(msg[1])
             continue
-        _, task_id, source, entry, args, task_grad, seed, oracles, shapes = msg
+        _, task_id, source, entry, args, task_grad, seed, oracles, shapes, levels = msg
         stage = ["trace"]
 
         def on_stage(name, task_id=task_id, stage=stage):
@@ -178,7 +178,7 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits) -> Non
         try:
             record = extract_in_process(
                 source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage,
-                seed=seed, oracles=oracles, polymorphic_shapes=shapes,
+                seed=seed, oracles=oracles, polymorphic_shapes=shapes, levels=levels,
             )
         except BaseException as exc:  # KeyboardInterrupt & co. raised by the program itself
             record = {"status": "failed", "failure": classify(stage[0], exc)}

@@ -120,3 +120,13 @@ def limits(a: argparse.Namespace, error: Callable[[str], object]):
         return ResourceLimits(memory=int(a.max_memory * 2**30) or None, cpu=a.max_cpu or None)
     except ValueError as e:
         error(f"--max-memory/--max-cpu: {e}")
+
+
+def levels_type(text: str) -> tuple[str, ...]:
+    """``--levels``: comma-separated IR levels (``extract.levels``), or ``all``."""
+    from extract.levels import check_levels
+
+    try:
+        return check_levels(text.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("levels=", "--levels ", 1)) from None

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from hypothesis.errors import InvalidArgument
 
+from extract.levels import LEVELS
 from extract.oracles import ORACLES
+from extract.ray_pool import EngineError
 from fuzz.argtypes import (
     add_limit_options,
+    levels_type,
     limits,
     names,
     oracle_list,
@@ -63,6 +66,13 @@ def run_parser() -> argparse.ArgumentParser:
                         "--workers 1 give the same programs in the same order")
     p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction worker processes; default: the machine's cores")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="where programs are extracted: 'local' worker processes (default), or "
+                        "'ray': one actor per worker on a Ray cluster (pip install -e '.[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster to join (host:port of its head, as "
+                        "'ray start --head' prints it); default: a local Ray instance for the "
+                        "run, shut down at its end")
     p.add_argument("--timeout", type=positive_seconds("--timeout"), default=60.0,
                    help="seconds one program may take before its worker is killed; default 60")
     p.add_argument("--categories", type=names("category", CATEGORIES), default=None,
@@ -84,6 +94,11 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-known-failures", action="store_true",
                    help="leave out ops JAX is known not to differentiate in reverse mode")
     p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
+    p.add_argument("--levels", type=levels_type, default=LEVELS,
+                   help="comma-separated IR levels to extract, forward and backward: "
+                        f"{', '.join(LEVELS)}, or all (default). stablehlo is required; "
+                        "without hlo_optimized nothing is compiled, so nothing runs and no "
+                        "oracle checks the program")
     p.add_argument("--oracles", type=oracle_list(ORACLES), default=list(ORACLES),
                    help="comma-separated oracles that check each program's values, or none; "
                         f"default: all ({','.join(ORACLES)})")
@@ -102,6 +117,30 @@ def run_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_ray(engine: str, address: str | None) -> None:
+    """Refuse ``--engine ray`` without Ray, and a ``--ray-address`` that is not ``HOST:PORT``
+    or cannot be reached (Ray itself would wait minutes before it gave up)."""
+    import importlib.util
+    import socket
+
+    if engine != "ray":
+        raise UsageError(f"--ray-address {address!r} needs --engine ray")
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--engine ray needs Ray, an optional extra: pip install -e '.[ray]'")
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address!r}: expected HOST:PORT (as 'ray start "
+                         f"--head' prints it) or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UsageError(f"--ray-address {address!r}: cannot connect ({e.strerror or e}); "
+                         f"start a cluster with 'ray start --head', or leave out "
+                         f"--ray-address for a local Ray instance") from None
+
+
 def _run(argv: Sequence[str]) -> int:
     p = run_parser()
     a = p.parse_args(argv)
@@ -114,6 +153,8 @@ def _run(argv: Sequence[str]) -> int:
         from fuzz.api_coverage import op_weights
 
         grammar["weights"] = op_weights()
+    if a.engine == "ray" or a.ray_address is not None:
+        check_ray(a.engine, a.ray_address)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
     rates = {**DEFAULT_ORACLE_RATES, **a.oracle_rate}
     options = Options(budget=a.budget, corpus=a.corpus, seed=seed, workers=a.workers,
@@ -121,14 +162,18 @@ def _run(argv: Sequence[str]) -> int:
                       minimize=not a.no_minimize, minimize_known=a.minimize_known,
                       grammar=grammar,
                       oracle_rates={name: rates[name] for name in a.oracles},
-                      limits=limits(a, p.error))
+                      limits=limits(a, p.error), levels=a.levels, engine=a.engine,
+                      ray_address=a.ray_address)
     try:
         from grammar import programs
         programs(**grammar)
     except InvalidArgument as e:
         raise UsageError(str(e)) from None
     run = FuzzRun(options)
-    run.run()
+    try:
+        run.run()
+    except EngineError as e:
+        raise UsageError(str(e)) from None
     return 130 if run.interrupted else 0
 
 
@@ -180,8 +225,14 @@ def _api_coverage(argv: Sequence[str]) -> int:
     return coverage_main(list(argv), _Parser)
 
 
+def _export(argv: Sequence[str]) -> int:
+    from fuzz.export import main as export_main
+
+    return export_main(argv, _Parser)
+
+
 COMMANDS = {"stats": _stats, "replay": _replay, "add": _add, "schema": _schema,
-            "api-coverage": _api_coverage}
+            "api-coverage": _api_coverage, "export": _export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

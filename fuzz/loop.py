@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from extract import ORACLES, ExtractorPool
 from extract.args import args_json
+from extract.levels import LEVELS
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
 from fuzz.api_coverage import api_coverage, api_use, headline
@@ -50,6 +51,9 @@ class Options:
     grammar: dict[str, Any] = field(default_factory=dict)
     oracle_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ORACLE_RATES))
     limits: ResourceLimits = DEFAULT_LIMITS
+    levels: tuple[str, ...] = LEVELS
+    engine: str = "local"  # or "ray" (extract.ray_pool)
+    ray_address: str | None = None  # None: a local Ray instance for the run
 
 
 @dataclass
@@ -98,17 +102,27 @@ class FuzzRun:
 
     # -- setup and teardown -----------------------------------------------------------
 
-    def _pool(self, workers: int, dedup: bool = True) -> ExtractorPool:
-        """Extraction workers; with ``dedup`` they skip compiling IR the corpus holds."""
-        return ExtractorPool(workers, timeout=self.o.timeout, grad=self.o.grad,
-                             skip_hashes=self.store.known_ir_hashes() if dedup else None,
-                             limits=self.o.limits)
+    def _pool(self, workers: int, dedup: bool = True, engine: str = "local") -> Any:
+        """Extraction workers; with ``dedup`` they skip compiling IR the corpus holds. The
+        minimiser's one worker is always local."""
+        options = {"timeout": self.o.timeout, "grad": self.o.grad, "limits": self.o.limits,
+                   "skip_hashes": self.store.known_ir_hashes() if dedup else None,
+                   "levels": self.o.levels}
+        if engine == "ray":
+            from extract.ray_pool import RayPool
+
+            return RayPool(workers, address=self.o.ray_address, **options)
+        return ExtractorPool(workers, **options)
 
     def run(self) -> dict[str, Any]:
         self.store = CorpusStore.open(self.o.corpus)
         self.say(f"jaxsmith: seed {self.o.seed}, budget {self.o.budget}, {self.o.workers} "
                  f"workers, corpus {self.o.corpus} ({len(self.store)} records)")
-        pool = self._pool(self.o.workers)
+        try:
+            pool = self._pool(self.o.workers, engine=self.o.engine)
+        except BaseException:  # a Ray cluster that cannot be reached, say
+            self.store.close()
+            raise
         minimizer = Minimizer(self.strategy, lambda: self._pool(1, dedup=False), self.o.grad) \
             if self.o.minimize else None
         previous = self._catch_sigint()
@@ -341,7 +355,8 @@ class FuzzRun:
         extracting = self.loop_s if self.loop_s is not None else elapsed
         return {
             "seed": self.o.seed, "elapsed_s": round(elapsed, 3), "workers": self.o.workers,
-            "grad": self.o.grad, "generated": t.generated, "extracted": t.extracted,
+            "grad": self.o.grad, "levels": list(self.o.levels), "engine": self.o.engine,
+            "generated": t.generated, "extracted": t.extracted,
             "ok": t.ok, "forward_only": t.forward_only, "failed": t.failed,
             "timeout": t.timeout, "crashed": t.crashed, "added": t.added,
             "duplicate_source": t.duplicate_source, "duplicate_ir": t.duplicate_ir,

@@ -248,8 +248,9 @@ def _judge(record: Mapping[str, Any]) -> list[str]:
 
 
 def _slim(record: Mapping[str, Any]) -> dict[str, Any]:
-    keep = ("id", "source", "entry", "args", "polymorphic_shapes", "grad_skipped", "versions",
-            "inputs", "inputs_seed", "outputs", "grad_outputs", "sensitive", *COMPARED)
+    keep = ("id", "source", "entry", "args", "polymorphic_shapes", "levels", "grad_skipped",
+            "versions", "inputs", "inputs_seed", "outputs", "grad_outputs", "sensitive",
+            *COMPARED)
     return {k: record[k] for k in keep if k in record}
 
 
@@ -386,10 +387,12 @@ def replay(path: str | os.PathLike | Sequence[str | os.PathLike], *,
                 pool.submit(index, item.record["source"], item.record["entry"],
                             item.record["args"], grad=task_grad, seed=item.seed,
                             oracles=task_oracles,
-                            polymorphic_shapes=item.record.get("polymorphic_shapes"))
+                            polymorphic_shapes=item.record.get("polymorphic_shapes"),
+                            levels=item.record.get("levels"))
             except (ValueError, TypeError) as e:  # args the extractor cannot build
                 done(index, Outcome("malformed", item.where, item.record.get("id"),
-                                    reason=f"field 'args' or 'polymorphic_shapes': {e}"))
+                                    reason=f"field 'args', 'polymorphic_shapes' or 'levels': "
+                                           f"{e}"))
                 continue
             in_flight[index] = (item, task_grad)
             while pool.outstanding >= 2 * workers:

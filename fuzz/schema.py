@@ -17,6 +17,7 @@ from typing import Any
 from extract.args import MAX_TREE_DEPTH
 from extract.clean import ir_hash
 from extract.failures import GRAD_STAGES
+from extract.levels import COMPILED
 
 __all__ = ["FIELDS", "FIELD_NAMES", "REQUIRED", "CorpusError", "Field", "encode_record",
            "json_schema", "normalize_record", "normalized_source_hash", "storable"]
@@ -97,6 +98,9 @@ FIELDS: tuple[Field, ...] = (
           "inlined, methods, named, idiomatic), or null"),
     Field("variant_group", "str", "hash of the program tree, the same for each of its "
           "styles: keep one group in one split"),
+    Field("levels", "str_list", "the IR levels the record holds (python -m fuzz --levels: "
+          "jaxpr, stablehlo, hlo, hlo_optimized, forward and backward); absent: all of them. "
+          "Without hlo_optimized nothing was compiled or run: no cost, outputs or oracles"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
 _KIND = {f.name: f.kind for f in FIELDS}
@@ -300,7 +304,9 @@ def storable(result: Mapping[str, Any]) -> dict[str, Any] | None:
     failure = result.get("failure") or {}
     if (result.get("status") == "failed" and failure.get("known")
             and failure.get("stage") in GRAD_STAGES
-            and all(result.get(k) is not None for k in ("stablehlo", "hlo_optimized"))):
+            and result.get("stablehlo") is not None
+            and (result.get("hlo_optimized") is not None
+                 or COMPILED not in result.get("levels", (COMPILED,)))):
         return {**fields, "grad_skipped": f"known JAX limitation: {failure['known']}"}
     return None
 

@@ -14,6 +14,8 @@ Run by hand (not in CI):  python bench/bench_fuzz.py [--programs 120] [--reps 3]
 5. ``--levels``: a run that extracts only ``jaxpr,stablehlo`` without the backward pass
    (nothing compiled, nothing run) against the default run (every level, backward pass,
    default oracle rates), 2 workers each, side by side in each repetition.
+6. ``--ray``: the Ray engine (a local Ray instance) against the local pool, 2 workers and
+   default options each, side by side in each repetition.
 
 Throughput is steady-state: from the first finished program to the last, so the one-off
 worker start (JAX import, ~2 s) is left out on both sides.  Medians over ``--reps``
@@ -105,7 +107,7 @@ def floor_processes(n: int, procs: int) -> float:
 
 def fuzz_run(n: int, workers: int, oracle_rates: dict[str, float] | None = None,
              xla_flags: str | None = None, grad: bool = True,
-             levels: tuple[str, ...] = LEVELS) -> dict:
+             levels: tuple[str, ...] = LEVELS, engine: str = "local") -> dict:
     rates = {} if oracle_rates is None else oracle_rates
     saved = os.environ.get("XLA_FLAGS")
     if xla_flags is not None:  # the workers inherit the user's flags
@@ -114,7 +116,8 @@ def fuzz_run(n: int, workers: int, oracle_rates: dict[str, float] | None = None,
         with tempfile.TemporaryDirectory() as corpus, open(os.devnull, "w") as sink:
             stats = FuzzRun(Options(budget=Budget(programs=n), corpus=Path(corpus), seed=SEED,
                                     workers=workers, quiet=True, minimize=False,
-                                    oracle_rates=rates, grad=grad, levels=levels),
+                                    oracle_rates=rates, grad=grad, levels=levels,
+                                    engine=engine),
                             out=sink).run()
             timings = _timings(corpus)
     finally:
@@ -179,6 +182,24 @@ def levels_gain(n: int, reps: int) -> dict[str, list[float]]:
     return rows
 
 
+def ray_ratio(n: int, reps: int) -> dict[str, list[float]]:
+    """Throughput of the Ray engine against the local pool, default options."""
+    from fuzz.loop import DEFAULT_ORACLE_RATES
+
+    rows: dict[str, list[float]] = {}
+    for _ in range(reps):
+        local = fuzz_run(n, 2, dict(DEFAULT_ORACLE_RATES))
+        on_ray = fuzz_run(n, 2, dict(DEFAULT_ORACLE_RATES), engine="ray")
+        rows.setdefault("local pool, 2 workers (prog/s)", []).append(local["rate"])
+        rows.setdefault("--engine ray, 2 workers (prog/s)", []).append(on_ray["rate"])
+        rows.setdefault("ratio ray / local", []).append(on_ray["rate"] / local["rate"])
+        rows.setdefault("ray start to first result (s)", []).append(
+            on_ray["stats"]["first_result_s"])
+        rows.setdefault("local start to first result (s)", []).append(
+            local["stats"]["first_result_s"])
+    return rows
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):7.2f}  ({min(xs):.2f}-{max(xs):.2f})"
 
@@ -192,6 +213,8 @@ def main() -> None:
                     help="measure the cost of the oracles instead (see the docstring)")
     ap.add_argument("--levels", action="store_true",
                     help="measure the gain of --levels jaxpr,stablehlo --no-grad instead")
+    ap.add_argument("--ray", action="store_true",
+                    help="measure the Ray engine against the local pool instead")
     args = ap.parse_args()
     n = args.programs
     rows: dict[str, list[float]] = {}
@@ -199,7 +222,9 @@ def main() -> None:
         rows = oracle_cost(n, args.reps)
     if args.levels:
         rows = levels_gain(n, args.reps)
-    for _ in range(0 if args.oracles or args.levels else args.reps):
+    if args.ray:
+        rows = ray_ratio(n, args.reps)
+    for _ in range(0 if args.oracles or args.levels or args.ray else args.reps):
         f1 = floor(list(range(n)), n)
         rows.setdefault("floor, 1 process (prog/s)", []).append((n - 1) / f1["steady_s"])
         for name, secs in f1["stages"].items():

@@ -225,6 +225,17 @@ def extract_in_process(
             on_stage(name)
         return perf_counter()
 
+    def compile_into(lowered, prefix: str):
+        """Compile ``lowered``; its optimized HLO and cost go into ``result`` under
+        ``prefix``."""
+        nonlocal t0
+        t0 = start(f"{prefix}compile")
+        compiled = lowered.compile()
+        result[f"{prefix}hlo_optimized"] = clean_hlo(compiled.as_text() or "")
+        result[f"{prefix}cost"] = _cost(compiled)
+        timings[f"{prefix}compile"] = perf_counter() - t0
+        return compiled
+
     def check(names: Sequence[str], ctx: Context) -> None:
         """Run the wanted oracles among ``names``; an oracle that meets a known JAX
         limitation (vmap over a primitive without a batching rule, say) is skipped."""
@@ -275,11 +286,7 @@ def extract_in_process(
             }
 
         if COMPILED in levels:
-            t0 = start("compile")
-            compiled = lowered.compile()
-            result["hlo_optimized"] = clean_hlo(compiled.as_text() or "")
-            result["cost"] = _cost(compiled)
-            timings["compile"] = perf_counter() - t0
+            compiled = compile_into(lowered, "")
         del traced
 
         exported = None
@@ -332,11 +339,7 @@ def extract_in_process(
             timings["grad_lower"] = perf_counter() - t0
 
             if COMPILED in levels:
-                t0 = start("grad_compile")
-                grad_compiled = lowered.compile()
-                result["grad_hlo_optimized"] = clean_hlo(grad_compiled.as_text() or "")
-                result["grad_cost"] = _cost(grad_compiled)
-                timings["grad_compile"] = perf_counter() - t0
+                grad_compiled = compile_into(lowered, "grad_")
 
             if execute:
                 t0 = start("grad_run")

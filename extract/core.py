@@ -42,6 +42,7 @@ from .inputs import RECIPE, make_inputs
 from .levels import COMPILED, LEVELS, check_levels
 from .oracle_context import runner
 from .oracles import ORACLES, Context, Violation, check_oracles, run_oracle, sensitive_outputs
+from .passes import fired
 from .symbolic import export
 from .values import is_float, summarize
 
@@ -177,6 +178,7 @@ def extract_in_process(
     oracles: Sequence[str] | None = ORACLES,
     polymorphic_shapes: Sequence[str] | None = None,
     levels: Sequence[str] | None = LEVELS,
+    pass_dump: str | None = None,
 ) -> dict:
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
     ``make_inputs(args, seed)`` and check it with ``oracles``.
@@ -193,7 +195,9 @@ def extract_in_process(
     ``jax.export`` shape per argument leaf (``"b, 4"``), of which ``args`` is an instance;
     the program is then also exported over them. ``levels`` (``extract.levels``): the IR
     levels to extract, forward and backward; without ``hlo_optimized`` nothing is compiled,
-    so nothing runs (``execute`` is then ignored).
+    so nothing runs (``execute`` is then ignored). ``pass_dump``: the folder this process's
+    XLA dumps changed modules into (``extract.passes``); the passes each compile fired go
+    into ``passes`` and ``grad_passes``.
     """
     levels = check_levels(levels)
     execute = execute and COMPILED in levels
@@ -229,11 +233,15 @@ def extract_in_process(
         """Compile ``lowered``; its optimized HLO and cost go into ``result`` under
         ``prefix``."""
         nonlocal t0
+        if pass_dump is not None:
+            fired(pass_dump)  # what earlier compiles (oracles, warm-up) left
         t0 = start(f"{prefix}compile")
         compiled = lowered.compile()
         result[f"{prefix}hlo_optimized"] = clean_hlo(compiled.as_text() or "")
         result[f"{prefix}cost"] = _cost(compiled)
         timings[f"{prefix}compile"] = perf_counter() - t0
+        if pass_dump is not None:
+            result[f"{prefix}passes"] = fired(pass_dump)
         return compiled
 
     def check(names: Sequence[str], ctx: Context) -> None:

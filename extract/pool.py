@@ -41,6 +41,7 @@ from .args import check_polymorphic_shapes, leaves_of, normalize_args
 from .inputs import check_inputs
 from .levels import LEVELS, check_levels
 from .oracles import ORACLES, check_oracles
+from .passes import dump_flags, make_dump_dir, remove_dump_dir
 from .worker import (
     DEFAULT_LIMITS,
     BadMessage,
@@ -144,6 +145,7 @@ class _Worker:
     done: int = 0
     dead: bool = False
     bad_message: str | None = None
+    dump: str | None = None  # its XLA pass dump folder (extract.passes), removed when it ends
 
 
 def _failure(status: str, stage: str, kind: str, message: str, sig: str, **extra) -> dict:
@@ -171,6 +173,9 @@ class ExtractorPool:
     ``devices``: virtual CPU devices per worker (a user's own device-count flag wins).
     ``limits``: each worker's resource limits (``extract.worker.ResourceLimits``).
     ``levels``: default IR levels of a task (``extract.levels``; all of them).
+    ``passes``: record the XLA passes each compile fires (``extract.passes``; each worker
+    dumps into a RAM folder of its own, removed when the worker ends), unless the user's
+    ``XLA_FLAGS`` dump somewhere already.
     """
 
     def __init__(
@@ -188,6 +193,7 @@ class ExtractorPool:
         limits: ResourceLimits = DEFAULT_LIMITS,
         devices: int = DEVICES,
         levels: Sequence[str] | None = LEVELS,
+        passes: bool = True,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers={workers!r} must be a positive int")
@@ -201,6 +207,7 @@ class ExtractorPool:
         self._timeout = float(timeout)
         self._grad = bool(grad)
         self._levels = check_levels(levels)
+        self._passes = bool(passes)
         self._skip = set(skip_hashes) if skip_hashes is not None else None
         self._max_tasks = max_tasks_per_worker
         self._clear_every = clear_caches_every
@@ -296,6 +303,7 @@ class ExtractorPool:
             w.process.join(2.0)
             kill_group(w.process)  # still running, or left children behind
             w.process.join()
+            remove_dump_dir(w.dump)
             w.conn.close()
 
     def __enter__(self) -> ExtractorPool:
@@ -320,6 +328,8 @@ class ExtractorPool:
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        user_dump = "--xla_dump_to" in (os.environ.get("XLA_FLAGS") or "")
+        dump = make_dump_dir() if self._passes and not user_dump else None
         process = self._ctx.Process(
             target=worker_main,
             args=(
@@ -329,13 +339,15 @@ class ExtractorPool:
                 self._clear_every,
                 self._jax_config,
                 self._limits,
+                dump,
             ),
             name="jaxsmith-extract",
             daemon=True,
         )
         with _environ_lock:  # pools on other threads spawn too: restore exactly what we saw
             saved = {name: os.environ.get(name) for name in _WORKER_ENV}
-            wanted = {"XLA_FLAGS": _merge_xla_flags(saved["XLA_FLAGS"], self._xla_flags),
+            flags = f"{self._xla_flags or ''} {dump_flags(dump) if dump else ''}"
+            wanted = {"XLA_FLAGS": _merge_xla_flags(saved["XLA_FLAGS"], flags.strip()),
                       "TF_CPP_MIN_LOG_LEVEL": saved["TF_CPP_MIN_LOG_LEVEL"] or _LOG_LEVEL}
             try:
                 os.environ.update({k: v for k, v in wanted.items() if v is not None})
@@ -348,7 +360,7 @@ class ExtractorPool:
                     else:
                         os.environ[name] = value
         child_conn.close()
-        return _Worker(process, parent_conn)
+        return _Worker(process, parent_conn, dump=dump)
 
     @staticmethod
     def _send(w: _Worker, msg) -> bool:
@@ -439,6 +451,7 @@ class ExtractorPool:
         task, stage = w.task, w.stage or "compile"
         kill_group(w.process)
         w.process.join()
+        remove_dump_dir(w.dump)
         message = f"extraction exceeded the {task.timeout:g} s timeout in stage {stage}"
         self._finished.append(
             (task.task_id, _failure("timeout", stage, "Timeout", message, "timeout"))
@@ -451,6 +464,7 @@ class ExtractorPool:
         w.process.join(5.0)
         kill_group(w.process)  # children it left behind; itself, if only its pipe broke
         w.process.join()
+        remove_dump_dir(w.dump)
         code = w.process.exitcode
         if w.bad_message is not None:
             sig, how, key = None, f"a malformed message ({w.bad_message})", "bad_message"
@@ -484,6 +498,7 @@ class ExtractorPool:
                 still.append(w)
             else:
                 w.process.join()
+                remove_dump_dir(w.dump)
                 w.conn.close()
         self._retiring = still
 

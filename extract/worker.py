@@ -23,6 +23,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from .passes import fired, remove_dump_dir
+
 __all__ = ["DEFAULT_LIMITS", "BadMessage", "ResourceLimits", "kill_group", "read_message",
            "worker_main"]
 
@@ -133,19 +135,24 @@ def _rss_bytes() -> int:
         return 0
 
 
-def worker_main(conn, skip_hashes, cache_dir, clear_every, jax_config, limits) -> None:
+def worker_main(conn, skip_hashes, cache_dir, clear_every, jax_config, limits,
+                dump=None) -> None:
     """Worker process: extract tasks one at a time until told to stop or the pipe closes.
 
-    A closed pipe (the parent is gone) ends the worker quietly.
+    A closed pipe (the parent is gone) ends the worker quietly. ``dump``: its XLA pass dump
+    folder, removed when it ends (the parent removes it after a kill).
     """
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _apply_memory(limits)
-    with contextlib.suppress(BrokenPipeError, EOFError, ConnectionError):
-        _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits)
+    try:
+        with contextlib.suppress(BrokenPipeError, EOFError, ConnectionError):
+            _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump)
+    finally:
+        remove_dump_dir(dump)
 
 
-def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits) -> None:
+def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump) -> None:
     import jax
 
     for name, value in (jax_config or {}).items():
@@ -179,9 +186,12 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits) -> Non
             record = extract_in_process(
                 source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage,
                 seed=seed, oracles=oracles, polymorphic_shapes=shapes, levels=levels,
+                pass_dump=dump,
             )
         except BaseException as exc:  # KeyboardInterrupt & co. raised by the program itself
             record = {"status": "failed", "failure": classify(stage[0], exc)}
+        if dump is not None:
+            fired(dump)  # leave the folder empty between programs
         if skip is not None and record["status"] != "duplicate" and "stablehlo_hash" in record:
             skip.add(record["stablehlo_hash"])
         conn.send(("result", task_id, record))

@@ -20,13 +20,13 @@ from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
 from fuzz.api_coverage import api_coverage, api_use, headline
 from fuzz.budget import Budget, clock
-from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
+from fuzz.corpus_stats import STABLEHLO_OPS
+from fuzz.features import Coverage, Series
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
-from fuzz.store import CorpusStore, normalized_source_hash, storable
+from fuzz.store import STATS_NAME, CorpusStore, normalized_source_hash, storable
 from grammar import programs
 
-SPEC_OPS = frozenset(STABLEHLO_OPS)
 DEFAULT_CORPUS = "jaxsmith-corpus"
 # Share of programs each oracle checks by default: chosen so that the default set costs at
 # most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
@@ -75,10 +75,8 @@ class Tally:
     first_result_s: float | None = None
     categories: Counter = field(default_factory=Counter)
     ops: Counter = field(default_factory=Counter)
-    hlo_ops: set = field(default_factory=set)
     api_calls: Counter = field(default_factory=Counter)  # JAX calls in added records' sources
     api_methods: Counter = field(default_factory=Counter)
-    primitives: set = field(default_factory=set)
     buckets: dict = field(default_factory=dict)
     oracles: dict = field(default_factory=lambda: {name: Counter() for name in ORACLES})
 
@@ -116,6 +114,8 @@ class FuzzRun:
 
     def run(self) -> dict[str, Any]:
         self.store = CorpusStore.open(self.o.corpus)
+        self.coverage = Coverage.resume(self.o.corpus / STATS_NAME)
+        self.series = Series(self.o.corpus)
         self.say(f"jaxsmith: seed {self.o.seed}, budget {self.o.budget}, {self.o.workers} "
                  f"workers, corpus {self.o.corpus} ({len(self.store)} records)")
         try:
@@ -141,7 +141,7 @@ class FuzzRun:
             # resolving names imports JAX, which the parent otherwise never does: once, here
             stats["api_coverage"] = headline(api_coverage(self.tally.api_calls,
                                                           self.tally.api_methods))
-            self.store.write_stats(stats)
+            self._write_stats(stats)
             self.store.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -278,12 +278,7 @@ class FuzzRun:
             t.added += 1
             t.categories.update(program.categories)
             t.ops.update(program.ops)
-            for key in ("stablehlo", "exported_stablehlo"):
-                # spec ops only: region terminators (return) and ops outside the spec's
-                # sections (real_dynamic_slice) are not coverage
-                t.hlo_ops |= stablehlo_op_names(fields.get(key) or "") & SPEC_OPS
-            t.primitives |= jaxpr_primitives(fields.get("jaxpr") or "")
-            t.primitives |= jaxpr_primitives(fields.get("grad_jaxpr") or "")
+            self.coverage.add(fields)
             calls, methods = api_use(program.source)  # one parse for both
             t.api_calls.update(calls)
             t.api_methods.update(methods)
@@ -323,8 +318,14 @@ class FuzzRun:
         now = time.monotonic()
         if now - self._last_stats >= 5.0:
             self._last_stats = now
-            self.store.write_stats(self.stats())
+            self._write_stats()
         self.line.update(self.status_text)
+
+    def _write_stats(self, stats: dict[str, Any] | None = None) -> None:
+        """``stats.json``, and a row of the coverage time series."""
+        stats = stats if stats is not None else self.stats()
+        self.store.write_stats(stats)
+        self.series.append(stats["elapsed_s"], stats["corpus_records"], stats["features"])
 
     def status_text(self) -> str:
         t = self.tally
@@ -333,8 +334,10 @@ class FuzzRun:
         return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | "
                 f"{self._outcomes()} | corpus {len(self.store)} | unique IR "
                 f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | "
-                f"stablehlo ops {len(t.hlo_ops)}/{len(STABLEHLO_OPS)} | primitives "
-                f"{len(t.primitives)} | {clock(elapsed)} "
+                f"stablehlo ops {len(self.coverage.sets['stablehlo_ops'])}/{len(STABLEHLO_OPS)} "
+                f"| primitives {len(self.coverage.sets['primitives'])} | XLA passes "
+                f"{len(self.coverage.sets['passes'] | self.coverage.sets['grad_passes'])} | "
+                f"{clock(elapsed)} "
                 f"elapsed, {self.o.budget.remaining(self.started, t.generated)}")
 
     def _outcomes(self) -> str:
@@ -366,10 +369,12 @@ class FuzzRun:
             "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
             "overruns": t.overruns,
             "categories": dict(sorted(t.categories.items())), "ops": dict(sorted(t.ops.items())),
-            "stablehlo_ops": sorted(t.hlo_ops),
-            "stablehlo_coverage": f"{len(t.hlo_ops)}/{len(STABLEHLO_OPS)}",
-            "primitives": sorted(t.primitives),
-            "primitive_count": len(t.primitives),
+            "stablehlo_ops": sorted(self.coverage.sets["stablehlo_ops"]),
+            "stablehlo_coverage": f"{len(self.coverage.sets['stablehlo_ops'])}/"
+                                  f"{len(STABLEHLO_OPS)}",
+            "primitives": sorted(self.coverage.sets["primitives"]),
+            "primitive_count": len(self.coverage.sets["primitives"]),
+            "features": self.coverage.counts(), "feature_sets": self.coverage.lists(),
             "buckets": dict(sorted(t.buckets.items())), "corpus_records": len(self.store),
             "oracle_rates": dict(self.o.oracle_rates),
             "oracles": {name: dict(sorted(c.items())) for name, c in t.oracles.items()},

@@ -98,6 +98,9 @@ FIELDS: tuple[Field, ...] = (
           "inlined, methods, named, idiomatic), or null"),
     Field("variant_group", "str", "hash of the program tree, the same for each of its "
           "styles: keep one group in one split"),
+    Field("passes", "str_list", "the XLA HLO passes that changed the forward module while it "
+          "compiled (extract.passes), sorted; null when not recorded"),
+    Field("grad_passes", "str_list", "the same for the backward module"),
     Field("levels", "str_list", "the IR levels the record holds (python -m fuzz --levels: "
           "jaxpr, stablehlo, hlo, hlo_optimized, forward and backward); absent: all of them. "
           "Without hlo_optimized nothing was compiled or run: no cost, outputs or oracles"),

@@ -345,7 +345,7 @@ def _dump_compiles(progs, out_path: str) -> None:
     res = {}
     for name, source, entry, args in progs:
         times = []
-        for _ in range(3):
+        for _ in range(int(os.environ.get("JAXSMITH_BENCH_REPS", "3"))):
             rec = extract_in_process(source, entry, args, oracles=())
             times.append(rec["timings"].get("compile", 0.0)
                          + rec["timings"].get("grad_compile", 0.0))

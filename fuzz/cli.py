@@ -66,6 +66,10 @@ def run_parser() -> argparse.ArgumentParser:
                         "--workers 1 give the same programs in the same order")
     p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction worker processes; default: the machine's cores")
+    p.add_argument("--guide", action=argparse.BooleanOptionalAction, default=False,
+                   help="coverage-guided generation: half the programs are mutants of those "
+                        "that reached a new feature (README, Coverage-guided generation); "
+                        "default: off")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="where programs are extracted: 'local' worker processes (default), or "
                         "'ray': one actor per worker on a Ray cluster (pip install -e '.[ray]')")
@@ -163,7 +167,7 @@ def _run(argv: Sequence[str]) -> int:
                       grammar=grammar,
                       oracle_rates={name: rates[name] for name in a.oracles},
                       limits=limits(a, p.error), levels=a.levels, engine=a.engine,
-                      ray_address=a.ray_address)
+                      ray_address=a.ray_address, guide=a.guide)
     try:
         from grammar import programs
         programs(**grammar)

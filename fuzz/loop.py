@@ -22,6 +22,7 @@ from fuzz.api_coverage import api_coverage, api_use, headline
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS
 from fuzz.features import Coverage, Series
+from fuzz.guide import Guide, Mutation
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
 from fuzz.store import STATS_NAME, CorpusStore, normalized_source_hash, storable
@@ -54,6 +55,7 @@ class Options:
     levels: tuple[str, ...] = LEVELS
     engine: str = "local"  # or "ray" (extract.ray_pool)
     ray_address: str | None = None  # None: a local Ray instance for the run
+    guide: bool = False  # coverage-guided generation (fuzz.guide)
 
 
 @dataclass
@@ -93,6 +95,7 @@ class FuzzRun:
         self.minimizing: set[str] = set()
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
+        self.guide = Guide(options.seed) if options.guide else None
         self.interrupted = False
         self.new_hashes: list[str] = []
         self.failed_sources: set[str] = set()  # hashes of sources that failed in this run
@@ -201,7 +204,8 @@ class FuzzRun:
     def _submit(self, pool: ExtractorPool) -> None:
         index = self.tally.generated
         self.tally.generated += 1
-        drawn = sampling.draw(self.strategy, self.o.seed, index)
+        plan = self.guide.plan(index) if self.guide is not None else None
+        drawn = sampling.draw(self.strategy, self.o.seed, index, plan[0] if plan else None)
         if drawn is None:
             self.tally.overruns += 1
             return
@@ -212,7 +216,7 @@ class FuzzRun:
             return
         seed = sampling.input_seed(self.o.seed, index)
         oracles = sampling.sampled_oracles(self.o.seed, index, source_hash, self.o.oracle_rates)
-        self.in_flight[index] = (program, choices, source_hash, seed)
+        self.in_flight[index] = (program, choices, source_hash, seed, plan and plan[1])
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
                     oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
 
@@ -228,7 +232,7 @@ class FuzzRun:
             self.tally.oracles[name][verdict.split(":")[0].split(" (")[0]] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
-        program, choices, source_hash, seed = self.in_flight.pop(index)
+        program, choices, source_hash, seed, mutation = self.in_flight.pop(index)
         t = self.tally
         self._verdicts(result)
         t.extracted += 1
@@ -241,7 +245,7 @@ class FuzzRun:
         fields = storable(result)
         if status == "ok":
             t.ok += 1
-            self._store(index, program, source_hash, fields)
+            self._store(index, program, source_hash, fields, choices, mutation)
             return
         self.failed_sources.add(source_hash)
         failure = result.get("failure") or {}
@@ -253,25 +257,28 @@ class FuzzRun:
             "count", 0) + 1, "stage": failure.get("stage")}
         if fields is not None:  # stored forward-only under a known limitation
             t.forward_only += 1
-            self._store(index, program, source_hash, fields)
+            self._store(index, program, source_hash, fields, choices, mutation)
         if (minimizer is not None and signature not in self.minimizing
                 and (known is None or self.o.minimize_known)
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
-            minimizer.submit(Job(signature, program, choices, result, self._found_by(index),
-                                 seed))
+            minimizer.submit(Job(signature, program, choices, result,
+                                 self._found_by(index, mutation), seed))
 
-    def _found_by(self, index: int) -> str:
-        return f"python -m fuzz --seed {self.o.seed}, program #{index}"
+    def _found_by(self, index: int, mutation: Mutation | None = None) -> str:
+        guided = f", {mutation.describe()}" if mutation is not None else ""
+        return f"python -m fuzz --seed {self.o.seed}{' --guide' if self.guide else ''}, " \
+               f"program #{index}{guided}"
 
-    def _store(self, index: int, program, source_hash: str, fields: dict) -> None:
+    def _store(self, index: int, program, source_hash: str, fields: dict, choices: tuple,
+               mutation: Mutation | None) -> None:
         record = dict(fields)  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
                       args=args_json(program.args),
                       polymorphic_shapes=program.polymorphic_shapes, style=program.style,
                       variant_group=program.variant_group,
                       categories=list(program.categories), ops=list(program.ops),
-                      seed=self.o.seed, found_by=self._found_by(index))
+                      seed=self.o.seed, found_by=self._found_by(index, mutation))
         outcome = self.store.add(record, source_hash)
         t = self.tally
         if outcome == "added":
@@ -279,6 +286,8 @@ class FuzzRun:
             t.categories.update(program.categories)
             t.ops.update(program.ops)
             self.coverage.add(fields)
+            if self.guide is not None:
+                self.guide.observe(index, choices, fields, mutation)
             calls, methods = api_use(program.source)  # one parse for both
             t.api_calls.update(calls)
             t.api_methods.update(methods)
@@ -375,6 +384,7 @@ class FuzzRun:
             "primitives": sorted(self.coverage.sets["primitives"]),
             "primitive_count": len(self.coverage.sets["primitives"]),
             "features": self.coverage.counts(), "feature_sets": self.coverage.lists(),
+            "guide": self.guide.stats() if self.guide is not None else None,
             "buckets": dict(sorted(t.buckets.items())), "corpus_records": len(self.store),
             "oracle_rates": dict(self.o.oracle_rates),
             "oracles": {name: dict(sorted(c.items())) for name, c in t.oracles.items()},

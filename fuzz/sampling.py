@@ -7,7 +7,7 @@ check it, so a run replays exactly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from random import Random
 from typing import Any
 
@@ -39,12 +39,15 @@ class _SeededProvider(HypothesisProvider):
         return self._random.choice(pool) if pool else None
 
 
-def draw(strategy: st.SearchStrategy[Any], seed: int, index: int) -> tuple[Any, tuple] | None:
-    """The ``index``-th value of a run seeded with ``seed``, and its choice sequence.
+def draw(strategy: st.SearchStrategy[Any], seed: int, index: int,
+         prefix: Sequence[Any] | None = None) -> tuple[Any, tuple] | None:
+    """The ``index``-th value of a run seeded with ``seed``, and its choice sequence;
+    ``prefix``: choices to replay first (a mutant's, ``fuzz.guide``), drawing on after them.
 
     ``None`` when the draw overran Hypothesis' buffer (never seen with the default options).
     """
-    data = ConjectureData(random=Random(f"jaxsmith:{seed}:{index}"), provider=_SeededProvider)
+    data = ConjectureData(random=Random(f"jaxsmith:{seed}:{index}"), provider=_SeededProvider,
+                          prefix=None if prefix is None else list(prefix))
     try:
         value = data.draw(strategy)
     except StopTest:

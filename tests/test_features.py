@@ -23,7 +23,7 @@ MODULE = """module @jit_f {
   func.func public @main(%arg0: tensor<3xf32>) -> (tensor<f32>) {
     %0 = stablehlo.sine %arg0 : tensor<3xf32>
     %cst = stablehlo.constant dense<0.0> : tensor<f32>
-    %1 = stablehlo.reduce(%0 init: %cst) applies stablehlo.add across dimensions = [0] : (tensor<3xf32>, tensor<f32>) -> tensor<f32>
+    %1 = stablehlo.reduce(%0 init: %cst) applies stablehlo.add across dimensions = [0]
     %2:2 = stablehlo.while(%iterArg = %1, %iterArg_0 = %1) : tensor<f32>, tensor<f32>
     %3 = stablehlo.multiply %2#1, %1 : tensor<f32>
     return %3 : tensor<f32>

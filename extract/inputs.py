@@ -30,7 +30,7 @@ import numpy as np
 
 from .args import flatten_args, normalize_args
 
-__all__ = ["RECIPE", "check_inputs", "make_inputs"]
+__all__ = ["RECIPE", "check_inputs", "from_words", "make_inputs", "word_count"]
 
 RECIPE = "jaxsmith-inputs/1"
 
@@ -40,17 +40,18 @@ def _words(seed: int, index: int, n: int) -> np.ndarray:
     return np.asarray(bits.random_raw(n), dtype=np.uint64).reshape(-1)
 
 
-def _word_count(shape: tuple[int, ...], dtype: np.dtype) -> int:
+def word_count(shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Raw words per argument: one per element, two for a complex one."""
     n = int(np.prod(shape, dtype=np.int64))
     return 2 * n if np.issubdtype(dtype, np.complexfloating) else n
 
 
-def _array(words: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def from_words(words: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The recipe's array of ``shape`` and ``dtype`` from its raw 64-bit ``words``."""
     if np.issubdtype(dtype, np.complexfloating):
         n = words.size // 2
         part = np.dtype(f"float{dtype.itemsize * 4}")
-        real, imag = _array(words[:n], shape, part), _array(words[n:], shape, part)
+        real, imag = from_words(words[:n], shape, part), from_words(words[n:], shape, part)
         return (real + 1j * imag).astype(dtype)
     high = words >> np.uint64(11)
     if dtype == np.bool_:
@@ -90,6 +91,6 @@ def make_inputs(args: Sequence, seed: int) -> list[np.ndarray]:
     _check_seed(seed)
     out = []
     for index, (shape, dtype) in enumerate(flatten_args(args)):
-        words = _words(int(seed), index, _word_count(shape, np.dtype(dtype)))
-        out.append(_array(words, shape, np.dtype(dtype)))
+        words = _words(int(seed), index, word_count(shape, np.dtype(dtype)))
+        out.append(from_words(words, shape, np.dtype(dtype)))
     return out

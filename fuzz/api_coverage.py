@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from grammar.syntax import MODULE_ALIASES
+from grammar.syntax import MODULE_ALIASES, parse_python
 
 __all__ = ["LEFT_OUT", "api_coverage", "api_use", "format_coverage", "headline"]
 
@@ -162,7 +162,7 @@ def api_use(source: str) -> tuple[Counter[str], Counter[str]]:
     calls: Counter[str] = Counter()
     methods: Counter[str] = Counter()
     known = {m for m, _ in method_measure()}
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         targets = [node.func] if isinstance(node, ast.Call) else []
         if isinstance(node, ast.FunctionDef):
             targets += node.decorator_list

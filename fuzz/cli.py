@@ -235,8 +235,14 @@ def _export(argv: Sequence[str]) -> int:
     return export_main(argv, _Parser)
 
 
+def _report(argv: Sequence[str]) -> int:
+    from fuzz.report import main as report_main
+
+    return report_main(argv, _Parser)
+
+
 COMMANDS = {"stats": _stats, "replay": _replay, "add": _add, "schema": _schema,
-            "api-coverage": _api_coverage, "export": _export}
+            "api-coverage": _api_coverage, "export": _export, "report": _report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

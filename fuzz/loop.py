@@ -25,7 +25,7 @@ from fuzz.features import Coverage, Series
 from fuzz.guide import Guide, Mutation
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
-from fuzz.store import STATS_NAME, CorpusStore, normalized_source_hash, storable
+from fuzz.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
 from grammar import programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
@@ -210,7 +210,11 @@ class FuzzRun:
             self.tally.overruns += 1
             return
         program, choices = drawn
-        source_hash = normalized_source_hash(program.source)
+        try:
+            source_hash = normalized_source_hash(program.source)
+        except CorpusError:  # Python's parser failed on it: never stop the run for it
+            self.tally.overruns += 1
+            return
         if source_hash in self.failed_sources or self.store.knows_source_hash(source_hash):
             self.tally.duplicate_source += 1
             return

@@ -18,6 +18,7 @@ from extract.args import MAX_TREE_DEPTH
 from extract.clean import ir_hash
 from extract.failures import GRAD_STAGES
 from extract.levels import COMPILED
+from grammar.syntax import parse_python
 
 __all__ = ["FIELDS", "FIELD_NAMES", "REQUIRED", "CorpusError", "Field", "encode_record",
            "json_schema", "normalize_record", "normalized_source_hash", "storable"]
@@ -321,11 +322,11 @@ def normalized_source_hash(source: str) -> str:
     parser or for ``ast.dump``.
     """
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
         dumped = ast.dump(tree)
     except SyntaxError as e:
         raise CorpusError(f"source does not parse ({e.msg}, line {e.lineno})") from e
-    except (ValueError, RecursionError, MemoryError) as e:
+    except (ValueError, RecursionError, MemoryError, SystemError) as e:
         raise CorpusError(f"source cannot be parsed ({type(e).__name__}: {str(e)[:100]})") from e
     return hashlib.sha256(dumped.encode("utf-8")).hexdigest()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from typing import Any
 
@@ -148,3 +149,16 @@ def funcdef(name: str, params: Sequence[str],
         cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
         cst.IndentedBlock(list(body)),
     )
+
+
+def parse_python(source: str) -> ast.Module:
+    """``ast.parse(source)``, tried again where the parser raises a spurious ``SystemError``
+    ("AST constructor recursion depth mismatch": CPython < 3.11.8 and 3.12.1, gh-106905,
+    when another thread parses at the same moment, as Hypothesis' minimiser thread does)."""
+    for attempt in range(3):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

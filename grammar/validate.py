@@ -56,7 +56,7 @@ from grammar.ops import (
 )
 from grammar.ops_control import MAX_TRIPS
 from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
-from grammar.syntax import _BINOPS, _COMPARES, MODULE_ALIASES
+from grammar.syntax import _BINOPS, _COMPARES, MODULE_ALIASES, parse_python
 from grammar.types import ALL_DTYPES, MAX_LIMITS
 
 MAX_ARG_RANK = MAX_LIMITS.max_rank + 1
@@ -695,10 +695,10 @@ def validate(source: str, entry: str | None = None) -> list[str]:
     # Python's parser first: it refuses absurd nesting cleanly, and its tree is measured
     # before libcst, whose parser and visitors fail on deep nesting (KeyError, stack overflow).
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError as e:
         return [f"line {e.lineno or 1}: source does not parse: {e.msg}"]
-    except (ValueError, RecursionError, MemoryError) as e:
+    except (ValueError, RecursionError, MemoryError, SystemError) as e:
         return [f"line 1: source does not parse: {type(e).__name__}: {str(e)[:200]}"]
     depth, nodes = _tree_size(tree)
     if depth > MAX_DEPTH:

@@ -34,7 +34,9 @@ def test_a_case_runs_and_its_expected_outputs_are_jits(case):
     for got, want in zip(outputs, expected, strict=True):
         np.testing.assert_array_equal(np.asarray(got), want)
     assert_outputs_match(jax.jit(case.fn)(*case.inputs), expected, where="jit")
-    assert_outputs_match(case.fn(*case.inputs), expected, where="eager")
+    # eagerly on JAX arrays: on NumPy's, a method-style x.argmax() would be NumPy's (int64)
+    eager_inputs = jax.tree_util.tree_map(jax.numpy.asarray, case.inputs)
+    assert_outputs_match(case.fn(*eager_inputs), expected, where="eager")
 
 
 def _recipe_value(x: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ import numpy as np
 
 
 def make_inputs(args, seed):
-    return [_array(_words(seed, i, _word_count(tuple(s), np.dtype(d))), tuple(s), np.dtype(d))
+    return [from_words(_words(seed, i, word_count(tuple(s), np.dtype(d))), tuple(s), np.dtype(d))
             for i, (s, d) in enumerate(args)]
 
 
@@ -248,7 +248,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     check = str(failure.get("signature", "")).split(":")[1:2] or [""]
     common = _COMMON.format(
         recipe=_inputs.RECIPE,
-        words=_source(_inputs._words, _inputs._word_count, _inputs._array),
+        words=_source(_inputs._words, _inputs.word_count, _inputs.from_words),
         compare=_source(_values.Tolerance, _values.is_float, _values._fmt, _values.real_view,
                         _values.compare_arrays))
     tolerances = {name: (t.rtol, t.atol) for name in _values.VALUE_RTOL

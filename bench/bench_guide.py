@@ -2,8 +2,9 @@
 
 Run by hand (not in CI):  python bench/bench_guide.py [--programs 300] [--seeds 1 2 3]
 
-For each seed, a default run (2 workers, forward + backward, default oracle rates) without
-and with ``--guide``, one after the other; at the end of each, the distinct features of each
+For each seed, a default run (one worker, forward + backward, default oracle rates) without
+and with ``--guide``, the two side by side in two processes (so that both meet the same load
+on a shared machine); at the end of each, the distinct features of each
 kind (``fuzz.features``) and IR-unique records per second; and from ``coverage.tsv`` the
 distinct op pairs + XLA passes (forward and backward) at each quarter of the budget, to see
 whether a curve keeps rising where the other flattens. Medians over seeds, min-max beside.
@@ -12,6 +13,7 @@ whether a curve keeps rising where the other flattens. Medians over seeds, min-m
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -30,7 +32,7 @@ TARGET = ("stablehlo_op_pairs", "passes", "grad_passes")
 def run(n: int, seed: int, guide: bool) -> dict:
     with tempfile.TemporaryDirectory() as corpus, open(os.devnull, "w") as sink:
         stats = FuzzRun(Options(budget=Budget(programs=n), corpus=Path(corpus), seed=seed,
-                                workers=2, quiet=True, minimize=False, guide=guide,
+                                workers=1, quiet=True, minimize=False, guide=guide,
                                 oracle_rates=dict(DEFAULT_ORACLE_RATES)), out=sink).run()
         rows = [line.split("\t") for line in
                 (Path(corpus) / SERIES_NAME).read_text().splitlines()]
@@ -44,6 +46,24 @@ def run(n: int, seed: int, guide: bool) -> dict:
             "guide": stats["guide"]}
 
 
+def _child(n: int, seed: int, guide: bool, out: mp.Queue) -> None:
+    out.put((guide, run(n, seed, guide)))
+
+
+def side_by_side(n: int, seed: int) -> tuple[dict, dict]:
+    """The blind and the guided run of ``seed`` at once, each in a process of its own (not a
+    pool's: its daemonic workers could not start extraction workers)."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(n, seed, guide, out)) for guide in (False, True)]
+    for p in procs:
+        p.start()
+    results = dict(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return results[False], results[True]
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):8.2f}  ({min(xs):.2f}-{max(xs):.2f})"
 
@@ -55,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     rows: dict[str, list[float]] = {}
     for seed in args.seeds:
-        blind, guided = run(args.programs, seed, False), run(args.programs, seed, True)
+        blind, guided = side_by_side(args.programs, seed)
         for kind in blind["features"]:
             rows.setdefault(f"{kind}: blind", []).append(blind["features"][kind])
             rows.setdefault(f"{kind}: guided", []).append(guided["features"][kind])

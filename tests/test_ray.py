@@ -123,9 +123,11 @@ def test_cli_refuses_ray_options_it_cannot_use(tmp_path):
 def _start_node(args: list[str], env: dict) -> subprocess.Popen:
     """``ray start ... --block`` in a session of its own: killing the session stops the node
     and every process it started."""
-    return subprocess.Popen([shutil.which("ray") or "ray", "start", *args, "--num-cpus=1",
-                             "--block"], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    beside = Path(sys.executable).with_name("ray")  # this Python's Ray, not one on PATH
+    ray = [str(beside)] if beside.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
+    return subprocess.Popen([*ray, "start", *args, "--num-cpus=1", "--block"], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def _stop(nodes: list[subprocess.Popen]) -> None:

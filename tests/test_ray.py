@@ -43,10 +43,16 @@ def ray_tmp(monkeypatch):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def ray_processes(mark: bytes) -> list[str]:
-    """Live processes (this one aside) whose environment holds ``mark``, after a moment for
-    those that exit when their parent has gone."""
-    time.sleep(1.0)
+def ray_processes(mark: bytes, wait: float = 20.0) -> list[str]:
+    """Live processes (this one aside) whose environment holds ``mark``, once none is left or
+    ``wait`` seconds have passed (a loaded machine takes a while to reap what exits)."""
+    deadline = time.monotonic() + wait
+    while (found := _marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
+
+
+def _marked(mark: bytes) -> list[str]:
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():

@@ -115,6 +115,16 @@ def _object_key(name: str) -> str:
 
 
 def _id_of(name: str) -> int | None:
+    obj = _resolve(name)
+    return id(obj) if obj is not None else None
+
+
+@cache
+def _resolve(name: str) -> Any:
+    """The callable or class ``name`` refers to, if it does. Cached, so the object stays
+    alive: an id is then never reused by another object (an attribute made afresh on each
+    lookup, freed at once, would pass its id on, and two names could seem one object,
+    depending on where the allocator put things: the draw weights changed between runs)."""
     import importlib
 
     parts = _full(name).split(".")
@@ -130,7 +140,7 @@ def _id_of(name: str) -> int | None:
                     obj = getattr(obj, part)
         except AttributeError:
             return None
-        return id(obj) if callable(obj) or isinstance(obj, type) else None
+        return obj if callable(obj) or isinstance(obj, type) else None
     return None
 
 

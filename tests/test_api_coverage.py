@@ -56,6 +56,20 @@ def test_names_match_by_the_object_they_name():
     assert cov["methods_covered"] == round(want / total, 4)
 
 
+def test_two_names_share_a_key_only_when_they_name_one_object():
+    # an attribute made afresh on each lookup (jax.config.update, a bound method) is freed at
+    # once; its id, passed on to another object, once merged unrelated names by chance and
+    # changed the draw weights between two runs of one seed
+    from fuzz.api_coverage import _object_key, _resolve
+
+    names = [r.name for r in measure()]
+    merged = [(n, _object_key(n)) for n in names if _object_key(n) != n]
+    assert merged  # jax.P and jax.sharding.PartitionSpec, at least
+    assert all(_resolve(n) is _resolve(k) for n, k in merged), [
+        (n, k) for n, k in merged if _resolve(n) is not _resolve(k)][:5]
+    assert _object_key("jax.config.update") == "jax.config.update"
+
+
 def test_the_distance_from_the_real_call_distribution():
     assert jensen_shannon({"a": 3, "b": 1}, {"a": 30, "b": 10}) == 0
     assert jensen_shannon({"a": 1}, {"b": 5}) == 1

@@ -31,9 +31,26 @@ def dump_flags(path: str) -> str:
 
 
 def make_dump_dir() -> str:
-    """A new empty folder for one worker's dumps, in RAM where the machine has it."""
-    base = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
-    return tempfile.mkdtemp(prefix=PREFIX, dir=base)
+    """A new empty folder for one worker's dumps, in RAM where the machine has it, named
+    after this (the parent) process; first, those of parents that are gone are removed
+    (left by a kill of parent and workers at once, when neither could clean up)."""
+    base = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(base):
+            pid = entry[len(PREFIX):].split("-", 1)[0]
+            if entry.startswith(PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
 
 
 def remove_dump_dir(path: str | None) -> None:

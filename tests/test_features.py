@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 from runner import fuzz
 
@@ -85,6 +87,28 @@ def test_a_killed_worker_leaves_no_dump_behind():
         pool.submit(0, "import time\n\ndef f(x):\n    time.sleep(60)\n    return x\n", "f", F32)
         assert [r["status"] for _, r in pool.results()] == ["timeout"]
         assert not os.path.exists(first) and pool._workers[0].dump != first
+
+
+def test_a_new_pool_removes_the_dumps_of_parents_that_are_gone():
+    # parent and workers killed at once: neither could remove its folder
+    from extract.passes import PREFIX, make_dump_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    fresh = make_dump_dir()
+    base = os.path.dirname(fresh)
+    stale = os.path.join(base, f"{PREFIX}{dead}-left")
+    os.makedirs(os.path.join(stale, "sub"))
+    mine = os.path.join(base, f"{PREFIX}{os.getpid()}-kept")
+    os.makedirs(mine)
+    made = [fresh, mine]
+    try:
+        assert os.path.basename(fresh).startswith(f"{PREFIX}{os.getpid()}-")
+        made.append(make_dump_dir())
+        assert not os.path.exists(stale) and os.path.isdir(mine)
+    finally:
+        for path in made:
+            os.rmdir(path)
 
 
 def test_a_run_records_passes_and_a_time_series_that_resumes(tmp_path):

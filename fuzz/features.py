@@ -23,7 +23,7 @@ from typing import Any
 
 from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
 
-__all__ = ["KINDS", "SERIES_NAME", "Coverage", "Series", "record_features",
+__all__ = ["KINDS", "SERIES_NAME", "Coverage", "Series", "record_features", "verdict_kind",
            "stablehlo_op_pairs"]
 
 KINDS = ("stablehlo_ops", "stablehlo_op_pairs", "primitives", "passes", "grad_passes",
@@ -54,7 +54,8 @@ def stablehlo_op_pairs(text: str) -> set[str]:
     return pairs
 
 
-def _verdict_kind(verdict: str) -> str:
+def verdict_kind(verdict: str) -> str:
+    """An oracle verdict without its detail: ``skipped: ...`` -> ``skipped``."""
     return verdict.split(":")[0].split(" (")[0]
 
 
@@ -70,7 +71,7 @@ def record_features(fields: Mapping[str, Any]) -> dict[str, set[str]]:
                        | jaxpr_primitives(fields.get("grad_jaxpr") or "")),
         "passes": set(fields.get("passes") or ()),
         "grad_passes": set(fields.get("grad_passes") or ()),
-        "oracle_verdicts": {f"{name}:{_verdict_kind(v)}" for name, v in verdicts.items()
+        "oracle_verdicts": {f"{name}:{verdict_kind(v)}" for name, v in verdicts.items()
                             if isinstance(v, str) and v not in ("off", "not sampled")},
     }
 
@@ -94,9 +95,12 @@ class Coverage:
         return cls({k: [x for x in v if isinstance(x, str)] for k, v in sets.items()
                     if k in KINDS and isinstance(v, list)})
 
-    def add(self, fields: Mapping[str, Any]) -> None:
-        for kind, found in record_features(fields).items():
+    def add(self, fields: Mapping[str, Any]) -> dict[str, set[str]]:
+        """Add one record's features; return them (the guide weighs the same ones)."""
+        features = record_features(fields)
+        for kind, found in features.items():
             self.sets[kind] |= found
+        return features
 
     def counts(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.sets.items()}

@@ -24,12 +24,10 @@ parent's choice sequence.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from random import Random
 from typing import Any
-
-from fuzz.features import record_features
 
 __all__ = ["MUTANT_SHARE", "Guide", "Mutation", "mutate"]
 
@@ -98,12 +96,11 @@ class Guide:
         self.mutants += 1
         return mutate(parent.choices, mutation), mutation
 
-    def observe(self, index: int, choices: Sequence[Any], fields: Mapping[str, Any],
-                mutation: Mutation | None) -> bool:
-        """Count the features of a stored record; one that brings a new feature joins the
-        pool. Whether it did."""
-        features = {f"{kind}:{name}" for kind, names in record_features(fields).items()
-                    for name in names}
+    def observe(self, index: int, choices: Sequence[Any],
+                found: Mapping[str, Iterable[str]], mutation: Mutation | None) -> bool:
+        """Count the features ``found`` in a stored record (``fuzz.features.record_features``,
+        by kind); one that brings a new feature joins the pool. Whether it did."""
+        features = {f"{kind}:{name}" for kind, names in found.items() for name in names}
         new = frozenset(f for f in features if f not in self.seen)
         self.seen.update(features)
         if new:

@@ -21,7 +21,7 @@ from fuzz import sampling
 from fuzz.api_coverage import api_coverage, api_use, headline
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS
-from fuzz.features import Coverage, Series
+from fuzz.features import Coverage, Series, verdict_kind
 from fuzz.guide import Guide, Mutation
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
@@ -233,7 +233,7 @@ class FuzzRun:
         for name, verdict in verdicts.items():
             if verdict == "off" and name in self.o.oracle_rates:
                 verdicts[name] = verdict = "not sampled"
-            self.tally.oracles[name][verdict.split(":")[0].split(" (")[0]] += 1
+            self.tally.oracles[name][verdict_kind(verdict)] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
         program, choices, source_hash, seed, mutation = self.in_flight.pop(index)
@@ -289,9 +289,9 @@ class FuzzRun:
             t.added += 1
             t.categories.update(program.categories)
             t.ops.update(program.ops)
-            self.coverage.add(fields)
+            found = self.coverage.add(fields)
             if self.guide is not None:
-                self.guide.observe(index, choices, fields, mutation)
+                self.guide.observe(index, choices, found, mutation)
             calls, methods = api_use(program.source)  # one parse for both
             t.api_calls.update(calls)
             t.api_methods.update(methods)

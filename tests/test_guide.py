@@ -10,6 +10,7 @@ from runner import fuzz
 
 import grammar
 from fuzz import sampling
+from fuzz.features import record_features
 from fuzz.guide import Guide, Mutation, mutate
 from fuzz.store import iter_records
 
@@ -35,9 +36,10 @@ def test_a_mutant_replays_from_its_parent_and_its_mutation():
 def test_the_pool_keeps_programs_that_bring_a_new_feature():
     guide = Guide(seed=1)
     assert guide.plan(0) is None  # no parent yet: a fresh draw
-    assert guide.observe(0, (1, 2, 3), FIELDS, None)
-    assert not guide.observe(1, (4, 5), FIELDS, None)  # nothing new
-    assert guide.observe(2, (6,), {**FIELDS, "passes": ["dce"]}, Mutation(0, "point", 1, 9))
+    assert guide.observe(0, (1, 2, 3), record_features(FIELDS), None)
+    assert not guide.observe(1, (4, 5), record_features(FIELDS), None)  # nothing new
+    assert guide.observe(2, (6,), record_features({**FIELDS, "passes": ["dce"]}),
+                         Mutation(0, "point", 1, 9))
     plans = [guide.plan(i) for i in range(3, 103)]
     mutants = [p for p in plans if p is not None]
     assert 30 <= len(mutants) <= 70  # about MUTANT_SHARE

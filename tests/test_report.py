@@ -19,7 +19,7 @@ from runner import ROOT, fuzz
 
 from extract.failures import KNOWN
 from fuzz import cli, report, report_figures
-from fuzz.features import KINDS
+from fuzz.features import KINDS, verdict_kind
 from fuzz.store import CorpusStore, iter_records
 
 FIGURES = ("coverage", "records", "timings", "sizes", "categories", "families",
@@ -182,7 +182,7 @@ def test_stage_timings_leave_out_oracles_that_did_not_judge(page, runs):
     assert {"trace", "lower", "compile", "interpreter"} <= set(rows)
     for stage, (n, _, median, _, top) in rows.items():
         judged = [r["timings"][stage] for r in records if stage in (r["timings"] or {})
-                  and (r["oracles"] or {}).get(stage, "pass").split(":")[0].split(" (")[0]
+                  and verdict_kind((r["oracles"] or {}).get(stage, "pass"))
                   in ("pass", "failed", "benign")]
         assert int(n) == len(judged), stage
         assert float(median) == round(statistics.median(judged) * 1000, 1), stage

@@ -36,12 +36,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from .args import check_polymorphic_shapes, is_flat, leaves_of, normalize_args, unflatten_args
+from .backends import Backend, load
 from .clean import clean_hlo, clean_jaxpr, clean_mlir, ir_hash
 from .failures import classify
 from .inputs import RECIPE, make_inputs
 from .levels import COMPILED, LEVELS, check_levels
 from .oracle_context import runner
-from .oracles import ORACLES, Context, Violation, check_oracles, run_oracle, sensitive_outputs
+from .oracles import (
+    ORACLES,
+    Context,
+    Violation,
+    backend_oracle,
+    check_oracles,
+    run_oracle,
+    sensitive_outputs,
+)
 from .passes import fired
 from .symbolic import export
 from .values import is_float, summarize
@@ -179,6 +188,7 @@ def extract_in_process(
     polymorphic_shapes: Sequence[str] | None = None,
     levels: Sequence[str] | None = LEVELS,
     pass_dump: str | None = None,
+    backends: Sequence[Backend | str] = (),
 ) -> dict:
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
     ``make_inputs(args, seed)`` and check it with ``oracles``.
@@ -197,7 +207,9 @@ def extract_in_process(
     levels to extract, forward and backward; without ``hlo_optimized`` nothing is compiled,
     so nothing runs (``execute`` is then ignored). ``pass_dump``: the folder this process's
     XLA dumps changed modules into (``extract.passes``); the passes each compile fired go
-    into ``passes`` and ``grad_passes``.
+    into ``passes`` and ``grad_passes``. ``backends`` (``extract.backends``: loaded, or
+    specs to load): each runs every executed program and is judged against XLA, its verdict
+    under ``backend:<name>`` in ``oracles``.
     """
     levels = check_levels(levels)
     execute = execute and COMPILED in levels
@@ -206,6 +218,8 @@ def extract_in_process(
     shapes = (None if polymorphic_shapes is None
               else check_polymorphic_shapes(specs, polymorphic_shapes))
     wanted = check_oracles(oracles if execute else ())
+    backends = tuple(b if isinstance(b, Backend) else load(b) for b in backends) \
+        if execute else ()
     inputs = make_inputs(specs, seed) if execute else None
     set_cache_dir(cache_dir)
     timings: dict[str, float] = {}
@@ -219,6 +233,7 @@ def extract_in_process(
     if execute:
         result["inputs"] = {"seed": int(seed), "recipe": RECIPE}
         result["oracles"] = {name: "not run" if name in wanted else "off" for name in ORACLES}
+        result["oracles"].update({b.stage: "not run" for b in backends})
     stage = "trace"
     t0 = perf_counter()
 
@@ -247,21 +262,24 @@ def extract_in_process(
     def check(names: Sequence[str], ctx: Context) -> None:
         """Run the wanted oracles among ``names``; an oracle that meets a known JAX
         limitation (vmap over a primitive without a batching rule, say) is skipped."""
-        nonlocal t0
         for name in names:
             if name in wanted:
-                t0 = start(name)  # a failing oracle's time is taken from here
-                try:
-                    verdict = run_oracle(name, ctx)
-                except Violation:
-                    raise
-                except Exception as exc:
-                    known = classify(name, exc)["known"]
-                    if known is None:
-                        raise
-                    verdict = f"skipped: known JAX limitation {known}"
-                result["oracles"][name] = verdict
-                timings[name] = perf_counter() - t0
+                judge(name, lambda name=name: run_oracle(name, ctx))
+
+    def judge(name: str, oracle: Callable[[], str]) -> None:
+        nonlocal t0
+        t0 = start(name)  # a failing oracle's time is taken from here
+        try:
+            verdict = oracle()
+        except Violation:
+            raise
+        except Exception as exc:
+            known = None if name not in ORACLES else classify(name, exc)["known"]
+            if known is None:
+                raise
+            verdict = f"skipped: known JAX limitation {known}"
+        result["oracles"][name] = verdict
+        timings[name] = perf_counter() - t0
 
     try:
         t0 = start("trace")
@@ -316,6 +334,8 @@ def extract_in_process(
                           namespace=namespace)
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
+            for b in backends:
+                judge(b.stage, lambda b=b: backend_oracle(b, ctx))
 
         argnums = tuple(i for i, (_, dtype) in enumerate(specs) if is_float(jnp.dtype(dtype)))
         float_outputs = [is_float(leaf.dtype) for leaf in out_leaves]
@@ -364,7 +384,7 @@ def extract_in_process(
     except (Exception, SystemExit) as exc:  # the program is untrusted: record, don't raise
         timings[stage] = perf_counter() - t0
         result["status"] = "failed"
-        if stage in ORACLES:
+        if stage in result.get("oracles", ()):
             result["oracles"][stage] = "failed"
         result["failure"] = classify(stage, exc)
     return result

@@ -16,12 +16,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from .backends import STAGE_PREFIX
 from .clean import scrub_host
 
 __all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "signature"]
 
 # The extractor's stages in order; "run" executes the compiled program on its inputs, and the
-# oracles (extract.oracles.ORACLES) are stages of their own.
+# oracles (extract.oracles.ORACLES) are stages of their own, as is each user backend
+# (extract.backends: "backend:<name>").
 FORWARD_STAGES = ("trace", "lower", "compile", "export", "run")
 GRAD_STAGES = ("grad_trace", "grad_lower", "grad_compile", "grad_run")
 ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter", "symbolic", "pallas")
@@ -281,7 +283,8 @@ def failure(stage: str, exc_type: str, message: str) -> dict:
 
 
 def classify(stage: str, exc: BaseException) -> dict:
-    """The failure record of ``exc`` raised in ``stage``."""
-    if stage not in STAGES:
-        raise ValueError(f"stage={stage!r} is not one of {STAGES}")
+    """The failure record of ``exc`` raised in ``stage`` (one of ``STAGES``, or a backend's
+    ``backend:<name>``)."""
+    if stage not in STAGES and not stage.startswith(STAGE_PREFIX):
+        raise ValueError(f"stage={stage!r} is not one of {STAGES} or {STAGE_PREFIX}<name>")
     return failure(stage, type(exc).__name__, str(exc))

@@ -5,8 +5,9 @@ its values with XLA's judges XLA's compilation itself. What it cannot do aborts 
 process (``LLVM ERROR``, SIGABRT) rather than raising, so :func:`unsupported` checks the
 module first: ``custom_call`` (LAPACK kernels, for instance) is never interpreted, nor is
 ``fft`` on jaxlib < 0.11 (measured: it aborts there). The caller records ``skipped`` for
-such a module. Modules are parsed afresh from text, because the pass that legalises CHLO
-rewrites a module in place.
+such a module. :func:`backend` is the interpreter behind ``extract.backends``' interface,
+the one the ``interpreter`` oracle runs. Modules are parsed afresh from text, because the
+pass that legalises CHLO rewrites a module in place.
 
 The interpreter's ``stablehlo.scatter`` writes into its operand's buffer (found by this
 oracle; README, "Findings"): every other use of the operand - a returned argument, a value
@@ -22,7 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["argument_count", "run_module", "unsupported"]
+from .backends import Unsupported
+
+__all__ = ["argument_count", "backend", "run_module", "unsupported"]
 
 _OP = re.compile(r"\b((?:stablehlo|chlo|mhlo)\.[a-z_]+)\b")
 _ALWAYS_UNSUPPORTED = ("stablehlo.custom_call",)
@@ -121,6 +124,15 @@ def run_module(text: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         _copy_scatter_operands(ir, stablehlo, module.operation)
         results = stablehlo.eval_module(module, [_attribute(ir, np.asarray(x)) for x in inputs])
         return [_result_array(ir, r) for r in results]
+
+
+def backend(stablehlo: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The interpreter as a backend (``extract.backends``): raises ``Unsupported`` for a
+    module it must not run, else interprets it."""
+    reason = unsupported(stablehlo)
+    if reason:
+        raise Unsupported(reason)
+    return run_module(stablehlo, inputs)
 
 
 def _copy_scatter_operands(ir, stablehlo, root) -> None:

@@ -5,7 +5,9 @@
   (``extract.autodiff``).
 * ``vmap``        ``jax.jit(jax.vmap(f))`` over a batch of 3 inputs against f on each.
 * ``interpreter`` the lowered StableHLO run by the StableHLO reference interpreter
-  (``extract.interpreter``), against XLA.
+  (``extract.interpreter``), against XLA: the built-in backend :data:`INTERPRETER`.
+* ``backend:<name>`` a user's backend (``extract.backends``) judged against XLA, on every
+  program that runs (:func:`backend_oracle`).
 * ``symbolic``    the module exported over symbolic shapes, called at two sizes, against
   jit (``extract.symbolic``; programs with ``polymorphic_shapes`` only).
 * ``pallas``      the program with every Pallas kernel run over ``jnp`` blocks in a Python
@@ -28,7 +30,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import interpreter as interp
 from .autodiff import FD_EPS, autodiff
+from .backends import Backend, Unsupported
 from .inputs import make_inputs
 from .oracle_context import (
     ORACLES,
@@ -43,8 +47,9 @@ from .oracle_context import (
 from .symbolic import symbolic
 from .values import compare_arrays
 
-__all__ = ["BENIGN", "FD_EPS", "ORACLES", "STRICT", "Context", "Violation", "check_oracles",
-           "compare", "derive", "run_oracle", "sensitive_outputs"]
+__all__ = ["BENIGN", "FD_EPS", "INTERPRETER", "ORACLES", "STRICT", "Context", "Violation",
+           "backend_oracle", "check_oracles", "compare", "derive", "run_oracle",
+           "sensitive_outputs"]
 
 _BATCH, _PERTURB = 3, 4  # derive() purposes (autodiff uses 1 and 2)
 BATCH_SIZE = 3  # examples in the vmap oracle's batch
@@ -241,23 +246,46 @@ def vmap(ctx: Context) -> str:
     return next((v for v in verdicts if v != "pass"), "pass")
 
 
-def interpreter(ctx: Context) -> str:
-    """XLA's values against the StableHLO reference interpreter's, on the same module."""
+INTERPRETER = Backend("interpreter", interp.backend, "extract.interpreter:backend",
+                      reference=True)
+"""The StableHLO reference interpreter: the backend the ``interpreter`` oracle runs. It is
+the reference, so XLA is judged against it, and a discrepancy is blamed on an XLA pass."""
+
+
+def backend_oracle(backend: Backend, ctx: Context) -> str:
+    """``backend``'s outputs on the program's inputs against XLA's (a reference backend
+    judges XLA; any other is judged by XLA). A backend that raises ``Unsupported`` is
+    skipped; one that returns something other than a list of arrays violates ``structure``.
+    """
     import jax
 
-    from . import interpreter as interp
+    inputs = [np.array(x) for x in ctx.inputs]  # copies: the backend may write into them
+    try:
+        if backend.takes == "callable":
+            out = backend.fn(ctx.f, inputs)
+        else:
+            text = ctx.stablehlo_text
+            if interp.argument_count(text) != len(inputs):  # jit dropped unused arguments
+                text = jax.jit(ctx.f, keep_unused=True).lower(*ctx.inputs).as_text()
+            out = backend.fn(text, inputs)
+    except Unsupported as e:
+        return f"skipped: {e}"
+    if not isinstance(out, (list, tuple)):
+        raise Violation(backend.stage, "structure", "-", f"backend {backend.name} returned a "
+                        f"{type(out).__name__}, not a list of arrays (the output leaves)")
+    got = [np.asarray(x) for x in out]
+    if backend.reference:
+        return compare(backend.stage, ctx, ctx.outputs, got, ctx.inputs,
+                       f"XLA (got) against the {backend.name} (want)",
+                       lambda: (ctx.strict_run(ctx.inputs), got), ctx.outputs, bisect=True)
+    return compare(backend.stage, ctx, got, ctx.outputs, ctx.inputs,
+                   f"backend {backend.name} (got) against XLA (want)",
+                   lambda: (got, ctx.strict_run(ctx.inputs)), ctx.outputs)
 
-    text = ctx.stablehlo_text
-    if interp.argument_count(text) != len(ctx.inputs):  # jit dropped unused arguments
-        text = jax.jit(ctx.f, keep_unused=True).lower(*ctx.inputs).as_text()
-    reason = interp.unsupported(text)  # after relowering: it may hold more (a custom_call)
-    if reason:
-        return f"skipped: {reason}"
-    reference = interp.run_module(text, ctx.inputs)
-    return compare("interpreter", ctx, ctx.outputs, reference, ctx.inputs,
-                    "XLA (got) against the StableHLO interpreter (want)",
-                    lambda: (ctx.strict_run(ctx.inputs), reference), ctx.outputs,
-                    bisect=True)
+
+def interpreter(ctx: Context) -> str:
+    """XLA's values against the StableHLO reference interpreter's, on the same module."""
+    return backend_oracle(INTERPRETER, ctx)
 
 
 def pallas(ctx: Context) -> str:

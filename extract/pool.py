@@ -38,6 +38,7 @@ from multiprocessing import connection, get_context
 from typing import Any
 
 from .args import check_polymorphic_shapes, leaves_of, normalize_args
+from .backends import STAGE_PREFIX, load_all
 from .inputs import check_inputs
 from .levels import LEVELS, check_levels
 from .oracles import ORACLES, check_oracles
@@ -148,6 +149,11 @@ class _Worker:
     dump: str | None = None  # its XLA pass dump folder (extract.passes), removed when it ends
 
 
+def _own(stage: str, signature: str) -> str:
+    """A timeout's or crash's signature, in a bucket of its own when a backend caused it."""
+    return f"{stage}:{signature}" if stage.startswith(STAGE_PREFIX) else signature
+
+
 def _failure(status: str, stage: str, kind: str, message: str, sig: str, **extra) -> dict:
     failure = {"stage": stage, "type": kind, "message": message, "signature": sig, "known": None}
     failure.update(extra)
@@ -175,7 +181,8 @@ class ExtractorPool:
     ``levels``: default IR levels of a task (``extract.levels``; all of them).
     ``passes``: record the XLA passes each compile fires (``extract.passes``; each worker
     dumps into a RAM folder of its own, removed when the worker ends), unless the user's
-    ``XLA_FLAGS`` dump somewhere already.
+    ``XLA_FLAGS`` dump somewhere already. ``backends``: specs of ``extract.backends`` that
+    judge every program that runs; loaded here first, so a wrong one raises ``ValueError``.
     """
 
     def __init__(
@@ -194,6 +201,7 @@ class ExtractorPool:
         devices: int = DEVICES,
         levels: Sequence[str] | None = LEVELS,
         passes: bool = True,
+        backends: Sequence[str] = (),
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers={workers!r} must be a positive int")
@@ -208,6 +216,10 @@ class ExtractorPool:
         self._grad = bool(grad)
         self._levels = check_levels(levels)
         self._passes = bool(passes)
+        if isinstance(backends, str):
+            raise ValueError(f"backends={backends!r} must be a list of specs")
+        self._backends = tuple(backends)
+        load_all(self._backends)
         self._skip = set(skip_hashes) if skip_hashes is not None else None
         self._max_tasks = max_tasks_per_worker
         self._clear_every = clear_caches_every
@@ -340,6 +352,7 @@ class ExtractorPool:
                 self._jax_config,
                 self._limits,
                 dump,
+                self._backends,
             ),
             name="jaxsmith-extract",
             daemon=True,
@@ -454,7 +467,7 @@ class ExtractorPool:
         remove_dump_dir(w.dump)
         message = f"extraction exceeded the {task.timeout:g} s timeout in stage {stage}"
         self._finished.append(
-            (task.task_id, _failure("timeout", stage, "Timeout", message, "timeout"))
+            (task.task_id, _failure("timeout", stage, "Timeout", message, _own(stage, "timeout")))
         )
         return self._replace(w)
 
@@ -482,7 +495,8 @@ class ExtractorPool:
             stage = w.stage or "compile"
             message = f"extraction worker {'sent' if w.bad_message else 'died with'} {how} in " \
                       f"stage {stage}"
-            record = _failure("crashed", stage, "Crash", message, f"crashed:{key}", signal=sig)
+            record = _failure("crashed", stage, "Crash", message, _own(stage, f"crashed:{key}"),
+                              signal=sig)
             self._finished.append((w.task.task_id, record))
         elif not w.ready:
             self._startup_failures += 1

@@ -136,31 +136,36 @@ def _rss_bytes() -> int:
 
 
 def worker_main(conn, skip_hashes, cache_dir, clear_every, jax_config, limits,
-                dump=None) -> None:
+                dump=None, backends=()) -> None:
     """Worker process: extract tasks one at a time until told to stop or the pipe closes.
 
     A closed pipe (the parent is gone) ends the worker quietly. ``dump``: its XLA pass dump
-    folder, removed when it ends (the parent removes it after a kill).
+    folder, removed when it ends (the parent removes it after a kill). ``backends``: specs
+    of the ``extract.backends`` every task runs through.
     """
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _apply_memory(limits)
     try:
         with contextlib.suppress(BrokenPipeError, EOFError, ConnectionError):
-            _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump)
+            _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
+                   backends)
     finally:
         remove_dump_dir(dump)
 
 
-def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump) -> None:
+def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
+           backends) -> None:
     import jax
 
     for name, value in (jax_config or {}).items():
         jax.config.update(name, value)
+    from .backends import load_all
     from .core import extract_in_process, set_cache_dir
     from .failures import classify
 
     set_cache_dir(cache_dir)
+    loaded = load_all(backends)
     # Warm up (backend, first-use lowering and compile paths) so that the first task's
     # timings and timeout are like every other task's.
     extract_in_process(_WARMUP_SOURCE, "f", [((2,), "float32")])
@@ -186,7 +191,7 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump) 
             record = extract_in_process(
                 source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage,
                 seed=seed, oracles=oracles, polymorphic_shapes=shapes, levels=levels,
-                pass_dump=dump,
+                pass_dump=dump, backends=loaded,
             )
         except BaseException as exc:  # KeyboardInterrupt & co. raised by the program itself
             record = {"status": "failed", "failure": classify(stage[0], exc)}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hypothesis.errors import InvalidArgument
 
-from extract.levels import LEVELS
+from extract.levels import COMPILED, LEVELS
 from extract.oracles import ORACLES
 from extract.ray_pool import EngineError
 from fuzz.argtypes import (
@@ -110,6 +110,12 @@ def run_parser() -> argparse.ArgumentParser:
                    help="share of programs each oracle checks: one number for all, or "
                         "name=share pairs; default: " + ",".join(
                             f"{k}={v:g}" for k, v in DEFAULT_ORACLE_RATES.items()))
+    p.add_argument("--backend", action="append", default=[], dest="backends",
+                   metavar="MODULE:FUNCTION",
+                   help="another implementation to judge against XLA on every program that "
+                        "runs: a function (stablehlo, inputs) -> outputs, or the name of an "
+                        "installed backend (entry-point group jaxsmith.backends); repeatable "
+                        "(README, Pluggable backends)")
     p.add_argument("--no-minimize", action="store_true",
                    help="count new failures without minimising them")
     p.add_argument("--minimize-known", action="store_true",
@@ -145,6 +151,20 @@ def check_ray(engine: str, address: str | None) -> None:
                          f"--ray-address for a local Ray instance") from None
 
 
+def check_backends(specs: Sequence[str], levels: Sequence[str]) -> None:
+    """Refuse a ``--backend`` that names nothing callable, and backends in a run that
+    compiles nothing (so runs nothing)."""
+    from extract.backends import load_all
+
+    if COMPILED not in levels:
+        raise UsageError(f"--backend needs {COMPILED} in --levels: without it nothing is "
+                         f"compiled, so nothing runs")
+    try:
+        load_all(specs)
+    except ValueError as e:
+        raise UsageError(f"--backend: {e}") from None
+
+
 def _run(argv: Sequence[str]) -> int:
     p = run_parser()
     a = p.parse_args(argv)
@@ -159,6 +179,8 @@ def _run(argv: Sequence[str]) -> int:
         grammar["weights"] = op_weights()
     if a.engine == "ray" or a.ray_address is not None:
         check_ray(a.engine, a.ray_address)
+    if a.backends:
+        check_backends(a.backends, a.levels)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
     rates = {**DEFAULT_ORACLE_RATES, **a.oracle_rate}
     options = Options(budget=a.budget, corpus=a.corpus, seed=seed, workers=a.workers,
@@ -167,7 +189,8 @@ def _run(argv: Sequence[str]) -> int:
                       grammar=grammar,
                       oracle_rates={name: rates[name] for name in a.oracles},
                       limits=limits(a, p.error), levels=a.levels, engine=a.engine,
-                      ray_address=a.ray_address, guide=a.guide)
+                      ray_address=a.ray_address, guide=a.guide,
+                      backends=tuple(a.backends))
     try:
         from grammar import programs
         programs(**grammar)

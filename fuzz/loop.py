@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from extract import ORACLES, ExtractorPool
 from extract.args import args_json
+from extract.backends import load_all
 from extract.levels import LEVELS
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
@@ -56,6 +57,7 @@ class Options:
     engine: str = "local"  # or "ray" (extract.ray_pool)
     ray_address: str | None = None  # None: a local Ray instance for the run
     guide: bool = False  # coverage-guided generation (fuzz.guide)
+    backends: tuple[str, ...] = ()  # extract.backends specs, each judged on every program
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Tally:
     api_methods: Counter = field(default_factory=Counter)
     buckets: dict = field(default_factory=dict)
     oracles: dict = field(default_factory=lambda: {name: Counter() for name in ORACLES})
+    # ... and each backend's, under backend:<name>, as its verdicts arrive
 
 
 class FuzzRun:
@@ -96,6 +99,7 @@ class FuzzRun:
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
         self.guide = Guide(options.seed) if options.guide else None
+        self.backends = {b.stage: b for b in load_all(options.backends)}
         self.interrupted = False
         self.new_hashes: list[str] = []
         self.failed_sources: set[str] = set()  # hashes of sources that failed in this run
@@ -108,7 +112,7 @@ class FuzzRun:
         minimiser's one worker is always local."""
         options = {"timeout": self.o.timeout, "grad": self.o.grad, "limits": self.o.limits,
                    "skip_hashes": self.store.known_ir_hashes() if dedup else None,
-                   "levels": self.o.levels}
+                   "levels": self.o.levels, "backends": self.o.backends}
         if engine == "ray":
             from extract.ray_pool import RayPool
 
@@ -233,7 +237,7 @@ class FuzzRun:
         for name, verdict in verdicts.items():
             if verdict == "off" and name in self.o.oracle_rates:
                 verdicts[name] = verdict = "not sampled"
-            self.tally.oracles[name][verdict_kind(verdict)] += 1
+            self.tally.oracles.setdefault(name, Counter())[verdict_kind(verdict)] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
         program, choices, source_hash, seed, mutation = self.in_flight.pop(index)
@@ -271,8 +275,9 @@ class FuzzRun:
 
     def _found_by(self, index: int, mutation: Mutation | None = None) -> str:
         guided = f", {mutation.describe()}" if mutation is not None else ""
-        return f"python -m fuzz --seed {self.o.seed}{' --guide' if self.guide else ''}, " \
-               f"program #{index}{guided}"
+        flags = "".join(f" --backend {b}" for b in self.o.backends)
+        return f"python -m fuzz --seed {self.o.seed}{' --guide' if self.guide else ''}" \
+               f"{flags}, program #{index}{guided}"
 
     def _store(self, index: int, program, source_hash: str, fields: dict, choices: tuple,
                mutation: Mutation | None) -> None:
@@ -318,7 +323,7 @@ class FuzzRun:
                     "versions": job.result.get("versions"), "found_by": job.found_by,
                     "inputs_seed": job.seed}
             script = reproducer(best.source, best.entry, best.args, failure, job.found_by,
-                                job.seed, best.polymorphic_shapes)
+                                job.seed, best.polymorphic_shapes, self.backends)
             self.store.save_failure(job.signature, failure.get("known"), meta, script)
             self.tally.minimized += 1
 

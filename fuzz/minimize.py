@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 from hypothesis.errors import FlakyFailure, NoSuchExample, Unsatisfiable
 
+from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
 from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
 from grammar import Program
@@ -78,14 +79,17 @@ def _comment(text: object) -> str:
 
 def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
                found_by: str, seed: int = 0,
-               polymorphic_shapes: list[str] | None = None) -> str:
+               polymorphic_shapes: list[str] | None = None,
+               backends: Mapping[str, Backend] | None = None) -> str:
     """A standalone script: the program, then a main block that raises the failure, or for
     an oracle's failure prints both values (on the inputs of ``seed``) and exits 1; a
-    program with ``polymorphic_shapes`` is exported over them as the extractor does."""
+    program with ``polymorphic_shapes`` is exported over them as the extractor does.
+    ``backends``: the run's backends by stage, for a failure in one of them."""
     stage = failure.get("stage", "")
-    if stage in ORACLE_STAGES or stage in ("run", "grad_run"):  # these need the inputs
+    backend = (backends or {}).get(stage)
+    if stage in ORACLE_STAGES or stage in ("run", "grad_run") or backend is not None:
         return oracle_reproducer(source, entry, args, failure, found_by, seed,
-                                 polymorphic_shapes)
+                                 polymorphic_shapes, backend)
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
     if stage == "export":
         steps.append("export_symbolic(fn)")

@@ -21,6 +21,7 @@ from extract import oracles as _oracles
 from extract import pallas_reference as _pallas_reference
 from extract import pool as _pool
 from extract import values as _values
+from extract.backends import Backend
 
 __all__ = ["device_prelude", "entry_on_leaves", "oracle_reproducer"]
 
@@ -196,6 +197,15 @@ _BLOCKS = {
         print(f"<J^T v, u> (jax.vjp) = {rhs!r}")
         print(f"difference {abs(lhs - rhs):.3g}, tolerance {rtol} x {size:.3g}")
         bad = abs(lhs - rhs) > rtol * size''',
+    "backend": '''
+    backend = importlib.import_module(BACKEND.split(":")[0])
+    for part in BACKEND.split(":")[1].split("."):
+        backend = getattr(backend, part)
+    lowered = jax.jit(fn, keep_unused=True).lower(*inputs)
+    want = leaves(lowered.compile()(*inputs))
+    given = fn if TAKES == "callable" else lowered.as_text()
+    got = [np.asarray(x) for x in backend(given, [np.array(x) for x in inputs])]
+    bad = report(f"{BACKEND:<11}", got, "XLA        ", want)''',
     "pallas": '''
     got = leaves(jax.jit(fn)(*inputs))
     real_pl, reference = pl, types.SimpleNamespace(**{n: globals()[n] for n in PALLAS_NAMES})
@@ -237,11 +247,16 @@ def _comment(text: object) -> str:
 
 def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
                       found_by: str, seed: int,
-                      polymorphic_shapes: list[str] | None = None) -> str:
+                      polymorphic_shapes: list[str] | None = None,
+                      backend: Backend | None = None) -> str:
     """The reproducer script of a failure while running the program (stage ``run`` or
     ``grad_run``) or of an oracle's (``failure["stage"]`` names the oracle);
-    ``polymorphic_shapes`` as the extractor took them (the ``symbolic`` oracle needs them)."""
+    ``polymorphic_shapes`` as the extractor took them (the ``symbolic`` oracle needs them).
+    A backend's failure (stage ``backend:<name>``) needs that ``backend``: the script
+    imports it by its target, from the folder it is run in or from ``sys.path``."""
     oracle = failure.get("stage")
+    if backend is not None and oracle == backend.stage:
+        oracle = "backend"
     if oracle not in _BLOCKS:
         raise ValueError(f"failure stage={oracle!r} does not run the program; accepted: "
                          f"{list(_BLOCKS)}")
@@ -262,12 +277,17 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
                  "import itertools\nimport types\nfrom collections.abc import Callable, "
                  "Sequence\n" + _module_body(_pallas_reference)
                  + f"\nPALLAS_NAMES = {tuple(_pallas_reference.__all__)!r}\n")
+    if oracle == "backend":
+        extra = (f"\n# -- the backend under test, {backend.name}: imported from the folder this "
+                 f"is run in, or from sys.path --\nimport importlib\nimport os\n\n"
+                 f"sys.path.insert(0, os.getcwd())\nBACKEND = {backend.target!r}\n"
+                 f"TAKES = {backend.takes!r}\n")
     if polymorphic_shapes is not None:
         extra += EXPORT
     defs, fn, shapes = entry_on_leaves(entry, args)
     return f'''# jaxsmith reproducer: run with `python`; exits 1 while the discrepancy is there.
 #
-# oracle:    {oracle}
+# oracle:    {failure.get("stage")}
 # signature: {_comment(failure.get("signature"))}
 # found:     {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,11 @@ SMALL = ("--max-statements", "15")
 the loop, not long programs."""
 
 
-def fuzz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m fuzz ARGS`` in the repository; a fuzz run draws ``SMALL`` programs unless
-    the arguments say otherwise."""
+def fuzz(*args: str, timeout: float = 300,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m fuzz ARGS`` in the repository, with ``env`` added to the environment; a
+    fuzz run draws ``SMALL`` programs unless the arguments say otherwise."""
     if args and args[0] not in COMMANDS and "--max-statements" not in args:
         args = (*args, *SMALL)
     return subprocess.run([sys.executable, "-m", "fuzz", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})

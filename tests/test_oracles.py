@@ -266,19 +266,30 @@ def test_benign_surrogate_derivative_is_recognised():
 
 
 def test_benign_low_precision_rounding_is_recognised():
+    # sin(t)**2 + cos(t)**2 is 1 whatever x: <v, J u> is 0 up to rounding of terms 1000
+    # times the output, above 64 float32 ulps of sum |v y|; on float64 arguments they agree
+    constant = src("""
+        def f(x):
+            t = x * 1000.0
+            return jnp.sin(t) ** 2 + jnp.cos(t) ** 2
+        """)
+    verdicts = {extract_in_process(constant, "f", [((4,), F32)], seed=seed,
+                                   oracles=["autodiff"])["oracles"]["autodiff"]
+                for seed in range(3)}
+    assert verdicts == {"benign: low_precision_rounding"}, verdicts
     # the norm of a column-normalised float16 array is sqrt(7) whatever x: <v, J u> is ~0,
-    # and float16 rounding in jvp and vjp is far larger than that
+    # and float16 rounding in jvp and vjp is far larger than that, within 4 float16 ulps of
+    # sum |v y| (before that floor: explained by the float64 rerun)
     source = src("""
         def f(x):
             m = jnp.mean(x, axis=0, keepdims=True)
             v = jnp.var(x, axis=0, keepdims=True)
             return jnp.linalg.norm((x - m) * lax.rsqrt(v + 1e-05), axis=0)
         """)
-    verdicts = {extract_in_process(source, "f", [((7, 4, 4), "float16")], seed=seed,
-                                   oracles=["autodiff"])["oracles"]["autodiff"]
-                for seed in (995704747203941037, 1, 2)}
-    assert "benign: low_precision_rounding" in verdicts, verdicts
-    assert verdicts <= {"pass", "benign: low_precision_rounding"}
+    for seed in (995704747203941037, 1, 2):
+        verdict = extract_in_process(source, "f", [((7, 4, 4), "float16")], seed=seed,
+                                     oracles=["autodiff"])["oracles"]["autodiff"]
+        assert verdict.startswith("pass"), verdict
     # float32 too: softmax rows sum to one, so <v, J u> cancels to ~1e-6 of its terms
     attention = src("""
         def f(x1, x2, x3):
@@ -327,6 +338,14 @@ def test_attention_over_constant_values_has_a_zero_derivative_up_to_rounding():
     rec = extract_in_process(source, "f", [((1, 2, 1, 1), F32)] * 2,
                              seed=7220608129779542603, oracles=["autodiff"])
     assert rec["oracles"]["autodiff"].startswith("pass"), rec.get("failure")
+    # in bfloat16 vjp leaves 2e-7 (seeds 1 and 5 failed without the floor), and the float64
+    # rerun cannot explain it: dot_product_attention refuses float64; 4 bfloat16 ulps of
+    # sum |v y| cover it
+    bf16 = source.replace("dtype=jnp.float32", "dtype=x2.dtype")
+    for seed in (1, 5):
+        rec = extract_in_process(bf16, "f", [((1, 2, 1, 1), "bfloat16")] * 2, seed=seed,
+                                 oracles=["autodiff"])
+        assert rec["oracles"]["autodiff"].startswith("pass"), rec.get("failure")
 
 
 def test_a_wrong_transpose_rule_is_a_jvp_vjp_violation():
@@ -338,8 +357,11 @@ def test_a_wrong_transpose_rule_is_a_jvp_vjp_violation():
             return lax.custom_linear_solve(lambda v: 2.0 * v, jnp.sin(x),
                                            lambda mv, b: b / 2.0, lambda mv, b: b / 3.0)
         """)
-    rec = extract_in_process(wrong, "f", [((4,), "float16")], seed=3, oracles=["autodiff"])
-    assert rec["failure"]["signature"] == "autodiff:jvp_vjp:float16", rec["oracles"]
+    for dtype, seeds in (("float16", range(3)), ("bfloat16", [0])):  # their rounding floors
+        for seed in seeds:  # do not hide it (bfloat16's rtol of 0.1 does on seeds 1 and 2)
+            rec = extract_in_process(wrong, "f", [((4,), dtype)], seed=seed,
+                                     oracles=["autodiff"])
+            assert rec["failure"]["signature"] == f"autodiff:jvp_vjp:{dtype}", rec["oracles"]
 
 
 def test_a_derivative_that_cancels_to_zero_is_rounding():
@@ -350,8 +372,7 @@ def test_a_derivative_that_cancels_to_zero_is_rounding():
         """)
     rec = extract_in_process(source, "f", [((1,), "float16")], seed=3535029647918288448,
                              oracles=["autodiff"])
-    assert rec["oracles"]["autodiff"] in ("pass", "benign: low_precision_rounding"), rec.get(
-        "failure")
+    assert rec["oracles"]["autodiff"].startswith("pass"), rec.get("failure")
 
 
 def test_a_failure_while_running_has_a_reproducer_that_runs_the_program(tmp_path):

@@ -4,6 +4,7 @@ extractor, a backend that raises or hangs, and a fuzz run that flags a wrong one
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from extract import ExtractorPool, oracles
 from extract.backends import Backend, declare, installed, load, load_all
 from extract.core import extract_in_process
 from extract.interpreter import backend as interpreter_backend
-from tests.runner import fuzz
+from tests.runner import ROOT, fuzz
 
 TOOLS = '''
 """Backends of tests/test_backends.py."""
@@ -59,6 +60,17 @@ def arity(stablehlo, inputs):
     """Passes only if the module has one argument per input."""
     assert stablehlo.count("%arg") and f"%arg{len(inputs) - 1}:" in stablehlo, stablehlo
     return interpret(stablehlo, inputs)
+
+
+@declare(takes="callable")
+def simplified(fn, inputs):
+    """tests/test_cases.py's jaxpr pass with a bug (x * y becomes x), as a transformation."""
+    import jax.extend.core as jex
+
+    from tests.test_cases import simplify_wrongly
+
+    closed = jax.make_jaxpr(fn)(*inputs)
+    return [np.asarray(x) for x in jex.jaxpr_as_fun(simplify_wrongly(closed))(*inputs)]
 
 
 @declare(takes="callable", name="eager")
@@ -198,32 +210,33 @@ def test_a_hanging_backend_times_out_in_a_bucket_of_its_own_and_the_pool_goes_on
 
 
 def test_a_short_fuzz_run_flags_a_wrong_backend_with_a_minimised_reproducer(tools, tmp_path):
+    # the wrong tool of tests/test_cases.py (README alone finds it with cases()), as a
+    # transformation backend, beside a correct one installed as an entry point
     corpus = tmp_path / "corpus"
-    env = {"PYTHONPATH": f"{tools}"}
+    env = {"PYTHONPATH": f"{tools}{os.pathsep}{ROOT}"}
     r = fuzz("--budget", "10x", "--seed", "3", "--workers", "2", "--corpus", str(corpus),
              "--ops", "sin,cos,tanh,add,multiply", "--dtypes", "float32",
              "--max-statements", "4", "--no-grad", "--oracles", "interpreter",
-             "--backend", "good", "--backend", "tool_mod:wrong", "--quiet", env=env)
+             "--backend", "good", "--backend", "tool_mod:simplified", "--quiet", env=env)
     assert r.returncode == 0, r.stderr
-    assert "failure x" in r.stderr and "backend:wrong:value:float32" in r.stderr
+    assert "failure x" in r.stderr and "backend:simplified:value:float32" in r.stderr
     stats = json.loads((corpus / "stats.json").read_text())
-    good, wrong = stats["oracles"]["backend:good"], stats["oracles"]["backend:wrong"]
+    good, wrong = stats["oracles"]["backend:good"], stats["oracles"]["backend:simplified"]
     assert good.get("pass", 0) >= 5 and "failed" not in good, good
     assert wrong.get("failed", 0) >= 1, wrong
-    [bucket] = (corpus / "failures").glob("backend-wrong-value-float32-*")
+    [bucket] = (corpus / "failures").glob("backend-simplified-value-float32-*")
     meta = json.loads((bucket / "repro.json").read_text())["record"]
-    assert meta["statements"] <= 2, meta["source"]
-    assert "--backend good --backend tool_mod:wrong" in meta["found_by"]
-    script = bucket / "repro.py"
-    run = subprocess.run([sys.executable, str(script)], cwd=tools, capture_output=True,
-                         text=True, timeout=120)
+    assert meta["statements"] <= 2 and "multiply" in meta["ops"], meta["source"]
+    assert "--backend good --backend tool_mod:simplified" in meta["found_by"]
+    run = subprocess.run([sys.executable, str(bucket / "repro.py")], cwd=tools, env={
+        **os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "tool_mod:wrong:" in run.stdout and "XLA        :" in run.stdout
-    # the reproducer names both values: the backend's is XLA's plus 0.5
+    # both values: the tool's output is the multiply's first operand, XLA's the product
     lines = {ln.split(":")[0].strip(): ln for ln in run.stdout.splitlines() if ": [" in ln}
+    assert set(lines) == {"tool_mod", "XLA"}, run.stdout
     got, want = (np.array(lines[k].split(": ", 1)[1].strip("[] ").split(), float)
                  for k in ("tool_mod", "XLA"))
-    np.testing.assert_allclose(got, want + 0.5, rtol=1e-5)
+    assert got.shape == want.shape and not np.allclose(got, want), run.stdout
 
 
 def test_the_cli_refuses_a_bad_backend_without_a_traceback(tools):

@@ -37,7 +37,7 @@ from extract.clean import canonical_stablehlo
 from fuzz.corpus_stats import corpus_stats
 from fuzz.dataset_card import ExportSummary, render_card
 from fuzz.records import MalformedLine, iter_file, shard_paths
-from fuzz.schema import FIELDS, CorpusError, _check_value
+from fuzz.schema import FIELDS, CorpusError, check_value
 
 __all__ = ["DEFAULT_SPLIT", "SPLITS", "ExportSummary", "NearDedup", "arrow_schema",
            "assign_split", "export_corpus", "main", "parse_split", "record_row", "split_key",
@@ -134,7 +134,7 @@ def record_row(record: Mapping[str, Any], map_keys: Mapping[str, Sequence[str]])
     """
     row: dict[str, Any] = {}
     for f in FIELDS:
-        value, _ = _check_value(f.name, f.kind, record.get(f.name))  # normalised, checked
+        value, _ = check_value(f.name, f.kind, record.get(f.name))  # normalised, checked
         if value is not None and f.kind in _MAP_VALUE:
             keys = map_keys.get(f.name, ())
             if not set(value) <= set(keys):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fuzz.schema import _KIND, _check_value
+from fuzz.schema import KIND, check_value
 
 __all__ = ["FAILURES_DIR", "MalformedLine", "iter_file", "iter_records", "reproducers",
            "shard_paths"]
@@ -48,8 +48,8 @@ def _decode_line(raw: bytes) -> dict[str, Any] | str:
         return "field 'source' is missing or not a string"
     if not isinstance(obj.get("id"), str):
         return "field 'id' is missing or not a string"
-    for name, kind in _KIND.items():
-        _, problem = _check_value(name, kind, obj.get(name))
+    for name, kind in KIND.items():
+        _, problem = check_value(name, kind, obj.get(name))
         if problem:
             return f"wrong type: {problem}"
     return obj

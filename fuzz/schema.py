@@ -20,8 +20,9 @@ from extract.failures import GRAD_STAGES
 from extract.levels import COMPILED
 from grammar.syntax import parse_python
 
-__all__ = ["FIELDS", "FIELD_NAMES", "REQUIRED", "CorpusError", "Field", "encode_record",
-           "json_schema", "normalize_record", "normalized_source_hash", "storable"]
+__all__ = ["FIELDS", "FIELD_NAMES", "KIND", "REQUIRED", "CorpusError", "Field", "check_value",
+           "encode_record", "json_schema", "normalize_record", "normalized_source_hash",
+           "storable"]
 
 _INT64 = 2**63
 
@@ -107,7 +108,8 @@ FIELDS: tuple[Field, ...] = (
           "Without hlo_optimized nothing was compiled or run: no cost, outputs or oracles"),
 )
 FIELD_NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)
-_KIND = {f.name: f.kind for f in FIELDS}
+KIND = {f.name: f.kind for f in FIELDS}
+"""Each field's kind, by name."""
 
 
 def _is_int(x: Any) -> bool:
@@ -153,7 +155,7 @@ def _is_summary(v: Any) -> bool:
                     and (p[1] is None or _is_number(p[1])) for p in v["samples"]))
 
 
-def _check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
+def check_value(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
     """Return (normalised value, None) or (None, reason it does not fit ``kind``)."""
     if value is None:
         return None, None
@@ -352,7 +354,7 @@ def normalize_record(record: Mapping[str, Any],
         raise CorpusError("record field 'source' must be a string")
     out: dict[str, Any] = {}
     for f in FIELDS:
-        value, problem = _check_value(f.name, f.kind, record.get(f.name))
+        value, problem = check_value(f.name, f.kind, record.get(f.name))
         if problem:
             raise CorpusError(f"record field {problem}")
         out[f.name] = value

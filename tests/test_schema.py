@@ -12,7 +12,7 @@ import jsonschema
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.schema import _KIND, FIELDS, REQUIRED, _check_value, json_schema
+from fuzz.schema import FIELDS, KIND, REQUIRED, check_value, json_schema
 from fuzz.store import MalformedLine, iter_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,9 +70,9 @@ _near = {  # values close to each kind's shape, so that both sides are often val
 
 @given(st.sampled_from(FIELDS), st.data())
 def test_the_schema_accepts_exactly_what_the_store_accepts(field, data):
-    value = data.draw(_near.get(_KIND[field.name], _json) | _json)
+    value = data.draw(_near.get(KIND[field.name], _json) | _json)
     record = {"id": "x", "source": "", "entry": "f", "args": [], field.name: value}
     by_schema = VALIDATOR.is_valid(record)
-    _, problem = _check_value(field.name, field.kind, value)
+    _, problem = check_value(field.name, field.kind, value)
     by_store = problem is None and not (field.name in REQUIRED and value is None)
     assert by_schema == by_store, (field.name, value, problem)

@@ -67,8 +67,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction worker processes; default: the machine's cores")
     p.add_argument("--guide", action=argparse.BooleanOptionalAction, default=False,
-                   help="coverage-guided generation: half the programs are mutants of those "
-                        "that reached a new feature (README, Coverage-guided generation); "
+                   help="coverage-guided generation: the most promising of several draws, "
+                        "mutants of the programs that reached a new feature, op weights that "
+                        "follow what is new (README, Coverage-guided generation); "
                         "default: off")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="where programs are extracted: 'local' worker processes (default), or "

@@ -1,24 +1,28 @@
-"""Coverage-guided generation (``python -m fuzz --guide``): mutate the programs that reached
-something new.
+"""Coverage-guided generation (``python -m fuzz --guide``): steer drawing toward what the
+run has not reached yet.
 
 A program whose record brings a feature the run had not seen (``fuzz.features``: a spec
 op, an op pair, a primitive, an XLA pass, an oracle verdict) joins the pool of parents,
-with its Hypothesis choice sequence. Of the programs a guided run draws, ``MUTANT_SHARE``
-are mutants: a parent's choice sequence, changed at one place, replayed by Hypothesis
-(``ConjectureData`` with that prefix), and drawn on from there. A mutant is therefore valid
-by construction, like any draw, and shrinks like one: where the changed choice no longer
-fits what the grammar asks at that point, Hypothesis takes its simplest value instead.
+with its Hypothesis choice sequence. Three levers act on what is drawn next:
 
-Two mutations, chosen evenly: *regrow* keeps the parent's first ``k`` choices and draws the
-rest afresh (the program keeps its start, its parameters and its swarm of op families, and
-grows another tail); *point* changes one integer choice and keeps every other (another op,
-dtype, size or parameter at one place). A parent is chosen with weight the sum, over the
-features it brought, of 1 / (how many records have that feature since): parents of rare
-features are mutated most.
+* **Best of several fresh draws.** For a fresh program the loop draws ``CANDIDATES``
+  programs (a draw is milliseconds, a compile about a second) and compiles the one whose
+  tree promises most that the stored records' trees lack (:func:`tree_features`: its ops
+  and its producer -> consumer op pairs, the grammar's side of the StableHLO op pairs).
+* **Mutants.** A parent's choice sequence, changed at one place, replayed by Hypothesis
+  (``ConjectureData`` with that prefix) and drawn on from there, so a mutant is valid by
+  construction and shrinks like any draw. *Regrow* keeps the first ``k`` choices and draws
+  the rest afresh; *point* changes one integer choice (another op, dtype, size or parameter
+  at one place). A parent is chosen with weight the sum, over the features it brought, of
+  1 / (records that have that feature since). How many programs are mutants follows a
+  Thompson draw between the yields of mutants and of fresh draws (``MUTANT_SHARE``).
+* **Op weights.** Every ``EPOCH`` programs, each op's draw weight is the run's own
+  weight times how many new features the records that drew it brought per record, against
+  the mean (``FACTOR_RANGE``; an op never drawn counts twice the mean).
 
-Everything is drawn from ``(seed, index)`` and the pool at that moment; a mutant's record
-names its parent and its mutation (``found_by``), and ``mutant`` rebuilds it from the
-parent's choice sequence.
+Everything is drawn from ``(seed, index)``, the pool and the weights at that moment: a
+record's ``found_by`` names the candidate and the epoch of a fresh draw (the weights of
+each epoch are in ``guide-<seed>.json``) or the parent and the mutation of a mutant.
 """
 
 from __future__ import annotations
@@ -29,10 +33,27 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-__all__ = ["MUTANT_SHARE", "Guide", "Mutation", "mutate"]
+from grammar.program import Program, Value, walk
 
-MUTANT_SHARE = 0.5
-"""Share of a guided run's programs that are mutants (the rest are fresh draws)."""
+__all__ = ["CANDIDATES", "COST_OVERHEAD", "EPOCH", "FACTOR_RANGE", "GUIDE_NAME", "MUTANT_SHARE",
+           "Guide", "Mutation", "Plan", "mutate", "tree_features"]
+
+MUTANT_SHARE = (0.05, 0.5)
+"""The share of a guided run's programs that are mutants (the rest are fresh draws) while
+mutants yield fewer new features than fresh draws, and while they yield more."""
+CANDIDATES = 4
+"""Fresh draws per fresh program of a guided run, of which it compiles the one ``pick``
+prefers (a draw takes ~14 ms, a compile ~1 s)."""
+COST_OVERHEAD = 10
+"""A program's extraction cost in statements, beyond its own: what tracing, lowering and
+compiling cost whatever the program (a tree's novelty grows with its size, correlation 0.98
+over 200 draws, so novelty alone picks the largest candidate, and the run slows down)."""
+EPOCH = 16
+"""Programs drawn under one set of op weights."""
+GUIDE_NAME = "guide-{seed}.json"
+"""File beside the shards with the op weights of each epoch of a guided run (its seed)."""
+FACTOR_RANGE = (0.25, 8.0)
+"""Least and most an op's weight is multiplied by, against the run's own weights."""
 
 
 @dataclass(frozen=True)
@@ -64,24 +85,100 @@ class _Parent:
     index: int
     choices: tuple
     brought: frozenset[str]  # the features it was first to reach
+    epoch: int  # the weights its choices were drawn under
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How program ``index`` of a guided run is drawn: under the op weights of ``epoch``,
+    from ``prefix`` (a mutant's, else None: a fresh draw, of which the loop draws
+    ``CANDIDATES`` and keeps ``candidate``, the one :meth:`Guide.pick` prefers)."""
+
+    epoch: int
+    prefix: list[Any] | None = None
+    mutation: Mutation | None = None
+    candidate: int = 0
+
+
+def tree_features(program: Program) -> set[str]:
+    """What a program's tree promises before it is compiled: ``op:<name>`` for each op it
+    uses and ``pair:<producer>><consumer>`` for each use of one statement's result by
+    another (the grammar's counterpart of the StableHLO op pairs)."""
+    made: dict[str, str] = {}
+    out: set[str] = set()
+    for stmt, _ in walk(program.body):
+        out.add(f"op:{stmt.op}")
+        out.update(f"pair:{made[v.name]}>{stmt.op}" for v in stmt.inputs
+                   if isinstance(v, Value) and v.name in made)
+        made.update((v.name, stmt.op) for v in stmt.outputs)
+    return out
 
 
 class Guide:
-    """The pool of parents of a guided run, and the plan of each program it draws."""
+    """The pool of parents of a guided run, its op weights, and the plan of each program.
 
-    def __init__(self, seed: int) -> None:
+    ``ops``: every op the run may draw; ``base``: the run's own draw weights (default 1).
+    """
+
+    def __init__(self, seed: int, ops: Sequence[str] = (),
+                 base: Mapping[str, int] | None = None) -> None:
         self.seed = seed
+        self.ops, self.base = tuple(ops), dict(base or {})
         self.parents: list[_Parent] = []
         self.seen: Counter[str] = Counter()  # feature -> records that have it
+        self.uses: Counter[str] = Counter()  # op -> stored records that draw it
+        self.credit: Counter[str] = Counter()  # op -> its share of their new features
+        self.epochs: list[dict[str, int]] = []  # the op weights of each epoch
+        self.drawn = {"fresh": [0, 0], "mutant": [0, 0]}  # records, those with a new feature
         self.mutants = 0
-        self.mutants_new = 0  # mutants that brought a new feature
-        self.fresh_new = 0
+        self.promised: set[str] = set()  # tree features of the stored records
 
-    def plan(self, index: int) -> tuple[list[Any], Mutation] | None:
-        """The choice prefix and mutation of program ``index``, or None for a fresh draw."""
+    def pick(self, candidates: Sequence[Program]) -> int:
+        """The index of the candidate whose tree promises most that the stored records'
+        trees do not have (a new op counts twice, a new pair once) per unit of its cost,
+        ``COST_OVERHEAD`` + its statements (the first on a tie)."""
+        def novelty(program: Program) -> float:
+            new = sum(2 if f.startswith("op:") else 1
+                      for f in tree_features(program) - self.promised)
+            return new / (COST_OVERHEAD + program.statement_count)
+
+        scores = [novelty(p) for p in candidates]
+        return scores.index(max(scores))
+
+    def weights(self, epoch: int) -> dict[str, int]:
+        """The op weights of ``epoch``, computed when it is first asked for from what the
+        run has observed by then (epoch 0: the base weights)."""
+        while len(self.epochs) <= epoch:
+            self.epochs.append(self._weigh())
+        return self.epochs[epoch]
+
+    def _weigh(self) -> dict[str, int]:
+        if not self.uses:
+            return {op: self.base.get(op, 1) for op in self.ops}
+        mean = max(sum(self.credit.values()) / sum(self.uses.values()), 1e-3)
+        low, high = FACTOR_RANGE
+        out = {}
+        for op in self.ops:  # an op not drawn yet counts as twice as productive as the mean
+            rate = (self.credit[op] + 2 * mean) / (self.uses[op] + 1)
+            factor = min(high, max(low, rate / mean))
+            out[op] = min(1000, max(1, round(self.base.get(op, 1) / low * factor)))
+        return out
+
+    def _mutant(self, rng: Random) -> bool:
+        """Whether the next program is a mutant: with the top of ``MUTANT_SHARE``'s range
+        when a Thompson draw of the mutants' yield of new features (records that brought
+        one, of those stored; a Beta posterior) beats the fresh draws', else its bottom."""
+        (nf, kf), (nm, km) = self.drawn["fresh"], self.drawn["mutant"]
+        wins = rng.betavariate(km + 1, nm - km + 1) > rng.betavariate(kf + 1, nf - kf + 1)
+        return rng.random() < MUTANT_SHARE[1 if wins else 0]
+
+    def plan(self, index: int) -> Plan:
+        """How program ``index`` is drawn."""
+        epoch = index // EPOCH
+        self.weights(epoch)
         rng = Random(f"jaxsmith-guide:{self.seed}:{index}")
-        if not self.parents or rng.random() >= MUTANT_SHARE:
-            return None
+        if not self.parents or not self._mutant(rng):
+            return Plan(epoch)
         weights = [sum(1.0 / self.seen[f] for f in p.brought) for p in self.parents]
         parent = rng.choices(self.parents, weights=weights)[0]
         ints = [i for i, c in enumerate(parent.choices)
@@ -94,24 +191,35 @@ class Guide:
         else:
             mutation = Mutation(parent.index, "regrow", rng.randrange(len(parent.choices) + 1))
         self.mutants += 1
-        return mutate(parent.choices, mutation), mutation
+        return Plan(parent.epoch, mutate(parent.choices, mutation), mutation)
 
-    def observe(self, index: int, choices: Sequence[Any],
-                found: Mapping[str, Iterable[str]], mutation: Mutation | None) -> bool:
+    def observe(self, index: int, choices: Sequence[Any], found: Mapping[str, Iterable[str]],
+                plan: Plan, program: Program | None = None) -> bool:
         """Count the features ``found`` in a stored record (``fuzz.features.record_features``,
-        by kind); one that brings a new feature joins the pool. Whether it did."""
+        by kind) drawn by ``plan`` as ``program``; one that brings a new feature joins the
+        pool, and its ops share the credit. Whether it did."""
         features = {f"{kind}:{name}" for kind, names in found.items() for name in names}
         new = frozenset(f for f in features if f not in self.seen)
         self.seen.update(features)
+        drawn = set(program.ops) if program is not None else set()
+        if program is not None:
+            self.promised |= tree_features(program)
+        self.uses.update(drawn)
+        for op in drawn:
+            self.credit[op] += len(new) / len(drawn)
+        tally = self.drawn["fresh" if plan.mutation is None else "mutant"]
+        tally[0] += 1
         if new:
-            self.parents.append(_Parent(index, tuple(choices), new))
-            if mutation is None:
-                self.fresh_new += 1
-            else:
-                self.mutants_new += 1
+            tally[1] += 1
+            self.parents.append(_Parent(index, tuple(choices), new, plan.epoch))
         return bool(new)
 
-    def stats(self) -> dict[str, int]:
+    def state(self) -> dict[str, Any]:
+        """What replays the run's fresh draws: the op weights of each epoch."""
+        return {"seed": self.seed, "programs_per_epoch": EPOCH, "weights": self.epochs}
+
+    def stats(self) -> dict[str, Any]:
         return {"parents": len(self.parents), "mutants": self.mutants,
-                "mutants_with_new_features": self.mutants_new,
-                "fresh_with_new_features": self.fresh_new}
+                "mutants_with_new_features": self.drawn["mutant"][1],
+                "fresh_with_new_features": self.drawn["fresh"][1],
+                "epochs": len(self.epochs)}

@@ -23,11 +23,11 @@ from fuzz.api_coverage import api_coverage, api_use, headline
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS
 from fuzz.features import Coverage, Series, verdict_kind
-from fuzz.guide import Guide, Mutation
+from fuzz.guide import CANDIDATES, GUIDE_NAME, Guide, Plan
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
 from fuzz.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
-from grammar import programs
+from grammar import OPS, programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
 # Share of programs each oracle checks by default: chosen so that the default set costs at
@@ -93,12 +93,14 @@ class FuzzRun:
         self.o, self.out = options, out
         self.tally = Tally()
         self.strategy = programs(**options.grammar)
+        self._epoch_strategies: dict[int, Any] = {}
         self.started = time.monotonic()
-        self.in_flight: dict[int, tuple[Any, tuple, str, int]] = {}
+        self.in_flight: dict[int, tuple[Any, tuple, str, int, Plan | None]] = {}
         self.minimizing: set[str] = set()
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
-        self.guide = Guide(options.seed) if options.guide else None
+        self.guide = Guide(options.seed, list(OPS), options.grammar.get("weights")) \
+            if options.guide else None
         self.backends = {b.stage: b for b in load_all(options.backends)}
         self.interrupted = False
         self.new_hashes: list[str] = []
@@ -209,7 +211,17 @@ class FuzzRun:
         index = self.tally.generated
         self.tally.generated += 1
         plan = self.guide.plan(index) if self.guide is not None else None
-        drawn = sampling.draw(self.strategy, self.o.seed, index, plan[0] if plan else None)
+        if plan is not None and plan.mutation is None:  # a guided fresh draw: the best of some
+            drawn_all = [sampling.draw(self._strategy(plan), self.o.seed, index, candidate=k)
+                         for k in range(CANDIDATES)]
+            ok = [k for k, d in enumerate(drawn_all) if d is not None]
+            if ok:
+                plan = dataclasses.replace(
+                    plan, candidate=ok[self.guide.pick([drawn_all[k][0] for k in ok])])
+            drawn = drawn_all[plan.candidate]
+        else:
+            drawn = sampling.draw(self._strategy(plan), self.o.seed, index,
+                                  plan.prefix if plan else None)
         if drawn is None:
             self.tally.overruns += 1
             return
@@ -224,7 +236,7 @@ class FuzzRun:
             return
         seed = sampling.input_seed(self.o.seed, index)
         oracles = sampling.sampled_oracles(self.o.seed, index, source_hash, self.o.oracle_rates)
-        self.in_flight[index] = (program, choices, source_hash, seed, plan and plan[1])
+        self.in_flight[index] = (program, choices, source_hash, seed, plan)
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
                     oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
 
@@ -240,7 +252,7 @@ class FuzzRun:
             self.tally.oracles.setdefault(name, Counter())[verdict_kind(verdict)] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
-        program, choices, source_hash, seed, mutation = self.in_flight.pop(index)
+        program, choices, source_hash, seed, plan = self.in_flight.pop(index)
         t = self.tally
         self._verdicts(result)
         t.extracted += 1
@@ -253,7 +265,7 @@ class FuzzRun:
         fields = storable(result)
         if status == "ok":
             t.ok += 1
-            self._store(index, program, source_hash, fields, choices, mutation)
+            self._store(index, program, source_hash, fields, choices, plan)
             return
         self.failed_sources.add(source_hash)
         failure = result.get("failure") or {}
@@ -265,29 +277,41 @@ class FuzzRun:
             "count", 0) + 1, "stage": failure.get("stage")}
         if fields is not None:  # stored forward-only under a known limitation
             t.forward_only += 1
-            self._store(index, program, source_hash, fields, choices, mutation)
+            self._store(index, program, source_hash, fields, choices, plan)
         if (minimizer is not None and signature not in self.minimizing
                 and (known is None or self.o.minimize_known)
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
             minimizer.submit(Job(signature, program, choices, result,
-                                 self._found_by(index, mutation), seed))
+                                 self._found_by(index, plan), seed, self._strategy(plan)))
 
-    def _found_by(self, index: int, mutation: Mutation | None = None) -> str:
-        guided = f", {mutation.describe()}" if mutation is not None else ""
+    def _strategy(self, plan: Plan | None) -> Any:
+        """The strategy a program is drawn from: in a guided run, the grammar under the op
+        weights of the plan's epoch (built once per epoch)."""
+        if plan is None:
+            return self.strategy
+        if plan.epoch not in self._epoch_strategies:
+            self._epoch_strategies[plan.epoch] = programs(
+                **{**self.o.grammar, "weights": self.guide.weights(plan.epoch)})
+        return self._epoch_strategies[plan.epoch]
+
+    def _found_by(self, index: int, plan: Plan | None = None) -> str:
+        guided = "" if plan is None else f", {plan.mutation.describe()}" if plan.mutation \
+            else f", candidate {plan.candidate} of {CANDIDATES} under the op weights of epoch " \
+                 f"{plan.epoch} ({GUIDE_NAME.format(seed=self.o.seed)})"
         flags = "".join(f" --backend {b}" for b in self.o.backends)
         return f"python -m fuzz --seed {self.o.seed}{' --guide' if self.guide else ''}" \
                f"{flags}, program #{index}{guided}"
 
     def _store(self, index: int, program, source_hash: str, fields: dict, choices: tuple,
-               mutation: Mutation | None) -> None:
+               plan: Plan | None) -> None:
         record = dict(fields)  # the extractor's fields
         record.update(source=program.source, entry=program.entry,
                       args=args_json(program.args),
                       polymorphic_shapes=program.polymorphic_shapes, style=program.style,
                       variant_group=program.variant_group,
                       categories=list(program.categories), ops=list(program.ops),
-                      seed=self.o.seed, found_by=self._found_by(index, mutation))
+                      seed=self.o.seed, found_by=self._found_by(index, plan))
         outcome = self.store.add(record, source_hash)
         t = self.tally
         if outcome == "added":
@@ -296,7 +320,7 @@ class FuzzRun:
             t.ops.update(program.ops)
             found = self.coverage.add(fields)
             if self.guide is not None:
-                self.guide.observe(index, choices, found, mutation)
+                self.guide.observe(index, choices, found, plan, program)
             calls, methods = api_use(program.source)  # one parse for both
             t.api_calls.update(calls)
             t.api_methods.update(methods)
@@ -343,6 +367,8 @@ class FuzzRun:
         """``stats.json``, and a row of the coverage time series."""
         stats = stats if stats is not None else self.stats()
         self.store.write_stats(stats)
+        if self.guide is not None:
+            self.store.write_json(GUIDE_NAME.format(seed=self.o.seed), self.guide.state())
         self.series.append(stats["elapsed_s"], stats["corpus_records"], stats["features"])
 
     def status_text(self) -> str:

@@ -126,6 +126,7 @@ class Job:
     result: dict[str, Any]
     found_by: str
     seed: int = 0  # the input seed the failure was found with
+    strategy: st.SearchStrategy[Program] | None = None  # drawn from (default: the minimiser's)
 
 
 class Minimizer:
@@ -173,7 +174,7 @@ class Minimizer:
                         return (result.get("failure") or {}).get("signature") == job.signature
                     return False
 
-                best, calls = shrink(self.strategy, job.choices, still_fails,
+                best, calls = shrink(job.strategy or self.strategy, job.choices, still_fails,
                                      max_calls=self.max_calls, max_seconds=self.max_seconds,
                                      stop=self._stop)
                 self.done.put((job, best or job.program, calls))

@@ -40,13 +40,16 @@ class _SeededProvider(HypothesisProvider):
 
 
 def draw(strategy: st.SearchStrategy[Any], seed: int, index: int,
-         prefix: Sequence[Any] | None = None) -> tuple[Any, tuple] | None:
+         prefix: Sequence[Any] | None = None,
+         candidate: int = 0) -> tuple[Any, tuple] | None:
     """The ``index``-th value of a run seeded with ``seed``, and its choice sequence;
-    ``prefix``: choices to replay first (a mutant's, ``fuzz.guide``), drawing on after them.
+    ``prefix``: choices to replay first (a mutant's, ``fuzz.guide``), drawing on after them;
+    ``candidate``: another draw for the same index (a guided run picks among several).
 
     ``None`` when the draw overran Hypothesis' buffer (never seen with the default options).
     """
-    data = ConjectureData(random=Random(f"jaxsmith:{seed}:{index}"), provider=_SeededProvider,
+    key = f"jaxsmith:{seed}:{index}" + (f":{candidate}" if candidate else "")
+    data = ConjectureData(random=Random(key), provider=_SeededProvider,
                           prefix=None if prefix is None else list(prefix))
     try:
         value = data.draw(strategy)

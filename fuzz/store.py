@@ -537,9 +537,13 @@ class CorpusStore:
         self._check_open()
         if stats is not None:
             self._last_stats = dict(stats)
-        data = {**self._last_stats, "store": self.store_stats()}
+        return self.write_json(STATS_NAME, {**self._last_stats, "store": self.store_stats()})
+
+    def write_json(self, name: str, data: Mapping[str, Any]) -> Path:
+        """Write ``data`` as JSON to the file ``name`` beside the shards, atomically."""
+        self._check_open()
         text = json.dumps(data, sort_keys=True, ensure_ascii=False, indent=1, default=str)
-        target = self.path / STATS_NAME
+        target = self.path / name
         try:
             _atomic_write(target, (text + "\n").encode("utf-8"))
         except OSError as e:

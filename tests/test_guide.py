@@ -11,7 +11,16 @@ from runner import fuzz
 import grammar
 from fuzz import sampling
 from fuzz.features import record_features
-from fuzz.guide import Guide, Mutation, mutate
+from fuzz.guide import (
+    EPOCH,
+    FACTOR_RANGE,
+    MUTANT_SHARE,
+    Guide,
+    Mutation,
+    Plan,
+    mutate,
+    tree_features,
+)
 from fuzz.store import iter_records
 
 FIELDS = {"stablehlo": "%0 = stablehlo.sine %arg0 : tensor<3xf32>\n", "passes": ["fusion"]}
@@ -33,20 +42,81 @@ def test_a_mutant_replays_from_its_parent_and_its_mutation():
     assert whole[0].source == parent.source  # everything kept
 
 
+def only(op: str, index: int = 0) -> grammar.Program:
+    """A program of one op, drawn."""
+    return sampling.draw(grammar.programs(ops=[op], max_statements=2), 1, index)[0]
+
+
 def test_the_pool_keeps_programs_that_bring_a_new_feature():
-    guide = Guide(seed=1)
-    assert guide.plan(0) is None  # no parent yet: a fresh draw
-    assert guide.observe(0, (1, 2, 3), record_features(FIELDS), None)
-    assert not guide.observe(1, (4, 5), record_features(FIELDS), None)  # nothing new
+    guide = Guide(seed=1, ops=["sin", "add"])
+    assert guide.plan(0) == Plan(0)  # no parent yet: a fresh draw
+    sin = only("sin")
+    assert guide.observe(0, (1, 2, 3), record_features(FIELDS), Plan(0), sin)
+    assert not guide.observe(1, (4, 5), record_features(FIELDS), Plan(0), sin)  # nothing new
     assert guide.observe(2, (6,), record_features({**FIELDS, "passes": ["dce"]}),
-                         Mutation(0, "point", 1, 9))
+                         Plan(0, [6], Mutation(0, "point", 1, 9)), sin)
     plans = [guide.plan(i) for i in range(3, 103)]
-    mutants = [p for p in plans if p is not None]
-    assert 30 <= len(mutants) <= 70  # about MUTANT_SHARE
+    mutants = [p for p in plans if p.mutation is not None]
+    # mutants brought 1 of 1, fresh draws 1 of 2: a Thompson draw favours mutants ~70 % of
+    # the time, so about 0.7 x 50 % + 0.3 x 5 % of the programs are mutants
+    assert 20 <= len(mutants) <= 55, len(mutants)
     # the rarest feature's parent: "passes:dce" is seen once, the parent of 0 brought four
-    assert sum(m.parent == 2 for _, m in mutants) > sum(m.parent == 0 for _, m in mutants) / 4
+    by = [p.mutation.parent for p in mutants]
+    assert by.count(2) > by.count(0) / 4
+    assert all(p.prefix is not None and p.epoch == 0 for p in mutants)  # parents' epoch
+    assert [p.epoch for p in plans if p.mutation is None][-1] == 102 // EPOCH
     assert guide.stats() == {"parents": 2, "mutants": len(mutants),
-                             "mutants_with_new_features": 1, "fresh_with_new_features": 1}
+                             "mutants_with_new_features": 1, "fresh_with_new_features": 1,
+                             "epochs": 102 // EPOCH + 1}
+
+
+def test_mutants_that_bring_nothing_become_rare():
+    guide = Guide(seed=2, ops=["sin"])
+    sin = only("sin")
+    for i in range(40):  # fresh draws bring a new feature each, mutants none
+        guide.observe(i, (i,), {"passes": {f"p{i}"}}, Plan(0), sin)
+        guide.observe(100 + i, (i,), {}, Plan(0, [i], Mutation(i, "regrow", 0)), sin)
+    share = sum(guide.plan(i).mutation is not None for i in range(200, 600)) / 400
+    assert abs(share - MUTANT_SHARE[0]) < 0.03, share
+
+
+def test_op_weights_follow_the_new_features_each_op_brought():
+    guide = Guide(seed=1, ops=["sin", "add", "exp"], base={"add": 3})
+    assert guide.weights(0) == {"sin": 1, "add": 3, "exp": 1}  # nothing seen: the run's own
+    sines = [{"stablehlo_ops": {f"op{i}"}} for i in range(4)]  # each brings a new feature
+    for i, found in enumerate(sines):
+        guide.observe(i, (), found, Plan(0), only("sin"))
+    for i in range(4, 12):  # add brings nothing after its first
+        guide.observe(i, (), {"stablehlo_ops": {"op0"}}, Plan(0), only("add"))
+    w = guide.weights(1)
+    # mean yield 4/12; sin (4 + 2/3) / 5 = 2.8x it, add (0 + 2/3) / 9 = 0.22x (floor 1/4),
+    # exp never drawn: (0 + 2/3) / 1 = 2x; weights are base / (1/4) x factor
+    assert w == {"sin": round(4 * 2.8), "add": 3, "exp": 8}, w
+    assert guide.weights(0) == {"sin": 1, "add": 3, "exp": 1}  # an epoch's weights stay
+    low, high = FACTOR_RANGE
+    assert all(1 <= w[op] <= 1000 for op in w) and low < 1 < high
+
+
+def test_of_the_candidates_the_one_whose_tree_promises_most_is_picked():
+    guide = Guide(seed=1, ops=["sin", "exp"])
+    sin, exp = only("sin"), only("exp")
+    assert "op:sin" in tree_features(sin)
+    assert guide.pick([sin, exp]) == 0  # a tie: the first
+    guide.observe(0, (), {}, Plan(0), sin)
+    assert guide.pick([sin, exp]) == 1  # exp is new, sin is not
+    chain = sampling.draw(grammar.programs(ops=["sin", "exp"], max_statements=6,
+                                           styles=["ssa"]), 1, 2)[0]
+    pairs = {f for f in tree_features(chain) if f.startswith("pair:")}
+    assert pairs and pairs <= {"pair:sin>sin", "pair:sin>exp", "pair:exp>sin",
+                               "pair:exp>exp"}, chain.source
+    # as much promised by a longer program loses: novelty is per unit of cost
+    strategy = grammar.programs(ops=["sin"], max_statements=8, styles=["ssa"])
+    short = sin
+    longer = next(p for i in range(50) if (p := sampling.draw(strategy, 3, i)[0])
+                  and p.statement_count > short.statement_count
+                  and tree_features(short) <= tree_features(p))
+    guide.promised = tree_features(longer) - tree_features(short)
+    assert guide.pick([longer, short]) == 1
 
 
 def test_a_guided_run_names_each_mutants_parent(tmp_path):
@@ -62,3 +132,14 @@ def test_a_guided_run_names_each_mutants_parent(tmp_path):
     assert all(int(re.search(r"mutant of #(\d+)", f).group(1)) in indices for f in mutants)
     stats = json.loads((corpus / "stats.json").read_text())
     assert stats["guide"]["mutants"] >= len(mutants) and stats["guide"]["parents"] >= 1
+    # a fresh draw replays from its index and its epoch's op weights in guide-<seed>.json
+    state = json.loads((corpus / "guide-5.json").read_text())
+    fresh = {int(m.group(1)): (int(m.group(2)), int(m.group(3)), rec["source"]) for _, _, rec in
+             iter_records(corpus) if (m := re.search(
+                 r"program #(\d+), candidate (\d+) of 4 under the op weights of epoch (\d+) "
+                 r"\(guide-5\.json\)",
+                 rec["found_by"]))}
+    assert fresh, found
+    for index, (candidate, epoch, source) in fresh.items():
+        strategy = grammar.programs(max_statements=15, weights=state["weights"][epoch])
+        assert sampling.draw(strategy, 5, index, candidate=candidate)[0].source == source

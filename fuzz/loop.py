@@ -94,6 +94,7 @@ class FuzzRun:
         self.tally = Tally()
         self.strategy = programs(**options.grammar)
         self._epoch_strategies: dict[int, Any] = {}
+        self._epochs_saved = 0  # epochs of op weights in guide-<seed>.json
         self.started = time.monotonic()
         self.in_flight: dict[int, tuple[Any, tuple, str, int, Plan | None]] = {}
         self.minimizing: set[str] = set()
@@ -367,8 +368,9 @@ class FuzzRun:
         """``stats.json``, and a row of the coverage time series."""
         stats = stats if stats is not None else self.stats()
         self.store.write_stats(stats)
-        if self.guide is not None:
+        if self.guide is not None and len(self.guide.epochs) > self._epochs_saved:
             self.store.write_json(GUIDE_NAME.format(seed=self.o.seed), self.guide.state())
+            self._epochs_saved = len(self.guide.epochs)  # rewritten only when one is added
         self.series.append(stats["elapsed_s"], stats["corpus_records"], stats["features"])
 
     def status_text(self) -> str:

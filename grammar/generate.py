@@ -272,6 +272,12 @@ def _ITERATION(draw: Draw, builder: Builder, *args) -> tuple[Apply, bool]:  # no
     return builder._iteration(*args)
 
 
+STATEMENT_SPAN = _ITERATION(None).label
+"""The label of a top-level statement's span in a program's choice sequence (the statement
+and its "one more?" draw): deleting the span deletes the statement, and the choices after it
+keep their meaning (the minimiser's statement pass, ``fuzz.minimize``)."""
+
+
 def _used(body, names: set[str]) -> set[str]:
     for stmt in body:
         names.update(v.name for v in stmt.inputs if isinstance(v, Value))

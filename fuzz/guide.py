@@ -8,7 +8,8 @@ with its Hypothesis choice sequence. Three levers act on what is drawn next:
 * **Best of several fresh draws.** For a fresh program the loop draws ``CANDIDATES``
   programs (a draw is milliseconds, a compile about a second) and compiles the one whose
   tree promises most that the stored records' trees lack (:func:`tree_features`: its ops
-  and its producer -> consumer op pairs, the grammar's side of the StableHLO op pairs).
+  and its producer -> consumer op pairs, the grammar's side of the StableHLO op pairs), per
+  second its extraction is expected to take (:meth:`Guide.cost`, learned from the run).
 * **Mutants.** A parent's choice sequence, changed at one place, replayed by Hypothesis
   (``ConjectureData`` with that prefix) and drawn on from there, so a mutant is valid by
   construction and shrinks like any draw. *Regrow* keeps the first ``k`` choices and draws
@@ -17,8 +18,8 @@ with its Hypothesis choice sequence. Three levers act on what is drawn next:
   1 / (records that have that feature since). How many programs are mutants follows a
   Thompson draw between the yields of mutants and of fresh draws (``MUTANT_SHARE``).
 * **Op weights.** Every ``EPOCH`` programs, each op's draw weight is the run's own
-  weight times how many new features the records that drew it brought per record, against
-  the mean (``FACTOR_RANGE``; an op never drawn counts twice the mean).
+  weight times how many new features the programs that drew it brought per second of
+  extraction, against the mean (``FACTOR_RANGE``; an op never drawn counts twice the mean).
 
 Everything is drawn from ``(seed, index)``, the pool and the weights at that moment: a
 record's ``found_by`` names the candidate and the epoch of a fresh draw (the weights of
@@ -47,7 +48,8 @@ prefers (a draw takes ~14 ms, a compile ~1 s)."""
 COST_OVERHEAD = 10
 """A program's extraction cost in statements, beyond its own: what tracing, lowering and
 compiling cost whatever the program (a tree's novelty grows with its size, correlation 0.98
-over 200 draws, so novelty alone picks the largest candidate, and the run slows down)."""
+over 200 draws, so novelty alone picks the largest candidate, and the run slows down).
+:meth:`Guide.cost` counts each statement by what its op has cost so far in the run."""
 EPOCH = 16
 """Programs drawn under one set of op weights."""
 GUIDE_NAME = "guide-{seed}.json"
@@ -132,15 +134,40 @@ class Guide:
         self.drawn = {"fresh": [0, 0], "mutant": [0, 0]}  # records, those with a new feature
         self.mutants = 0
         self.promised: set[str] = set()  # tree features of the stored records
+        # op -> seconds of the extracted programs that drew it, split into COST_OVERHEAD +
+        # statements equal units, one per statement; and statements counted
+        self.seconds: Counter[str] = Counter()
+        self.statements: Counter[str] = Counter()
+
+    def spent(self, program: Program, seconds: float) -> None:
+        """Count ``seconds`` of extraction (whatever came of it: a record, a duplicate, a
+        failure) toward the ops of ``program``'s statements."""
+        ops = [stmt.op for stmt, _ in walk(program.body)]
+        unit = seconds / (COST_OVERHEAD + len(ops))
+        for op in ops:
+            self.seconds[op] += unit
+            self.statements[op] += 1
+
+    def cost(self, program: Program) -> float:
+        """The expected extraction cost of ``program`` in units of the run's mean statement:
+        ``COST_OVERHEAD`` + each statement's op's mean unit of seconds against the mean of
+        all (1 for an op not extracted yet)."""
+        total = sum(self.statements.values())
+        if not total:
+            return COST_OVERHEAD + program.statement_count
+        mean = sum(self.seconds.values()) / total
+        return COST_OVERHEAD + sum(
+            self.seconds[stmt.op] / self.statements[stmt.op] / mean
+            if self.statements[stmt.op] else 1.0 for stmt, _ in walk(program.body))
 
     def pick(self, candidates: Sequence[Program]) -> int:
         """The index of the candidate whose tree promises most that the stored records'
-        trees do not have (a new op counts twice, a new pair once) per unit of its cost,
-        ``COST_OVERHEAD`` + its statements (the first on a tie)."""
+        trees do not have (a new op counts twice, a new pair once) per unit of its
+        :meth:`cost` (the first on a tie)."""
         def novelty(program: Program) -> float:
             new = sum(2 if f.startswith("op:") else 1
                       for f in tree_features(program) - self.promised)
-            return new / (COST_OVERHEAD + program.statement_count)
+            return new / self.cost(program)
 
         scores = [novelty(p) for p in candidates]
         return scores.index(max(scores))
@@ -153,13 +180,18 @@ class Guide:
         return self.epochs[epoch]
 
     def _weigh(self) -> dict[str, int]:
-        if not self.uses:
+        """New features per second of extraction of each op (its share of the features its
+        records brought, over its share of the seconds spent on the programs that drew it),
+        against the mean."""
+        spent = sum(self.seconds.values())
+        if not self.uses or not spent:
             return {op: self.base.get(op, 1) for op in self.ops}
-        mean = max(sum(self.credit.values()) / sum(self.uses.values()), 1e-3)
+        mean = max(sum(self.credit.values()) / spent, 1e-3)  # features per second
+        unit = spent / sum(self.statements.values())  # seconds per statement
         low, high = FACTOR_RANGE
         out = {}
         for op in self.ops:  # an op not drawn yet counts as twice as productive as the mean
-            rate = (self.credit[op] + 2 * mean) / (self.uses[op] + 1)
+            rate = (self.credit[op] + 2 * mean * unit) / (self.seconds[op] + unit)
             factor = min(high, max(low, rate / mean))
             out[op] = min(1000, max(1, round(self.base.get(op, 1) / low * factor)))
         return out

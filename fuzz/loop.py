@@ -257,6 +257,9 @@ class FuzzRun:
         t = self.tally
         self._verdicts(result)
         t.extracted += 1
+        if self.guide is not None:  # a hung program cost its timeout
+            self.guide.spent(program, sum(result.get("timings", {}).values())
+                             if result.get("status") != "timeout" else self.o.timeout)
         if t.first_result_s is None:
             t.first_result_s = time.monotonic() - self.started
         status = result.get("status")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from runner import fuzz
 
 import grammar
@@ -85,16 +86,37 @@ def test_op_weights_follow_the_new_features_each_op_brought():
     assert guide.weights(0) == {"sin": 1, "add": 3, "exp": 1}  # nothing seen: the run's own
     sines = [{"stablehlo_ops": {f"op{i}"}} for i in range(4)]  # each brings a new feature
     for i, found in enumerate(sines):
+        guide.spent(only("sin"), 1.0)
         guide.observe(i, (), found, Plan(0), only("sin"))
-    for i in range(4, 12):  # add brings nothing after its first
+    for i in range(4, 12):  # add brings nothing new
+        guide.spent(only("add"), 1.0)
         guide.observe(i, (), {"stablehlo_ops": {"op0"}}, Plan(0), only("add"))
     w = guide.weights(1)
-    # mean yield 4/12; sin (4 + 2/3) / 5 = 2.8x it, add (0 + 2/3) / 9 = 0.22x (floor 1/4),
-    # exp never drawn: (0 + 2/3) / 1 = 2x; weights are base / (1/4) x factor
-    assert w == {"sin": round(4 * 2.8), "add": 3, "exp": 8}, w
+    # each program (2 statements) took 1 s: 2 of its 10 + 2 units, 1/6 s, go to its op.
+    # mean 4 features / 2 s; a statement 1/12 s. sin (4 + 2 x 2/12) / (4/6 + 1/12) = 2.89x
+    # the mean; add (0 + 2/12) / (8/6 + 1/12) = 0.12x (floor 1/4); exp, never drawn,
+    # (0 + 2/12) / (1/12) = 2x; weights are base / (1/4) x factor
+    assert w == {"sin": round(4 * 52 / 18), "add": 3, "exp": 8}, w
     assert guide.weights(0) == {"sin": 1, "add": 3, "exp": 1}  # an epoch's weights stay
     low, high = FACTOR_RANGE
     assert all(1 <= w[op] <= 1000 for op in w) and low < 1 < high
+
+
+def test_op_weights_are_per_second_and_the_pick_per_expected_cost():
+    guide = Guide(seed=1, ops=["sin", "exp"])
+    sin, exp = only("sin"), only("exp")
+    for i in range(4):  # as many new features per record, but exp's take 4 times as long
+        guide.spent(sin, 1.0)
+        guide.observe(2 * i, (), {"passes": {f"s{i}"}}, Plan(0), sin)
+        guide.spent(exp, 4.0)
+        guide.observe(2 * i + 1, (), {"passes": {f"e{i}"}}, Plan(0), exp)
+    w = guide.weights(1)
+    assert w["sin"] > w["exp"], w
+    # statements of a cheap op cost less: sin's 2 are 2 x 2/5 of the mean, exp's 2 x 8/5
+    assert guide.cost(sin) == pytest.approx(10 + 2 * 0.4)
+    assert guide.cost(exp) == pytest.approx(10 + 2 * 1.6)
+    guide.promised = set()  # both promise as much: the cheaper one is picked
+    assert guide.pick([exp, sin]) == 1
 
 
 def test_of_the_candidates_the_one_whose_tree_promises_most_is_picked():

@@ -4,10 +4,12 @@ Run by hand (not in CI):  python bench/bench_guide.py [--programs 300] [--seeds 
 
 For each seed, a default run (one worker, forward + backward, default oracle rates) without
 and with ``--guide``, the two side by side in two processes (so that both meet the same load
-on a shared machine); at the end of each, the distinct features of each
-kind (``fuzz.features``) and IR-unique records per second; and from ``coverage.tsv`` the
-distinct op pairs + XLA passes (forward and backward) at each quarter of the budget, to see
-whether a curve keeps rising where the other flattens. Medians over seeds, min-max beside.
+on a shared machine); at the end of each, the distinct features of each kind
+(``fuzz.features``), IR-unique records per second, what became of the programs (added,
+duplicates, failures: where records/s goes) and seconds per extracted program; and from
+``coverage.tsv`` the distinct op pairs + XLA passes (forward and backward) at each quarter of
+the budget, to see whether a curve keeps rising where the other flattens. Medians over seeds,
+min-max beside.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from fuzz.features import SERIES_NAME  # noqa: E402
 from fuzz.loop import DEFAULT_ORACLE_RATES, FuzzRun, Options  # noqa: E402
 
 TARGET = ("stablehlo_op_pairs", "passes", "grad_passes")
+OUTCOMES = ("added", "duplicate_ir", "duplicate_source", "failed", "timeout", "forward_only")
+"""What became of the programs (stats.json): where records/s goes."""
 
 
 def run(n: int, seed: int, guide: bool) -> dict:
@@ -43,7 +47,9 @@ def run(n: int, seed: int, guide: bool) -> dict:
                      target[-1]) for q in (0.25, 0.5, 0.75, 1.0)]
     return {"features": stats["features"], "target": sum(stats["features"][k] for k in TARGET),
             "unique_per_s": stats["added"] / stats["elapsed_s"], "quarters": quarters,
-            "guide": stats["guide"]}
+            "guide": stats["guide"],
+            "outcomes": {k: stats[k] for k in OUTCOMES},
+            "s_per_extracted": stats["elapsed_s"] / max(stats["extracted"], 1)}
 
 
 def _child(n: int, seed: int, guide: bool, out: mp.Queue) -> None:
@@ -87,6 +93,13 @@ def main() -> None:
         rows.setdefault("IR-unique records/s: guided", []).append(guided["unique_per_s"])
         rows.setdefault("ratio of records/s (goal >= 0.85)", []).append(
             guided["unique_per_s"] / blind["unique_per_s"])
+        for kind in OUTCOMES:
+            rows.setdefault(f"programs {kind}: blind", []).append(blind["outcomes"][kind])
+            rows.setdefault(f"programs {kind}: guided", []).append(guided["outcomes"][kind])
+        rows.setdefault("seconds per extracted program: blind", []).append(
+            blind["s_per_extracted"])
+        rows.setdefault("seconds per extracted program: guided", []).append(
+            guided["s_per_extracted"])
         for q, (b, g) in enumerate(zip(blind["quarters"], guided["quarters"], strict=True)):
             rows.setdefault(f"op pairs + passes at {25 * (q + 1)} %: blind", []).append(b)
             rows.setdefault(f"op pairs + passes at {25 * (q + 1)} %: guided", []).append(g)

@@ -128,7 +128,6 @@ class Guide:
         self.ops, self.base = tuple(ops), dict(base or {})
         self.parents: list[_Parent] = []
         self.seen: Counter[str] = Counter()  # feature -> records that have it
-        self.uses: Counter[str] = Counter()  # op -> stored records that draw it
         self.credit: Counter[str] = Counter()  # op -> its share of their new features
         self.epochs: list[dict[str, int]] = []  # the op weights of each epoch
         self.drawn = {"fresh": [0, 0], "mutant": [0, 0]}  # records, those with a new feature
@@ -184,7 +183,7 @@ class Guide:
         records brought, over its share of the seconds spent on the programs that drew it),
         against the mean."""
         spent = sum(self.seconds.values())
-        if not self.uses or not spent:
+        if not (self.drawn["fresh"][0] + self.drawn["mutant"][0]) or not spent:  # no record
             return {op: self.base.get(op, 1) for op in self.ops}
         mean = max(sum(self.credit.values()) / spent, 1e-3)  # features per second
         unit = spent / sum(self.statements.values())  # seconds per statement
@@ -236,7 +235,6 @@ class Guide:
         drawn = set(program.ops) if program is not None else set()
         if program is not None:
             self.promised |= tree_features(program)
-        self.uses.update(drawn)
         for op in drawn:
             self.credit[op] += len(new) / len(drawn)
         tally = self.drawn["fresh" if plan.mutation is None else "mutant"]

@@ -219,7 +219,9 @@ class Minimizer:
                         return (result.get("failure") or {}).get("signature") == job.signature
                     return False
 
-                best, calls = shrink(job.strategy or self.strategy, job.choices, still_fails,
+                # not ``job.strategy or ...``: bool() of a strategy draws a HypothesisWarning
+                strategy = self.strategy if job.strategy is None else job.strategy
+                best, calls = shrink(strategy, job.choices, still_fails,
                                      max_calls=self.max_calls, max_seconds=self.max_seconds,
                                      stop=self._stop)
                 self.done.put((job, best or job.program, calls))

@@ -149,6 +149,7 @@ def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
                 "--quiet", "--categories", "while_loop", "--ops", "while_loop,exp,sin,add",
                 "--dtypes", "float32", "--minimize-known", "--styles", "methods,named")
     assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr  # a user reads this stream
     (meta_file,) = corpus.glob("failures/*/repro.json")
     meta = json.loads(meta_file.read_text())
     record = meta["record"]

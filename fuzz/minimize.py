@@ -40,21 +40,24 @@ def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
     seen: dict[tuple, bool] = {}
     best: list[Program] = []
 
+    def spent() -> bool:
+        return len(seen) >= max_calls or time.monotonic() > deadline or (
+            stop is not None and stop.is_set())
+
     def condition(program: Program) -> bool:
+        if spent():  # before rendering the source: past the budget nothing more is tried
+            return False
         key = (program.source, repr(program.args))  # one source, other dtypes: another test
         if key not in seen:
-            if len(seen) >= max_calls or time.monotonic() > deadline or (
-                    stop is not None and stop.is_set()):
-                return False
             seen[key] = still_fails(program)
         if seen[key] and (not best or _smaller(program, best[0])):
             best[:] = [program]
         return seen[key]
 
     start: tuple | None = choices
-    while start is not None:
+    while start is not None and not spent():
         shrunk = _hypothesis_shrink(strategy, start, condition, max_calls)
-        start = shrunk and _drop_statements(strategy, shrunk, condition)
+        start = shrunk and _drop_statements(strategy, shrunk, condition, spent)
     return (best[0] if best else None), len(seen)
 
 
@@ -87,14 +90,18 @@ def _replay(strategy: st.SearchStrategy[Program],
 
 
 def _drop_statements(strategy: st.SearchStrategy[Program], choices: tuple,
-                     condition: Callable[[Program], bool]) -> tuple | None:
+                     condition: Callable[[Program], bool],
+                     spent: Callable[[], bool]) -> tuple | None:
     """The choices less the longest run of top-level statement spans (the first run of
-    that length) whose program still holds ``condition``; ``None`` if none does."""
+    that length) whose program still holds ``condition``; ``None`` if none does, or once
+    the budget is ``spent``."""
     replayed = _replay(strategy, choices)
     spans = [] if replayed is None else [(s.start, s.end) for s in replayed[1].spans
                                          if s.label == STATEMENT_SPAN]
     for length in range(len(spans) - 1, 0, -1):
         for first, last in zip(spans, spans[length - 1:], strict=False):
+            if spent():
+                return None
             smaller = _replay(strategy, choices[:first[0]] + choices[last[1]:])
             if smaller is not None and condition(smaller[0]):
                 return smaller[1].choices

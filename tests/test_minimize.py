@@ -32,11 +32,12 @@ def test_the_statement_pass_deletes_the_statements_that_only_feed_the_failing_on
     # choices at a time, fewer than a statement's, so it can keep the chain
     [(program, choices)] = drawn(1, lambda p: p.statement_count >= 3 and p.body[-1].op ==
                                  "multiply" and p.ops.count("multiply") == 1)
-    smaller = _drop_statements(STRATEGY, choices, has_multiply)
+    smaller = _drop_statements(STRATEGY, choices, has_multiply, lambda: False)
     assert smaller is not None and len(smaller) < len(choices)
     shrunk = sampling.draw(STRATEGY, 0, 0, prefix=smaller)[0]
     assert shrunk.ops == ("multiply",) and shrunk.statement_count == 1, shrunk.source
-    assert _drop_statements(STRATEGY, smaller, has_multiply) is None  # one statement: no run
+    assert _drop_statements(STRATEGY, smaller, has_multiply, lambda: False) is None  # no run
+    assert _drop_statements(STRATEGY, choices, has_multiply, lambda: True) is None  # spent
 
 
 def test_every_shrink_ends_at_one_statement_where_one_fails():
@@ -50,3 +51,15 @@ def test_every_shrink_ends_at_one_statement_where_one_fails():
 def test_a_program_that_no_longer_fails_shrinks_to_nothing():
     [(_, choices)] = drawn(1, lambda p: not has_multiply(p))
     assert shrink(STRATEGY, choices, has_multiply) == (None, 1)
+
+
+def test_past_its_budget_a_shrink_tries_nothing_more():
+    [(_, choices)] = drawn(1, lambda p: has_multiply(p) and p.statement_count >= 3)
+    tried = []
+
+    def still_fails(program) -> bool:
+        tried.append(program)
+        return has_multiply(program)
+
+    best, calls = shrink(STRATEGY, choices, still_fails, max_calls=2)
+    assert calls == len(tried) == 2 and best is not None and has_multiply(best)

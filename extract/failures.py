@@ -205,6 +205,15 @@ KNOWN: tuple[Known, ...] = (
         "exist) where jit has an int32 array",
     ),
     Known(
+        "eager_pallas_kernel_constant",
+        frozenset({"jit_eager"}),
+        "ValueError",
+        r"The kernel function in the pallas_call .* captures constants",
+        "under jax.disable_jit() the jax.jit that keeps the array constants of a Pallas "
+        "kernel's body (an index array, a polynomial's coefficients) inside it is off too, "
+        "and pallas_call refuses a kernel that captures constants; jit runs the program",
+    ),
+    Known(
         "jvp_of_custom_vjp",
         None,
         "TypeError",

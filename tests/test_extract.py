@@ -480,6 +480,22 @@ TRIGGERS: dict[str, tuple] = {
         """),
         "f", [((2,), "int32")], "jit_eager",
     ),
+    "eager_pallas_kernel_constant": (  # grammar.ops_pallas's kernel, with an index array
+        src("""
+        import jax
+        import jax.numpy as jnp
+        from jax.experimental import pallas as pl
+
+        def f(x):
+            def body(c):
+                return c.at[jnp.array([1, 0])].add(1.0)
+            def kernel(x_ref, o_ref):
+                o_ref[...] = jax.jit(body)(x_ref[...])
+            return pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                  interpret=True)(x)
+        """),
+        "f", [((3,), F32)], "jit_eager",
+    ),
     "jvp_of_custom_vjp": (
         src("""
         import jax

@@ -39,6 +39,7 @@ VERDICTS = ("pass", "skipped", "benign", "failed", "not run", "not sampled", "of
 # has an upstream issue we know of).
 README_MENTIONS = {
     "eager_python_loop_index": "README, Findings 4",
+    "eager_pallas_kernel_constant": "README, Findings 16",
     "xla_cpu_fft_layout": "README, Findings 6; findings/fft_feeding_lapack.py",
     "xla_cpu_collective_reduction": "README, Findings 11",
     "checkpoint_policy_complex":

@@ -16,8 +16,8 @@ polymorphic_shapes, levels)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
-This module does not import JAX: the parent sets ``XLA_FLAGS`` (and, unless the user set it,
-``TF_CPP_MIN_LOG_LEVEL=3``) in the environment each worker is spawned with, so XLA reads them
+This module does not import JAX: the parent sets ``XLA_FLAGS`` (and, unless the user set it
+to other than JAX's default, ``TF_CPP_MIN_LOG_LEVEL=3``) in the environment each worker is spawned with, so XLA reads them
 before any backend exists.
 """
 
@@ -68,7 +68,10 @@ _STARTUP_FAILURES = 3
 _environ_lock = threading.Lock()
 # XLA logs an error with a C++ stack trace to stderr before raising it as an exception, which
 # the worker records anyway: workers log fatal messages only, unless the user set the level.
+# `import jax` sets the level to "1" where it is unset (jax/__init__.py), so "1" in a parent
+# that imported JAX says nothing of the user: it counts as unset.
 _LOG_LEVEL = "3"
+_JAX_LOG_LEVEL = "1"
 _WORKER_ENV = ("XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")
 
 
@@ -361,7 +364,8 @@ class ExtractorPool:
             saved = {name: os.environ.get(name) for name in _WORKER_ENV}
             flags = f"{self._xla_flags or ''} {dump_flags(dump) if dump else ''}"
             wanted = {"XLA_FLAGS": _merge_xla_flags(saved["XLA_FLAGS"], flags.strip()),
-                      "TF_CPP_MIN_LOG_LEVEL": saved["TF_CPP_MIN_LOG_LEVEL"] or _LOG_LEVEL}
+                      "TF_CPP_MIN_LOG_LEVEL": _LOG_LEVEL if saved["TF_CPP_MIN_LOG_LEVEL"] in
+                      (None, "", _JAX_LOG_LEVEL) else saved["TF_CPP_MIN_LOG_LEVEL"]}
             try:
                 os.environ.update({k: v for k, v in wanted.items() if v is not None})
                 with _main_hidden():

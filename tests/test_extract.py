@@ -857,10 +857,13 @@ def test_extract_works_from_a_plain_script_without_a_main_guard(tmp_path):
 @pytest.mark.parametrize("level, quiet", [(None, True), ("0", False)])
 def test_workers_keep_xla_error_logs_off_the_terminal(tmp_path, level, quiet):
     """XLA logs an error with a C++ stack trace before raising it; the worker records the
-    exception, so the trace is kept off the user's terminal unless they ask for logs."""
+    exception, so the trace is kept off the user's terminal unless they ask for logs. The
+    script imports JAX first, as ``python -m fuzz`` does: ``import jax`` sets the level to 1
+    where it is unset, which printed the trace of every such failure of a fuzz run."""
     source, entry, args, _ = TRIGGERS["xla_cpu_fft_layout"]
     script = tmp_path / "script.py"
-    script.write_text(f"import extract\nrec = extract.extract({source!r}, {entry!r}, {args!r}, "
+    script.write_text("import jax\nimport extract\n"
+                      f"rec = extract.extract({source!r}, {entry!r}, {args!r}, "
                       "oracles=[])\nprint('KNOWN', rec['failure']['known'])\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     if level is not None:

@@ -9,7 +9,7 @@ with its Hypothesis choice sequence. Three levers act on what is drawn next:
   programs (a draw is milliseconds, a compile about a second) and compiles the one whose
   tree promises most that the stored records' trees lack (:func:`tree_features`: its ops
   and its producer -> consumer op pairs, the grammar's side of the StableHLO op pairs), per
-  second its extraction is expected to take (:meth:`Guide.cost`, learned from the run).
+  second its extraction is expected to take (:class:`CostModel`, fitted on the run's own).
 * **Mutants.** A parent's choice sequence, changed at one place, replayed by Hypothesis
   (``ConjectureData`` with that prefix) and drawn on from there, so a mutant is valid by
   construction and shrinks like any draw. *Regrow* keeps the first ``k`` choices and draws
@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+import numpy as np
+
 from grammar.program import Program, Value, walk
 
-__all__ = ["CANDIDATES", "COST_OVERHEAD", "EPOCH", "FACTOR_RANGE", "GUIDE_NAME", "MUTANT_SHARE",
-           "Guide", "Mutation", "Plan", "mutate", "tree_features"]
+__all__ = ["CANDIDATES", "COST_PRIOR", "EPOCH", "FACTOR_RANGE", "GUIDE_NAME", "MUTANT_SHARE",
+           "CostModel", "Guide", "Mutation", "Plan", "mutate", "tree_features"]
 
 MUTANT_SHARE = (0.05, 0.5)
 """The share of a guided run's programs that are mutants (the rest are fresh draws) while
@@ -45,11 +47,17 @@ mutants yield fewer new features than fresh draws, and while they yield more."""
 CANDIDATES = 4
 """Fresh draws per fresh program of a guided run, of which it compiles the one ``pick``
 prefers (a draw takes ~14 ms, a compile ~1 s)."""
-COST_OVERHEAD = 10
-"""A program's extraction cost in statements, beyond its own: what tracing, lowering and
-compiling cost whatever the program (a tree's novelty grows with its size, correlation 0.98
-over 200 draws, so novelty alone picks the largest candidate, and the run slows down).
-:meth:`Guide.cost` counts each statement by what its op has cost so far in the run."""
+COST_PRIOR = 10
+"""A program's extraction cost in statements beyond its own (what tracing, lowering and
+compiling cost whatever the program), before the run's own timings say otherwise
+(:class:`CostModel`). Without a cost the pick is the largest candidate: a tree's novelty
+correlates 0.98 with its size over 200 draws, and the run slows down."""
+OP_SHRINK = 4.0
+"""Ridge penalty on an op's deviation from the mean statement's cost, in squared statements:
+about this many statements of an op before its own cost counts half."""
+PRIOR_SHARE = 0.05
+"""Weight of :data:`COST_PRIOR`'s split of overhead and statement cost, against the run's
+timings: enough to decide it while every program has as many statements."""
 EPOCH = 16
 """Programs drawn under one set of op weights."""
 GUIDE_NAME = "guide-{seed}.json"
@@ -116,6 +124,80 @@ def tree_features(program: Program) -> set[str]:
     return out
 
 
+class CostModel:
+    """Expected extraction seconds of a program, fitted on the run's extracted programs.
+
+    A ridge regression of each program's seconds on its statements: overhead + the mean
+    statement's cost x statements + each op's deviation from that mean x its statements. An
+    op's deviation shrinks toward 0 (``OP_SHRINK``); the overhead and the mean toward
+    ``COST_PRIOR``'s split of the run's seconds (``PRIOR_SHARE``). A solve of ~250 unknowns
+    takes about a millisecond, once per program extracted, against its ~1 s of extraction.
+    """
+
+    def __init__(self, ops: Sequence[str]) -> None:
+        self.column = {op: i + 2 for i, op in enumerate(ops)}
+        self.xtx = np.zeros((len(ops) + 2,) * 2)
+        self.xty = np.zeros(len(ops) + 2)
+        self.seconds = 0.0  # of all programs
+        self.programs = 0
+        self.statements: Counter[str] = Counter()  # op -> statements extracted
+        self.share: Counter[str] = Counter()  # op -> sum of its share of a program's statements
+        self._fit: tuple[float, float, dict[str, float]] | None = None
+
+    def add(self, ops: Sequence[str], seconds: float) -> None:
+        """Count a program of statements ``ops`` (with repeats) that took ``seconds``."""
+        counts = Counter(ops)
+        x = {0: 1.0, 1: float(len(ops))}
+        x.update((self.column[op], float(n)) for op, n in counts.items() if op in self.column)
+        at, value = np.fromiter(x, int), np.fromiter(x.values(), float)
+        self.xtx[np.ix_(at, at)] += np.outer(value, value)
+        self.xty[at] += value * seconds
+        self.seconds += seconds
+        self.programs += 1
+        self.statements.update(counts)
+        self.share.update({op: n / len(ops) for op, n in counts.items()})
+        self._fit = None
+
+    @property
+    def unit(self) -> float:
+        """Seconds per statement as ``COST_PRIOR`` splits the run's seconds (0: none yet)."""
+        return self.seconds / max(COST_PRIOR * self.programs + self.statements.total(), 1)
+
+    def fit(self) -> tuple[float, float, dict[str, float]] | None:
+        """(overhead seconds, the mean statement's seconds, op -> seconds of one of its
+        statements), or None before any program. An op not extracted yet costs the mean.
+        One number may be below 0 where the data cannot tell them apart (programs of one
+        size: only overhead + statements x cost is known); what they predict is not."""
+        if not self.programs:
+            return None
+        if self._fit is None:
+            prior = np.zeros(len(self.xty))
+            prior[:2] = COST_PRIOR * self.unit, self.unit
+            penalty = np.full(len(self.xty), OP_SHRINK)
+            penalty[:2] = PRIOR_SHARE * np.diag(self.xtx)[:2]
+            beta = np.linalg.solve(self.xtx + np.diag(penalty), self.xty + penalty * prior)
+            overhead, mean = float(beta[0]), float(beta[1])
+            self._fit = overhead, mean, {op: mean + float(beta[i])
+                                         for op, i in self.column.items()}
+        return self._fit
+
+    def predict(self, ops: Sequence[str]) -> float:
+        """Expected seconds of a program of statements ``ops``; before any program, in units
+        of a statement (``COST_PRIOR`` + statements)."""
+        fitted = self.fit()
+        if fitted is None:
+            return COST_PRIOR + len(ops)
+        overhead, mean, per = fitted
+        # a program is never free, whatever the fit says
+        return max(overhead + sum(per.get(op, mean) for op in ops), 0.1 * self.unit)
+
+    def op_seconds(self, op: str) -> float:
+        """The fitted seconds the run spent on ``op``: its statements and its share of the
+        overhead of the programs that drew it."""
+        overhead, mean, per = self.fit() or (0.0, 0.0, {})
+        return max(self.statements[op] * per.get(op, mean) + overhead * self.share[op], 0.0)
+
+
 class Guide:
     """The pool of parents of a guided run, its op weights, and the plan of each program.
 
@@ -133,31 +215,16 @@ class Guide:
         self.drawn = {"fresh": [0, 0], "mutant": [0, 0]}  # records, those with a new feature
         self.mutants = 0
         self.promised: set[str] = set()  # tree features of the stored records
-        # op -> seconds of the extracted programs that drew it, split into COST_OVERHEAD +
-        # statements equal units, one per statement; and statements counted
-        self.seconds: Counter[str] = Counter()
-        self.statements: Counter[str] = Counter()
+        self.costs = CostModel(self.ops)
 
     def spent(self, program: Program, seconds: float) -> None:
         """Count ``seconds`` of extraction (whatever came of it: a record, a duplicate, a
-        failure) toward the ops of ``program``'s statements."""
-        ops = [stmt.op for stmt, _ in walk(program.body)]
-        unit = seconds / (COST_OVERHEAD + len(ops))
-        for op in ops:
-            self.seconds[op] += unit
-            self.statements[op] += 1
+        failure) toward the cost of ``program``'s statements."""
+        self.costs.add([stmt.op for stmt, _ in walk(program.body)], seconds)
 
     def cost(self, program: Program) -> float:
-        """The expected extraction cost of ``program`` in units of the run's mean statement:
-        ``COST_OVERHEAD`` + each statement's op's mean unit of seconds against the mean of
-        all (1 for an op not extracted yet)."""
-        total = sum(self.statements.values())
-        if not total:
-            return COST_OVERHEAD + program.statement_count
-        mean = sum(self.seconds.values()) / total
-        return COST_OVERHEAD + sum(
-            self.seconds[stmt.op] / self.statements[stmt.op] / mean
-            if self.statements[stmt.op] else 1.0 for stmt, _ in walk(program.body))
+        """The expected extraction seconds of ``program`` (:class:`CostModel`)."""
+        return self.costs.predict([stmt.op for stmt, _ in walk(program.body)])
 
     def pick(self, candidates: Sequence[Program]) -> int:
         """The index of the candidate whose tree promises most that the stored records'
@@ -182,15 +249,15 @@ class Guide:
         """New features per second of extraction of each op (its share of the features its
         records brought, over its share of the seconds spent on the programs that drew it),
         against the mean."""
-        spent = sum(self.seconds.values())
+        spent = self.costs.seconds
         if not (self.drawn["fresh"][0] + self.drawn["mutant"][0]) or not spent:  # no record
             return {op: self.base.get(op, 1) for op in self.ops}
         mean = max(sum(self.credit.values()) / spent, 1e-3)  # features per second
-        unit = spent / sum(self.statements.values())  # seconds per statement
+        unit = spent / self.costs.statements.total()  # seconds per statement
         low, high = FACTOR_RANGE
         out = {}
         for op in self.ops:  # an op not drawn yet counts as twice as productive as the mean
-            rate = (self.credit[op] + 2 * mean * unit) / (self.seconds[op] + unit)
+            rate = (self.credit[op] + 2 * mean * unit) / (self.costs.op_seconds(op) + unit)
             factor = min(high, max(low, rate / mean))
             out[op] = min(1000, max(1, round(self.base.get(op, 1) / low * factor)))
         return out

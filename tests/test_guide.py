@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from random import Random
 
 import pytest
 from runner import fuzz
@@ -13,9 +14,12 @@ import grammar
 from fuzz import sampling
 from fuzz.features import record_features
 from fuzz.guide import (
+    COST_PRIOR,
     EPOCH,
     FACTOR_RANGE,
     MUTANT_SHARE,
+    OP_SHRINK,
+    CostModel,
     Guide,
     Mutation,
     Plan,
@@ -112,11 +116,32 @@ def test_op_weights_are_per_second_and_the_pick_per_expected_cost():
         guide.observe(2 * i + 1, (), {"passes": {f"e{i}"}}, Plan(0), exp)
     w = guide.weights(1)
     assert w["sin"] > w["exp"], w
-    # statements of a cheap op cost less: sin's 2 are 2 x 2/5 of the mean, exp's 2 x 8/5
-    assert guide.cost(sin) == pytest.approx(10 + 2 * 0.4)
-    assert guide.cost(exp) == pytest.approx(10 + 2 * 1.6)
+    # every program has 2 statements: the fit knows overhead + 2 x an op's cost, 2.5 s on
+    # average, and each op's deviation from it, +-1.5 s, shrunk by its 4 programs x 2^2
+    # statements against OP_SHRINK: 16 / (16 + 4)
+    assert guide.cost(sin) == pytest.approx(2.5 - 1.5 * 16 / (16 + OP_SHRINK))
+    assert guide.cost(exp) == pytest.approx(2.5 + 1.5 * 16 / (16 + OP_SHRINK))
     guide.promised = set()  # both promise as much: the cheaper one is picked
     assert guide.pick([exp, sin]) == 1
+
+
+def test_the_cost_model_learns_the_overhead_and_each_ops_cost():
+    model = CostModel(["fast", "slow", "mid"])
+    assert model.predict(["fast"] * 3) == COST_PRIOR + 3  # nothing extracted: in statements
+    per = {"fast": 0.05, "slow": 0.4, "mid": 0.1}
+    rng = Random(0)
+    for _ in range(60):  # 0.6 s whatever the program, and its statements' costs
+        ops = [rng.choice(list(per)) for _ in range(rng.randint(1, 12))]
+        model.add(ops, 0.6 + sum(per[op] for op in ops))
+    overhead, _, fitted = model.fit()
+    # the prior (COST_PRIOR's split of the seconds, PRIOR_SHARE) pulls the overhead up a
+    # little: 0.70 s here
+    assert overhead == pytest.approx(0.6, rel=0.2), overhead
+    assert fitted["slow"] == pytest.approx(0.4, rel=0.1) and fitted["fast"] < fitted["mid"]
+    assert model.predict(["slow"] * 3) == pytest.approx(1.8, rel=0.05)
+    assert model.predict(["fast"] * 3) == pytest.approx(0.75, rel=0.15)
+    # the fixed split it replaced (10 statements of overhead, each statement its op's mean
+    # part of the seconds) priced the two programs 1.53 and 1.48 s
 
 
 def test_of_the_candidates_the_one_whose_tree_promises_most_is_picked():

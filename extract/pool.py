@@ -17,8 +17,8 @@ polymorphic_shapes, levels)``,
 ``("result", id, record)``.
 
 This module does not import JAX: the parent sets ``XLA_FLAGS`` (and, unless the user set it
-to other than JAX's default, ``TF_CPP_MIN_LOG_LEVEL=3``) in the environment each worker is spawned with, so XLA reads them
-before any backend exists.
+to other than JAX's default, ``TF_CPP_MIN_LOG_LEVEL=3``) in the environment each worker is
+spawned with, so XLA reads them before any backend exists.
 """
 
 from __future__ import annotations

@@ -291,6 +291,12 @@ class Guide:
         self.mutants += 1
         return Plan(parent.epoch, mutate(parent.choices, mutation), mutation)
 
+    def fresh(self, index: int) -> Plan:
+        """The plan of a fresh draw of program ``index`` (for a mutant that repeated a
+        program the run had seen)."""
+        self.mutants -= 1
+        return Plan(index // EPOCH)
+
     def observe(self, index: int, choices: Sequence[Any], found: Mapping[str, Iterable[str]],
                 plan: Plan, program: Program | None = None) -> bool:
         """Count the features ``found`` in a stored record (``fuzz.features.record_features``,

@@ -212,27 +212,20 @@ class FuzzRun:
         index = self.tally.generated
         self.tally.generated += 1
         plan = self.guide.plan(index) if self.guide is not None else None
-        if plan is not None and plan.mutation is None:  # a guided fresh draw: the best of some
-            drawn_all = [sampling.draw(self._strategy(plan), self.o.seed, index, candidate=k)
-                         for k in range(CANDIDATES)]
-            ok = [k for k, d in enumerate(drawn_all) if d is not None]
-            if ok:
-                plan = dataclasses.replace(
-                    plan, candidate=ok[self.guide.pick([drawn_all[k][0] for k in ok])])
-            drawn = drawn_all[plan.candidate]
-        else:
-            drawn = sampling.draw(self._strategy(plan), self.o.seed, index,
-                                  plan.prefix if plan else None)
+        drawn, plan = self._draw(index, plan)
+        try:
+            source_hash = None if drawn is None else normalized_source_hash(drawn[0].source)
+            if plan is not None and plan.mutation is not None and self._known(source_hash):
+                # a mutant that repeats a program the run has seen: a fresh draw instead
+                drawn, plan = self._draw(index, self.guide.fresh(index))
+                source_hash = None if drawn is None else normalized_source_hash(drawn[0].source)
+        except CorpusError:  # Python's parser failed on it: never stop the run for it
+            drawn = None
         if drawn is None:
             self.tally.overruns += 1
             return
         program, choices = drawn
-        try:
-            source_hash = normalized_source_hash(program.source)
-        except CorpusError:  # Python's parser failed on it: never stop the run for it
-            self.tally.overruns += 1
-            return
-        if source_hash in self.failed_sources or self.store.knows_source_hash(source_hash):
+        if self._known(source_hash):
             self.tally.duplicate_source += 1
             return
         seed = sampling.input_seed(self.o.seed, index)
@@ -240,6 +233,25 @@ class FuzzRun:
         self.in_flight[index] = (program, choices, source_hash, seed, plan)
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
                     oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
+
+    def _draw(self, index: int, plan: Plan | None) -> tuple[Any, Plan | None]:
+        """Program ``index`` (and its choices) drawn as ``plan`` says, or None; a guided
+        fresh draw is the best of ``CANDIDATES``, and the plan returned names it."""
+        if plan is None or plan.mutation is not None:
+            return sampling.draw(self._strategy(plan), self.o.seed, index,
+                                 plan.prefix if plan else None), plan
+        drawn = [sampling.draw(self._strategy(plan), self.o.seed, index, candidate=k)
+                 for k in range(CANDIDATES)]
+        ok = [k for k, d in enumerate(drawn) if d is not None]
+        if ok:
+            plan = dataclasses.replace(plan, candidate=ok[self.guide.pick([drawn[k][0]
+                                                                             for k in ok])])
+        return drawn[plan.candidate], plan
+
+    def _known(self, source_hash: str | None) -> bool:
+        """Whether this run failed on a program of ``source_hash`` or the corpus holds one."""
+        return source_hash is not None and (source_hash in self.failed_sources
+                                            or self.store.knows_source_hash(source_hash))
 
     def _verdicts(self, result: dict) -> None:
         """Count each oracle's verdict; one enabled but not drawn for this program becomes

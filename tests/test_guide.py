@@ -12,6 +12,7 @@ from runner import fuzz
 
 import grammar
 from fuzz import sampling
+from fuzz.budget import Budget
 from fuzz.features import record_features
 from fuzz.guide import (
     COST_PRIOR,
@@ -26,6 +27,8 @@ from fuzz.guide import (
     mutate,
     tree_features,
 )
+from fuzz.loop import FuzzRun, Options
+from fuzz.schema import normalized_source_hash
 from fuzz.store import iter_records
 
 FIELDS = {"stablehlo": "%0 = stablehlo.sine %arg0 : tensor<3xf32>\n", "passes": ["fusion"]}
@@ -164,6 +167,29 @@ def test_of_the_candidates_the_one_whose_tree_promises_most_is_picked():
                   and tree_features(short) <= tree_features(p))
     guide.promised = tree_features(longer) - tree_features(short)
     assert guide.pick([longer, short]) == 1
+
+
+def test_a_mutant_that_repeats_a_known_program_is_drawn_fresh(tmp_path, monkeypatch):
+    run = FuzzRun(Options(budget=Budget(programs=1), corpus=tmp_path, seed=3, workers=1,
+                          guide=True, quiet=True))
+    parent, choices = sampling.draw(run.strategy, 3, 0)
+    known = normalized_source_hash(parent.source)
+    run.store = type("Store", (), {"knows_source_hash": staticmethod(lambda h: h == known)})()
+
+    def plan(index):  # a mutant that keeps all of its parent's choices: the parent again
+        run.guide.mutants += 1
+        return Plan(0, list(choices), Mutation(0, "regrow", len(choices)))
+
+    monkeypatch.setattr(run.guide, "plan", plan)
+    submitted = []
+    run._submit(type("Pool", (), {"submit": lambda self, i, source, *a, **k:
+                                  submitted.append(source)})())
+    assert submitted and submitted[0] != parent.source and run.tally.duplicate_source == 0
+    plan = run.in_flight[0][4]
+    assert plan.mutation is None and "candidate" in run._found_by(0, plan)
+    assert submitted[0] == sampling.draw(run._strategy(plan), 3, 0,
+                                         candidate=plan.candidate)[0].source  # it replays
+    assert run.guide.mutants == 0
 
 
 def test_a_guided_run_names_each_mutants_parent(tmp_path):

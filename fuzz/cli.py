@@ -62,15 +62,15 @@ def run_parser() -> argparse.ArgumentParser:
                    help=f"corpus directory, created if missing; default ./{DEFAULT_CORPUS} "
                         "(the committed corpus/ is only written when named here)")
     p.add_argument("--seed", type=seed_type, default=None,
-                   help="seed of the run (printed at start); the same seed, budget count and "
-                        "--workers 1 give the same programs in the same order")
+                   help="seed of the run (printed at start); with --no-guide, the same seed, "
+                        "budget count and --workers 1 give the same programs in the same order")
     p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction worker processes; default: the machine's cores")
-    p.add_argument("--guide", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--guide", action=argparse.BooleanOptionalAction, default=True,
                    help="coverage-guided generation: the most promising of several draws, "
                         "mutants of the programs that reached a new feature, op weights that "
-                        "follow what is new (README, Coverage-guided generation); "
-                        "default: off")
+                        "follow what is new (README, Coverage-guided generation); default: "
+                        "on; --no-guide draws every program from (seed, index) alone")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="where programs are extracted: 'local' worker processes (default), or "
                         "'ray': one actor per worker on a Ray cluster (pip install -e '.[ray]')")

@@ -44,7 +44,7 @@ __all__ = ["CANDIDATES", "COST_PRIOR", "EPOCH", "FACTOR_RANGE", "GUIDE_NAME", "M
 MUTANT_SHARE = (0.05, 0.5)
 """The share of a guided run's programs that are mutants (the rest are fresh draws) while
 mutants yield fewer new features than fresh draws, and while they yield more."""
-CANDIDATES = 4
+CANDIDATES = 8
 """Fresh draws per fresh program of a guided run, of which it compiles the one ``pick``
 prefers (a draw takes ~14 ms, a compile ~1 s)."""
 COST_PRIOR = 10

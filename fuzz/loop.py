@@ -27,6 +27,7 @@ from fuzz.guide import CANDIDATES, GUIDE_NAME, Guide, Plan
 from fuzz.minimize import Job, Minimizer, reproducer
 from fuzz.status import StatusLine
 from fuzz.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
+from fuzz.summary import outcomes, summary
 from grammar import OPS, programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
@@ -56,7 +57,7 @@ class Options:
     levels: tuple[str, ...] = LEVELS
     engine: str = "local"  # or "ray" (extract.ray_pool)
     ray_address: str | None = None  # None: a local Ray instance for the run
-    guide: bool = False  # coverage-guided generation (fuzz.guide)
+    guide: bool = True  # coverage-guided generation (fuzz.guide); False: blind draws
     backends: tuple[str, ...] = ()  # extract.backends specs, each judged on every program
 
 
@@ -156,7 +157,7 @@ class FuzzRun:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         self.line.finish()
-        self.say(self.summary(stats))
+        self.say(summary(stats, self.o.corpus))
         return stats
 
     def _catch_sigint(self) -> Any:
@@ -316,7 +317,7 @@ class FuzzRun:
             else f", candidate {plan.candidate} of {CANDIDATES} under the op weights of epoch " \
                  f"{plan.epoch} ({GUIDE_NAME.format(seed=self.o.seed)})"
         flags = "".join(f" --backend {b}" for b in self.o.backends)
-        return f"python -m fuzz --seed {self.o.seed}{' --guide' if self.guide else ''}" \
+        return f"python -m fuzz --seed {self.o.seed} {'--guide' if self.guide else '--no-guide'}" \
                f"{flags}, program #{index}{guided}"
 
     def _store(self, index: int, program, source_hash: str, fields: dict, choices: tuple,
@@ -393,20 +394,13 @@ class FuzzRun:
         elapsed = time.monotonic() - self.started
         known = sum(1 for b in t.buckets.values() if b["known"])
         return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | "
-                f"{self._outcomes()} | corpus {len(self.store)} | unique IR "
-                f"{t.added} | buckets {known} known / {len(t.buckets) - known} new | "
+                f"{outcomes(t.ok, t.forward_only, t.buckets)} | corpus {len(self.store)} | "
+                f"unique IR {t.added} | buckets {known} known / {len(t.buckets) - known} new | "
                 f"stablehlo ops {len(self.coverage.sets['stablehlo_ops'])}/{len(STABLEHLO_OPS)} "
                 f"| primitives {len(self.coverage.sets['primitives'])} | XLA passes "
                 f"{len(self.coverage.sets['passes'] | self.coverage.sets['grad_passes'])} | "
                 f"{clock(elapsed)} "
                 f"elapsed, {self.o.budget.remaining(self.started, t.generated)}")
-
-    def _outcomes(self) -> str:
-        """What the extracted programs became, in words a new user reads right."""
-        t = self.tally
-        unexplained = sum(b["count"] for b in t.buckets.values() if not b["known"])
-        return (f"{t.ok} fully extracted, {t.forward_only} forward-only (known limitation), "
-                f"{unexplained} unexplained failures")
 
     def _valid_rate(self) -> float:
         t = self.tally
@@ -441,28 +435,3 @@ class FuzzRun:
             "oracle_rates": dict(self.o.oracle_rates),
             "oracles": {name: dict(sorted(c.items())) for name, c in t.oracles.items()},
         }
-
-    def summary(self, stats: dict[str, Any]) -> str:
-        minimizing = (f"; then {clock(stats['minimize_s'])} minimising new failures"
-                      if stats["minimize_s"] >= 1 else "")
-        lines = [f"done in {clock(stats['elapsed_s'])}: {stats['generated']} generated, "
-                 f"{stats['extracted']} extracted ({stats['programs_per_s']} prog/s"
-                 f"{minimizing}), {stats['added']} added to {self.o.corpus} (now "
-                 f"{stats['corpus_records']}), {stats['duplicate_source']} duplicate sources, "
-                 f"{stats['duplicate_ir']} duplicate IR; {self._outcomes()}"]
-        api = stats.get("api_coverage")
-        if api:
-            lines.append(f"  real-world JAX API: {api['call_sites_covered']:.1%} of in-program "
-                         f"call sites, {api['top50_covered']} of the top 50 names, array "
-                         f"methods {api['methods_covered']:.1%} (python -m fuzz api-coverage)")
-        for name, counts in stats["oracles"].items():
-            if counts:
-                lines.append(f"  oracle {name}: " + ", ".join(
-                    f"{n} {verdict}" for verdict, n in sorted(counts.items())))
-        for signature, bucket in stats["buckets"].items():
-            label = f"known: {bucket['known']}" if bucket["known"] else "UNEXPLAINED"
-            lines.append(f"  failure x{bucket['count']} [{label}] {signature}")
-        if stats["minimized"]:
-            lines.append(f"  {stats['minimized']} new reproducers in "
-                         f"{self.o.corpus / 'failures'}")
-        return "\n".join(lines)

@@ -209,7 +209,7 @@ def test_a_guided_run_names_each_mutants_parent(tmp_path):
     state = json.loads((corpus / "guide-5.json").read_text())
     fresh = {int(m.group(1)): (int(m.group(2)), int(m.group(3)), rec["source"]) for _, _, rec in
              iter_records(corpus) if (m := re.search(
-                 r"program #(\d+), candidate (\d+) of 4 under the op weights of epoch (\d+) "
+                 r"program #(\d+), candidate (\d+) of 8 under the op weights of epoch (\d+) "
                  r"\(guide-5\.json\)",
                  rec["found_by"]))}
     assert fresh, found

@@ -131,7 +131,7 @@ class CostModel:
     statement's cost x statements + each op's deviation from that mean x its statements. An
     op's deviation shrinks toward 0 (``OP_SHRINK``); the overhead and the mean toward
     ``COST_PRIOR``'s split of the run's seconds (``PRIOR_SHARE``). A solve of ~250 unknowns
-    takes about a millisecond, once per program extracted, against its ~1 s of extraction.
+    takes ~2 ms, once per program extracted, against its ~2 s of extraction.
     """
 
     def __init__(self, ops: Sequence[str]) -> None:
@@ -213,7 +213,6 @@ class Guide:
         self.credit: Counter[str] = Counter()  # op -> its share of their new features
         self.epochs: list[dict[str, int]] = []  # the op weights of each epoch
         self.drawn = {"fresh": [0, 0], "mutant": [0, 0]}  # records, those with a new feature
-        self.mutants = 0
         self.promised: set[str] = set()  # tree features of the stored records
         self.costs = CostModel(self.ops)
 
@@ -288,13 +287,12 @@ class Guide:
             mutation = Mutation(parent.index, "point", at, value)
         else:
             mutation = Mutation(parent.index, "regrow", rng.randrange(len(parent.choices) + 1))
-        self.mutants += 1
         return Plan(parent.epoch, mutate(parent.choices, mutation), mutation)
 
-    def fresh(self, index: int) -> Plan:
+    @staticmethod
+    def fresh(index: int) -> Plan:
         """The plan of a fresh draw of program ``index`` (for a mutant that repeated a
         program the run had seen)."""
-        self.mutants -= 1
         return Plan(index // EPOCH)
 
     def observe(self, index: int, choices: Sequence[Any], found: Mapping[str, Iterable[str]],
@@ -322,7 +320,7 @@ class Guide:
         return {"seed": self.seed, "programs_per_epoch": EPOCH, "weights": self.epochs}
 
     def stats(self) -> dict[str, Any]:
-        return {"parents": len(self.parents), "mutants": self.mutants,
+        return {"parents": len(self.parents), "mutants": self.drawn["mutant"][0],
                 "mutants_with_new_features": self.drawn["mutant"][1],
                 "fresh_with_new_features": self.drawn["fresh"][1],
                 "epochs": len(self.epochs)}

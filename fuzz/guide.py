@@ -271,11 +271,10 @@ class Guide:
 
     def plan(self, index: int) -> Plan:
         """How program ``index`` is drawn."""
-        epoch = index // EPOCH
-        self.weights(epoch)
+        self.weights(index // EPOCH)
         rng = Random(f"jaxsmith-guide:{self.seed}:{index}")
         if not self.parents or not self._mutant(rng):
-            return Plan(epoch)
+            return self.fresh(index)
         weights = [sum(1.0 / self.seen[f] for f in p.brought) for p in self.parents]
         parent = rng.choices(self.parents, weights=weights)[0]
         ints = [i for i, c in enumerate(parent.choices)
@@ -291,8 +290,8 @@ class Guide:
 
     @staticmethod
     def fresh(index: int) -> Plan:
-        """The plan of a fresh draw of program ``index`` (for a mutant that repeated a
-        program the run had seen)."""
+        """The plan of a fresh draw of program ``index`` (also for a mutant that repeated
+        a program the run had seen)."""
         return Plan(index // EPOCH)
 
     def observe(self, index: int, choices: Sequence[Any], found: Mapping[str, Iterable[str]],

@@ -91,6 +91,8 @@ def test_same_seed_same_programs_in_the_same_order(tmp_path):
                     "--workers", "1", "--no-grad", "--quiet", "--no-minimize", "--no-guide")
         assert done.returncode == 0, done.stderr
         runs.append([r["source"] for r in records(tmp_path / name)])
+        assert all(r["found_by"].startswith("python -m fuzz --seed 4 --no-guide, program #")
+                   for r in records(tmp_path / name))  # it says how to draw it again
     assert runs[0] == runs[1] and runs[0]
 
 

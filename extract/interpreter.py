@@ -7,7 +7,9 @@ module first: ``custom_call`` (LAPACK kernels, for instance) is never interprete
 ``fft`` on jaxlib < 0.11 (measured: it aborts there). The caller records ``skipped`` for
 such a module. :func:`backend` is the interpreter behind ``extract.backends``' interface,
 the one the ``interpreter`` oracle runs. Modules are parsed afresh from text, because the
-pass that legalises CHLO rewrites a module in place.
+pass that legalises CHLO rewrites a module in place. An oracle's reproducer carries this
+module's source (``fuzz.oracle_repro``), so at module level it imports only the standard
+library and numpy.
 
 The interpreter's ``stablehlo.scatter`` writes into its operand's buffer (found by this
 oracle; README, "Findings"): every other use of the operand - a returned argument, a value
@@ -22,8 +24,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-
-from .backends import Unsupported
 
 __all__ = ["argument_count", "backend", "run_module", "unsupported"]
 
@@ -129,6 +129,8 @@ def run_module(text: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 def backend(stablehlo: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The interpreter as a backend (``extract.backends``): raises ``Unsupported`` for a
     module it must not run, else interprets it."""
+    from extract.backends import Unsupported  # here: a reproducer copies the module
+
     reason = unsupported(stablehlo)
     if reason:
         raise Unsupported(reason)

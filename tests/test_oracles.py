@@ -96,6 +96,20 @@ def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, 
     assert "jax" in done.stdout and ("tolerance" in done.stdout or "max |diff|" in done.stdout)
 
 
+def test_the_interpreter_oracles_reproducer_runs_on_its_own(tmp_path):
+    """It carries extract/interpreter.py's source, which must import nothing of jaxsmith's
+    at module level (a relative import made every such reproducer an ImportError)."""
+    source = src("""
+        def f(x):
+            return jnp.tanh(x) * 2.0
+        """)
+    failure = {"stage": "interpreter", "type": "Mismatch", "known": None,
+               "signature": "interpreter:value:float32", "message": "planted"}
+    done = _run_repro(tmp_path, {"failure": failure}, source, [((3,), F32)], 11)
+    assert done.returncode == 0, done.stdout + done.stderr  # no discrepancy to show
+    assert "output 0 float32[3]: same" in done.stdout, done.stdout
+
+
 def test_a_pytree_programs_reproducer_rebuilds_its_arguments(tmp_path):
     source = src("""
         def f(x, params):

@@ -105,11 +105,19 @@ def _attribute(ir, array: np.ndarray):
     return ir.DenseElementsAttr.get(np.array(array, order="C"), signless=signless)
 
 
-def run_module(text: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def run_module(text: str, inputs: Sequence[np.ndarray], *,
+               sums_without_init: bool = False) -> list[np.ndarray]:
     """Interpret the StableHLO module ``text`` on ``inputs``; its outputs as NumPy arrays.
 
     Raises ``ValueError`` when the interpreter rejects the module or its arguments. Check
     :func:`unsupported` first: an unsupported op aborts the process.
+
+    The spec leaves to the implementation how many of a ``reduce``'s init values enter its
+    schedule. The interpreter adds the init once, so a sum of ``-0.0`` with init ``+0.0``
+    is ``+0.0``; XLA adds none where it simplifies a reduce away (over no dimension, or one
+    of size 1) and gets ``-0.0``. Both are correct. With ``sums_without_init``, a non-empty
+    sum's ``+0.0`` init becomes ``-0.0``, the identity of addition, which computes the
+    other legal schedule: the sum without its init.
     """
     from jax._src.interpreters import mlir as jax_mlir
     from jaxlib.mlir import ir
@@ -122,38 +130,68 @@ def run_module(text: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         PassManager.parse("builtin.module(func.func(chlo-legalize-to-stablehlo))").run(
             module.operation)
         _copy_scatter_operands(ir, stablehlo, module.operation)
+        if sums_without_init:
+            _negative_zero_sum_inits(ir, stablehlo, module.operation)
         results = stablehlo.eval_module(module, [_attribute(ir, np.asarray(x)) for x in inputs])
         return [_result_array(ir, r) for r in results]
 
 
-def backend(stablehlo: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
+            sums_without_init: bool = False) -> list[np.ndarray]:
     """The interpreter as a backend (``extract.backends``): raises ``Unsupported`` for a
-    module it must not run, else interprets it."""
+    module it must not run, else interprets it (``sums_without_init``: see
+    :func:`run_module`)."""
     from extract.backends import Unsupported  # here: a reproducer copies the module
 
     reason = unsupported(stablehlo)
     if reason:
         raise Unsupported(reason)
-    return run_module(stablehlo, inputs)
+    return run_module(stablehlo, inputs, sums_without_init=sums_without_init)
 
 
-def _copy_scatter_operands(ir, stablehlo, root) -> None:
-    """Feed every ``stablehlo.scatter`` copies of its operands (see the module docstring)."""
-    scatters = []
+def _ops_named(root, name: str) -> list:
+    """Every operation called ``name`` under ``root``, at any depth."""
+    found = []
 
     def walk(op) -> None:
         for region in op.regions:
             for block in region.blocks:
                 for child in block.operations:
-                    if child.operation.name == "stablehlo.scatter":
-                        scatters.append(child.operation)
+                    if child.operation.name == name:
+                        found.append(child.operation)
                     walk(child.operation)
 
     walk(root)
-    for op in scatters:
+    return found
+
+
+def _copy_scatter_operands(ir, stablehlo, root) -> None:
+    """Feed every ``stablehlo.scatter`` copies of its operands (see the module docstring)."""
+    for op in _ops_named(root, "stablehlo.scatter"):
         with ir.InsertionPoint(op):
             for i in range((len(op.operands) - 1) // 2):  # inputs..., indices, updates...
                 op.operands[i] = stablehlo.ReshapeOp(op.operands[i].type, op.operands[i]).result
+
+
+def _negative_zero_sum_inits(ir, stablehlo, root) -> None:
+    """Give every non-empty ``stablehlo.reduce`` whose body adds an init of ``-0.0`` where
+    it has a constant ``+0.0`` (see :func:`run_module`)."""
+    for op in _ops_named(root, "stablehlo.reduce"):
+        body = [o.operation.name for o in op.regions[0].blocks[0].operations]
+        shape = ir.RankedTensorType(op.operands[0].type).shape
+        if body != ["stablehlo.add", "stablehlo.return"] or \
+                not all(shape[d] > 0 for d in op.attributes["dimensions"]):
+            continue
+        half = len(op.operands) // 2  # inputs..., inits...
+        for i in range(half, len(op.operands)):
+            init = op.operands[i].owner
+            if getattr(init, "name", None) != "stablehlo.constant":
+                continue
+            value = np.array(init.attributes["value"])  # bf16 has no buffer: left alone
+            if value.dtype.kind == "f" and value == 0 and not np.signbit(value):
+                with ir.InsertionPoint(op):
+                    op.operands[i] = stablehlo.ConstantOp(
+                        _attribute(ir, np.array(-0.0, value.dtype))).result
 
 
 _NUMBER = re.compile(r"0x[0-9A-Fa-f]+|[-+]?(?:inf|nan|\d+(?:\.\d*)?(?:e[-+]?\d+)?)")

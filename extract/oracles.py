@@ -25,6 +25,8 @@ Seeds: the inputs come from ``make_inputs(args, seed)``; the oracles' other draw
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Callable, Sequence
 
@@ -89,6 +91,13 @@ BENIGN = {
         "integer type (lax.bitcast_convert_type), and read back as those floats the values "
         "agree within the float tolerance: the integers carry a float's bits, so a "
         "last-bit float difference shows as a difference of one or two in the integers"),
+    "reduce_init_count": (
+        "XLA and the StableHLO interpreter differ, and agree once every non-empty sum's +0.0 "
+        "init is -0.0 for the interpreter: the spec leaves how many init values a reduce "
+        "adds to the implementation, the interpreter adds one (-0.0 + +0.0 is +0.0) and "
+        "XLA none where it simplifies a reduce away (a sum over no dimension or one of "
+        "size 1 keeps -0.0), so the sign of a zero sum, and what follows from it "
+        "(arctan2, division, copysign), may differ in two correct results"),
     "ill_conditioned": (
         "the values differ, but moving each floating input by one ulp already moves the "
         "compiled program's output by more than the tolerance: the program is discontinuous "
@@ -284,8 +293,20 @@ def backend_oracle(backend: Backend, ctx: Context) -> str:
 
 
 def interpreter(ctx: Context) -> str:
-    """XLA's values against the StableHLO reference interpreter's, on the same module."""
-    return backend_oracle(INTERPRETER, ctx)
+    """XLA's values against the StableHLO reference interpreter's, on the same module; a
+    discrepancy the other legal schedule of the module's sums removes is benign."""
+    try:
+        return backend_oracle(INTERPRETER, ctx)
+    except Violation as violation:
+        if violation.check != "value" or "stablehlo.reduce" not in ctx.stablehlo_text:
+            raise
+        without_init = dataclasses.replace(
+            INTERPRETER, fn=functools.partial(interp.backend, sums_without_init=True))
+        try:
+            backend_oracle(without_init, ctx)
+        except Violation:
+            raise violation from None
+        return "benign: reduce_init_count"
 
 
 def pallas(ctx: Context) -> str:

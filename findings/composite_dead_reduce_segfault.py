@@ -1,11 +1,15 @@
-"""XLA:CPU crashes (SIGSEGV) compiling a ``lax.composite`` whose body holds an unused
-two-operand ``lax.reduce`` (run with python).
+"""XLA crashes (SIGSEGV; in a fuzz worker also SIGABRT, "LLVM ERROR: Failed to infer result
+type(s)") on a dead ``lax.reduce`` whose reducer calls ``jnp.where`` (a ``func.call`` of a
+private function in StableHLO) inside a construct whose lowering keeps dead code: a
+``lax.composite``, or a ``jax.custom_batching.sequential_vmap`` (run with python).
 
-The same body compiles without the composite, and the composite compiles once the reduce's
-result is used.  Found by jaxsmith's grammar (a ``composite`` op over a generated body that
-held a dead ``reduce_argmax``; stage ``compile``, ``crashed:SIGSEGV``), minimised by hand to
-this, on jax 0.10.2 and 0.12.0.1.  The compile runs in a child process, so this script
-survives the crash: it exits 1 while the crash is there, 0 once it is gone.
+The same body compiles without the wrapper, once the reduce's result is used, or with
+``lax.select`` in the reducer. Found by jaxsmith twice: a ``composite`` over a generated body
+with a dead ``reduce_argmax`` (stage ``compile``, ``crashed:SIGSEGV``), and a 300-program run
+with a ``sequential_vmap`` body holding one (stage ``lower``: converting the module to HLO;
+``crashed:SIGABRT``); minimised by hand; on jax 0.10.2 and 0.12.0.1. Each compile runs in a
+child process, so this script survives the crash: it exits 1 while a crash is there, 0 once
+both are gone.
 """
 import subprocess
 import sys
@@ -15,14 +19,20 @@ import jax, jax.numpy as jnp
 from jax import lax
 
 def body(c):
-    lax.reduce((c, c), (0.0, 0.0),
-               lambda a, b: (jnp.where(a[0] > b[0], a[0], b[0]), a[1] + b[1]), (0,))
+    lax.reduce(c, 0.0, lambda a, b: jnp.where(a > b, a, b), (0,))  # dead
     return c
 
-jax.jit(lambda x: lax.composite(body, name="my.body")(x)).lower(jnp.ones(2)).compile()
-print("jax", jax.__version__, "compiled")
+wrap = {"composite": lambda f: lax.composite(f, name="my.body"),
+        "sequential_vmap": jax.custom_batching.sequential_vmap}[WRAPPER]
+jax.jit(lambda x: wrap(body)(x)).lower(jnp.ones((2, 3))).compile()
+print("jax", jax.__version__, WRAPPER, "compiled")
 """
 
-child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True)
-print(child.stdout.strip() or f"the compile ended with exit status {child.returncode}")
-sys.exit(0 if child.returncode == 0 else 1)
+crashed = False
+for wrapper in ("composite", "sequential_vmap"):
+    child = subprocess.run([sys.executable, "-c", f"WRAPPER = {wrapper!r}\n" + CHILD],
+                           capture_output=True, text=True)
+    print(child.stdout.strip() or f"{wrapper}: the compile ended with exit status "
+                                    f"{child.returncode}")
+    crashed |= child.returncode != 0
+sys.exit(1 if crashed else 0)

@@ -17,8 +17,9 @@ from hypothesis.errors import InvalidArgument
 
 import grammar
 from extract.args import flatten_args, unflatten_args
+from fuzz import sampling
 from grammar import CATEGORIES, OPS, programs
-from grammar.program import Group
+from grammar.program import Group, walk
 
 SINGLE_OP = settings(max_examples=6, deadline=None, derandomize=True,
                      suppress_health_check=list(HealthCheck))
@@ -158,6 +159,23 @@ def test_forward_mode_bodies_hold_only_forward_differentiable_ops(transform, cat
         jax.eval_shape(load(program), *abstract_args(program))
 
     check()
+
+
+def test_sequential_vmap_bodies_hold_no_reduce_argmax():
+    """XLA crashes on a dead ``lax.reduce`` with a ``jnp.where`` reducer inside a
+    ``custom_vmap_call`` (README, Findings 9): the grammar keeps it out of those bodies,
+    and only there."""
+    strategy = programs(ops=["sequential_vmap", "reduce_argmax", "sin"], max_depth=2,
+                        max_statements=6, swarm=False)
+    inside = outside = 0
+    for index in range(60):
+        program = sampling.draw(strategy, 5, index)[0]
+        for stmt, depth in walk(program.body):
+            outside += stmt.op == "reduce_argmax" and depth == 0
+            if stmt.op == "sequential_vmap":
+                inside += sum(s.op == "reduce_argmax" for r in stmt.regions
+                              for s, _ in walk(r.body))
+    assert inside == 0 and outside > 0, (inside, outside)
 
 
 # Shrinking quality depends on the random stream: with Random(1) "matmul" stops at four

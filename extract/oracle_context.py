@@ -102,6 +102,7 @@ class Context:
     exported: Any = None  # jax.export.Exported over polymorphic_shapes, if any
     polymorphic_shapes: tuple[str, ...] = ()
     namespace: dict | None = None  # the module globals the program's functions read
+    passes: tuple[str, ...] = ()  # XLA passes that changed it while it compiled, latest first
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

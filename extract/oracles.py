@@ -46,6 +46,7 @@ from .oracle_context import (
     is_float,
     leaves,
 )
+from .passes import ddmin
 from .symbolic import symbolic
 from .values import compare_arrays
 
@@ -55,16 +56,10 @@ __all__ = ["BENIGN", "FD_EPS", "INTERPRETER", "ORACLES", "STRICT", "Context", "V
 
 _BATCH, _PERTURB = 3, 4  # derive() purposes (autodiff uses 1 and 2)
 BATCH_SIZE = 3  # examples in the vmap oracle's batch
-# XLA passes tried, one at a time, to blame a value discrepancy (--xla_disable_hlo_passes;
-# an unknown name is ignored by XLA). The main simplification and fusion passes of the CPU
-# pipeline, as its pass dump names them.
-CANDIDATE_PASSES = (
-    "fusion", "algsimp", "cse", "dce", "reshape-mover", "tree_reduction_rewriter",
-    "while-loop-simplifier", "while-loop-invariant-code-motion", "scatter_expander",
-    "transpose-folding", "dot-decomposer", "sort-simplifier", "reduce-window-rewriter",
-    "conditional-simplifier", "simplify-fp-conversions", "float-normalization-bf16",
-    "change-op-data-type", "broadcast_canonicalizer",
-)
+BISECT_COMPILES = 12
+"""The most compiles a value discrepancy's delta debugging over the fired passes may take in
+the worker (a single culprit among 30 passes takes about 10); ``python -m fuzz triage``
+searches again without a cap, on the reproducer."""
 
 BENIGN = {
     "surrogate_derivative": (
@@ -202,16 +197,23 @@ def _same_as_float_bits(ctx: Context, got: np.ndarray, want: np.ndarray) -> bool
 
 
 def _culprit_pass(ctx: Context, want: Sequence[np.ndarray]) -> str | None:
-    """The first pass of ``CANDIDATE_PASSES`` whose removal makes the compiled program
-    agree with ``want`` on the recipe's inputs, or None."""
-    for name in CANDIDATE_PASSES:
+    """The XLA passes, joined by ``+``, whose removal makes the compiled program agree with
+    ``want`` on the recipe's inputs: a 1-minimal set by delta debugging over the passes that
+    fired while the program compiled (``ctx.passes``, latest first); None when disabling
+    them all does not remove the discrepancy, or past :data:`BISECT_COMPILES`."""
+    compiles = [0]
+
+    def removes(passes: frozenset[str]) -> bool:
+        compiles[0] += 1
         try:
-            out = ctx.run_with({"xla_disable_hlo_passes": name}, ctx.inputs)
+            out = ctx.run_with({"xla_disable_hlo_passes": ",".join(sorted(passes))},
+                               ctx.inputs)
         except Exception:  # some passes are required (a bfloat16 dot needs its upcast)
-            continue
-        if all(compare_arrays(a, b) is None for a, b in zip(out, want, strict=True)):
-            return name
-    return None
+            return False
+        return all(compare_arrays(a, b) is None for a, b in zip(out, want, strict=True))
+
+    found = ddmin(ctx.passes, removes, expired=lambda: compiles[0] >= BISECT_COMPILES)
+    return "+".join(sorted(found.passes)) if found.passes and found.complete else None
 
 
 def jit_eager(ctx: Context) -> str:

@@ -16,11 +16,16 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
-__all__ = ["dump_flags", "fired", "make_dump_dir", "remove_dump_dir"]
+__all__ = ["Reduction", "Step", "ddmin", "dump_flags", "fired", "latest_first", "make_dump_dir",
+           "remove_dump_dir", "steps"]
 
 _AFTER = re.compile(r"\.after_([^.]+)\.before_[^.]+\.txt$")
 _COPY_PHASE = re.compile(r"\.copy-insertion\.after_[^.]+\.txt$")
+_STEP = re.compile(r"^module_(\d+)\.(.+)\.(\d+)\.([^.]+)\.after_[^.]+(?:\.before_[^.]+)?\.txt$")
 _SHM = "/dev/shm"
 PREFIX = "jaxsmith-xla-dump-"
 
@@ -79,3 +84,100 @@ def fired(path: str) -> list[str]:
             with contextlib.suppress(OSError):
                 os.unlink(full)
     return sorted(names)
+
+
+class Step(NamedTuple):
+    """One dumped file: ``module``'s HLO after ``pass_name`` ran in ``pipeline``
+    (``pipeline-start`` for a pipeline's first dump; each of copy insertion's phases counts as
+    ``copy-insertion``)."""
+
+    module_id: int
+    step: int
+    module: str
+    pipeline: str
+    pass_name: str
+    file: str
+
+
+def steps(names: Iterable[str]) -> list[Step]:
+    """The pass dumps among the file ``names`` of a dump folder, ordered by module id, then
+    step; unlike :func:`fired`, deletes nothing."""
+    out = []
+    for name in names:
+        if not (m := _STEP.match(name)):
+            continue
+        if a := _AFTER.search(name):
+            pass_name = a.group(1)
+        elif _COPY_PHASE.search(name):
+            pass_name = "copy-insertion"
+        else:
+            continue
+        out.append(Step(int(m[1]), int(m[3]), m[2], m[4], pass_name, name))
+    return sorted(out)
+
+
+class Reduction(NamedTuple):
+    """``passes``: the smallest set found that passes the test (None: none does);
+    ``complete``: False when stopped by ``expired``, when ``passes`` may not be 1-minimal."""
+
+    passes: tuple[str, ...] | None
+    complete: bool
+
+
+class _Expired(Exception):
+    pass
+
+
+def ddmin(items: Sequence[str], test: Callable[[frozenset[str]], bool], *, parallel: int = 1,
+          expired: Callable[[], bool] = lambda: False) -> Reduction:
+    """Zeller's ddmin: a 1-minimal subset of ``items`` that passes ``test`` (the empty set is
+    taken to fail), or None when ``items`` itself fails. Parts are tried, then complements,
+    ``parallel`` candidates at a time; the first success in order wins, so the result does not
+    depend on timing. ``expired`` is asked before each batch."""
+    seen: dict[frozenset[str], bool] = {}
+
+    def first(candidates: list[tuple[str, ...]]) -> int | None:
+        for start in range(0, len(candidates), parallel):
+            if expired():
+                raise _Expired
+            batch = [frozenset(c) for c in candidates[start:start + parallel]]
+            new = list(dict.fromkeys(k for k in batch if k not in seen))
+            seen.update(zip(new, pool.map(test, new), strict=True))
+            hit = next((i for i, k in enumerate(batch) if seen[k]), None)
+            if hit is not None:
+                return start + hit
+        return None
+
+    found: tuple[str, ...] | None = None
+    with ThreadPoolExecutor(parallel) as pool:
+        try:
+            if not items or first([tuple(items)]) is None:
+                return Reduction(None, True)
+            found, n = tuple(items), 2
+            while len(found) >= 2:
+                parts = [found[k * len(found) // n:(k + 1) * len(found) // n] for k in range(n)]
+                comps = [tuple(x for x in found if x not in p) for p in parts] if n > 2 else []
+                hit = first(parts + comps)
+                if hit is None:
+                    if n >= len(found):
+                        break
+                    n = min(2 * n, len(found))
+                elif hit < n:
+                    found, n = parts[hit], 2
+                else:
+                    found, n = comps[hit - n], max(n - 1, 2)
+        except _Expired:
+            return Reduction(found, False)
+    return Reduction(found, True)
+
+
+def latest_first(dumped: Iterable[Step]) -> list[str]:
+    """The passes that changed a module (``pipeline-start`` aside), latest first: ordered by
+    the earliest step at which each did, descending, then by name. :func:`ddmin` keeps to the
+    first parts it can, so when several sets would do, it finds late passes: those nearest the
+    generated code, which usually make the wrong code rather than expose it to a later pass."""
+    first: dict[str, int] = {}
+    for s in dumped:
+        if s.pass_name != "pipeline-start":
+            first[s.pass_name] = min(s.step, first.get(s.pass_name, s.step))
+    return sorted(first, key=lambda p: (-first[p], p))

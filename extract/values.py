@@ -147,6 +147,30 @@ def _fmt(x: Any) -> str:
     return f"{x:.9g}" if isinstance(x, float) else str(x)
 
 
+def ulps_apart(got: Any, want: Any) -> int | None:
+    """The most units in the last place between ``got`` and ``want`` (floating arrays of one
+    dtype and shape; a complex one as its real view), over the elements finite on both
+    sides; ``None`` for other arrays or where no element is finite on both. The distance
+    counts the representable values between the two: consecutive floats are 1 apart, and
+    -0.0 and +0.0 are 0 apart."""
+    g, w = np.asarray(got), np.asarray(want)
+    if np.issubdtype(w.dtype, np.complexfloating):
+        g, w = real_view(g), real_view(w)
+    if g.shape != w.shape or g.dtype != w.dtype or not is_float(w.dtype) or not w.size:
+        return None
+    both = np.isfinite(g.astype(np.float64)) & np.isfinite(w.astype(np.float64))
+    if not both.any():
+        return None
+    signed = {2: np.int16, 4: np.int32, 8: np.int64}[w.dtype.itemsize]
+
+    def ordinal(x: np.ndarray) -> np.ndarray:  # floats in order as integers, -0.0 == +0.0
+        bits = np.ascontiguousarray(x).view(signed).astype(object if signed is np.int64
+                                                           else np.int64)
+        return np.where(bits < 0, np.iinfo(signed).min - bits, bits)
+
+    return int(np.abs(ordinal(g[both]) - ordinal(w[both])).max())
+
+
 def compare_arrays(got: Any, want: Any, tol: Tolerance | None = None) -> str | None:
     """``None`` if ``got`` matches ``want`` (the reference), else what differs, in one line.
 

@@ -54,7 +54,8 @@ def run_parser() -> argparse.ArgumentParser:
         "reproducer.  Other commands: 'python -m fuzz stats DIR' summarises a corpus; "
         "'python -m fuzz replay PATH' re-extracts one with the installed JAX; 'python -m fuzz "
         "add FILE.py --entry NAME --args JSON' stores a program you wrote; 'python -m fuzz "
-        "schema' prints the record schema."))
+        "schema' prints the record schema; 'python -m fuzz triage DIR' finishes failure "
+        "folders into reports."))
     p.add_argument("--budget", type=_budget, default=Budget(seconds=60.0),
                    help="how long to run: a duration (90s, 10m, 1h) or a number of programs "
                         "(500x); default 60s")
@@ -259,6 +260,12 @@ def _export(argv: Sequence[str]) -> int:
     return export_main(argv, _Parser)
 
 
+def _triage(argv: Sequence[str]) -> int:
+    from fuzz.triage import main as triage_main
+
+    return triage_main(argv, _Parser)
+
+
 def _report(argv: Sequence[str]) -> int:
     from fuzz.report import main as report_main
 
@@ -266,7 +273,8 @@ def _report(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {"stats": _stats, "replay": _replay, "add": _add, "schema": _schema,
-            "api-coverage": _api_coverage, "export": _export, "report": _report}
+            "api-coverage": _api_coverage, "export": _export, "report": _report,
+            "triage": _triage}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -188,8 +188,9 @@ class CostModel:
         if fitted is None:
             return COST_PRIOR + len(ops)
         overhead, mean, per = fitted
-        # a program is never free, whatever the fit says
-        return max(overhead + sum(per.get(op, mean) for op in ops), 0.1 * self.unit)
+        # a program is never free, whatever the fit says (nor when every program so far
+        # crashed before a stage was timed: the run's seconds are then 0)
+        return max(overhead + sum(per.get(op, mean) for op in ops), 0.1 * self.unit, 1e-3)
 
     def op_seconds(self, op: str) -> float:
         """The fitted seconds the run spent on ``op``: its statements and its share of the

@@ -22,15 +22,24 @@ from fuzz import sampling
 from fuzz.api_coverage import api_coverage, api_use, headline
 from fuzz.budget import Budget, clock
 from fuzz.corpus_stats import STABLEHLO_OPS
+from fuzz.failure_record import REPORT_NAME, failure_files
 from fuzz.features import Coverage, Series, verdict_kind
 from fuzz.guide import CANDIDATES, GUIDE_NAME, Guide, Plan
-from fuzz.minimize import Job, Minimizer, reproducer
+from fuzz.known_findings import match_finding
+from fuzz.minimize import Job, Minimizer
+from fuzz.report_md import render_report
 from fuzz.status import StatusLine
 from fuzz.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
 from fuzz.summary import outcomes, summary
+from fuzz.triage import triage_folder
 from grammar import OPS, programs
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
+DRAIN_S = 10.0
+"""Seconds past a duration budget for the programs in flight and the reductions to end."""
+AFTER_RUN_S, AFTER_RUN_SHARE = 60.0, 0.1
+"""After a count budget's last program, reduction goes on for the larger of these: seconds,
+and a share of the run's time."""
 # Share of programs each oracle checks by default: chosen so that the default set costs at
 # most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
 DEFAULT_ORACLE_RATES = {"jit_eager": 0.03, "autodiff": 0.25, "vmap": 0.15, "interpreter": 1.0,
@@ -77,6 +86,10 @@ class Tally:
     added: int = 0
     overruns: int = 0
     minimized: int = 0
+    pending: list = field(default_factory=list)  # signatures whose reduction was cut short
+    reports_pending: list = field(default_factory=list)  # folders whose triage was cut short
+    reduce_s: float = 0.0  # seconds the reductions took (on the reducing workers)
+    abandoned: int = 0  # programs still extracting when a duration budget's drain ended
     first_result_s: float | None = None
     categories: Counter = field(default_factory=Counter)
     ops: Counter = field(default_factory=Counter)
@@ -134,8 +147,14 @@ class FuzzRun:
         except BaseException:  # a Ray cluster that cannot be reached, say
             self.store.close()
             raise
-        minimizer = Minimizer(self.strategy, lambda: self._pool(1, dedup=False), self.o.grad) \
+        minimizer = Minimizer(
+            self.strategy, lambda n: self._pool(n, dedup=False), self.o.grad,
+            workers=self.reducing_workers,
+            triage=lambda folder, deadline: triage_folder(
+                folder, deadline=deadline, parallel=self.reducing_workers)) \
             if self.o.minimize else None
+        if minimizer is not None and self.o.budget.seconds is not None:
+            minimizer.deadline = self.started + self.o.budget.seconds + DRAIN_S
         previous = self._catch_sigint()
         try:
             self._loop(pool, minimizer)
@@ -177,28 +196,50 @@ class FuzzRun:
 
         return signal.signal(signal.SIGINT, request_stop)
 
+    @property
+    def reducing_workers(self) -> int:
+        """Workers that reduce failures while the run goes on: one in four, at least one."""
+        return max(1, self.o.workers // 4)
+
     def _finish_minimizing(self, minimizer: Minimizer) -> None:
-        """Let queued minimisations finish (a Ctrl-C cuts them short), then save them."""
+        """Let queued reductions go on until the budget's end (a duration budget), or for
+        ``max(60 s, 10 %)`` of the run (a count budget); a Ctrl-C cuts them short. What is
+        left is saved as pending, for ``python -m fuzz triage``."""
+        if minimizer.deadline is None:
+            minimizer.deadline = time.monotonic() + max(AFTER_RUN_S,
+                                                        AFTER_RUN_SHARE * self.loop_s)
         try:
             if minimizer.waiting and not self.interrupted:
-                self.say(f"minimising {minimizer.waiting} new failure(s); Ctrl-C cuts it short")
-            minimizer.shutdown(finish=not self.interrupted, wait=600,
-                               cancelled=lambda: self.interrupted)
+                left = max(0.0, minimizer.deadline - time.monotonic())
+                self.say(f"reducing and reporting {minimizer.waiting} new failure(s) for at "
+                         f"most {left:.0f} s; Ctrl-C cuts it short")
+            while (minimizer.waiting or not minimizer.done.empty()) and \
+                    not self.interrupted and time.monotonic() < minimizer.deadline:
+                self._collect_minimized(minimizer)  # queues the triage of each saved one
+                time.sleep(0.25)
         except KeyboardInterrupt:
             self.interrupted = True
-            minimizer.shutdown(finish=False, wait=0)
+        minimizer.shutdown(finish=False, wait=0)
         self._collect_minimized(minimizer)
+        self.tally.reports_pending = list(minimizer.unfinished)
 
     # -- the loop ---------------------------------------------------------------------
 
     def _loop(self, pool: ExtractorPool, minimizer: Minimizer | None) -> None:
-        depth = 2 * self.o.workers
+        seconds = self.o.budget.seconds
         while not self.interrupted:
+            # while failures are being reduced, their workers' share of the cores is theirs
+            depth = max(1, self.o.workers - self.reducing_workers) \
+                if minimizer is not None and minimizer.waiting else 2 * self.o.workers
             exhausted = self.o.budget.exhausted(self.started, self.tally.generated)
             while not exhausted and pool.outstanding < depth:
                 self._submit(pool)
                 exhausted = self.o.budget.exhausted(self.started, self.tally.generated)
             if exhausted and not pool.outstanding:
+                break
+            if exhausted and seconds is not None and \
+                    time.monotonic() - self.started > seconds + DRAIN_S:
+                self.tally.abandoned = pool.outstanding  # the budget is the budget
                 break
             for index, result in pool.poll(0.25):
                 self._handle(index, result, minimizer)
@@ -290,17 +331,23 @@ class FuzzRun:
         kind = status if status in ("timeout", "crashed") else "failed"
         setattr(t, kind, getattr(t, kind) + 1)
         self.store.count_failure(signature, known)
-        t.buckets[signature] = {"known": known, "count": t.buckets.get(signature, {}).get(
-            "count", 0) + 1, "stage": failure.get("stage")}
+        # a registered finding, by the signature and the program's form: counted, not reduced
+        finding = None if known else match_finding(signature, program.ops)
+        bucket = t.buckets.setdefault(signature, {"known": known, "count": 0,
+                                                  "stage": failure.get("stage")})
+        bucket["count"] += 1
+        if finding is not None:
+            bucket["finding"] = f"Finding {finding.number}: {finding.name}"
         if fields is not None:  # stored forward-only under a known limitation
             t.forward_only += 1
             self._store(index, program, source_hash, fields, choices, plan)
-        if (minimizer is not None and signature not in self.minimizing
+        if (minimizer is not None and signature not in self.minimizing and finding is None
                 and (known is None or self.o.minimize_known)
                 and signature not in self.store.failure_signatures()):
             self.minimizing.add(signature)
             minimizer.submit(Job(signature, program, choices, result,
-                                 self._found_by(index, plan), seed, self._strategy(plan)))
+                                 self._found_by(index, plan), seed, self._strategy(plan),
+                                 self._grammar(plan), self.o.backends))
 
     def _strategy(self, plan: Plan | None) -> Any:
         """The strategy a program is drawn from: in a guided run, the grammar under the op
@@ -308,9 +355,14 @@ class FuzzRun:
         if plan is None:
             return self.strategy
         if plan.epoch not in self._epoch_strategies:
-            self._epoch_strategies[plan.epoch] = programs(
-                **{**self.o.grammar, "weights": self.guide.weights(plan.epoch)})
+            self._epoch_strategies[plan.epoch] = programs(**self._grammar(plan))
         return self._epoch_strategies[plan.epoch]
+
+    def _grammar(self, plan: Plan | None) -> dict[str, Any]:
+        """The arguments of ``grammar.programs`` that :meth:`_strategy` gives ``plan``."""
+        if plan is None:
+            return dict(self.o.grammar)
+        return {**self.o.grammar, "weights": self.guide.weights(plan.epoch)}
 
     def _found_by(self, index: int, plan: Plan | None = None) -> str:
         guided = "" if plan is None else f", {plan.mutation.describe()}" if plan.mutation \
@@ -348,25 +400,20 @@ class FuzzRun:
             t.duplicate_source += 1
 
     def _collect_minimized(self, minimizer: Minimizer) -> None:
+        """Save each finished reduction's folder: reproducer, record and report."""
         while not minimizer.done.empty():
-            job, best, calls = minimizer.done.get()
-            # shown in the style it was found in (shrinking may have drawn another)
-            best = dataclasses.replace(best, style=job.program.style,
-                                       inline_depth=job.program.inline_depth)
-            failure = job.result.get("failure") or {}
-            meta = {"signature": job.signature, "failure": failure, "source": best.source,
-                    "entry": best.entry, "args": args_json(best.args),
-                    "polymorphic_shapes": best.polymorphic_shapes, "style": best.style,
-                    "ops": list(best.ops),
-                    "statements": best.statement_count,
-                    "original_statements": job.program.statement_count,
-                    "original_source": job.program.source, "shrink_extractions": calls,
-                    "versions": job.result.get("versions"), "found_by": job.found_by,
-                    "inputs_seed": job.seed}
-            script = reproducer(best.source, best.entry, best.args, failure, job.found_by,
-                                job.seed, best.polymorphic_shapes, self.backends)
-            self.store.save_failure(job.signature, failure.get("known"), meta, script)
-            self.tally.minimized += 1
+            outcome = minimizer.done.get()
+            meta, script = failure_files(outcome, self.backends)
+            failure = meta["failure"]
+            folder = self.store.save_failure(outcome.job.signature, failure.get("known"), meta,
+                                             script, files={REPORT_NAME: render_report(meta)})
+            self.tally.reduce_s += outcome.seconds
+            if outcome.state == "pending":
+                self.tally.pending.append(outcome.job.signature)
+            else:
+                self.tally.minimized += 1
+                if folder is not None and not self.interrupted:
+                    minimizer.submit(folder)  # culprit, short reproducer, report
 
     # -- reporting --------------------------------------------------------------------
 
@@ -392,7 +439,7 @@ class FuzzRun:
     def status_text(self) -> str:
         t = self.tally
         elapsed = time.monotonic() - self.started
-        known = sum(1 for b in t.buckets.values() if b["known"])
+        known = sum(1 for b in t.buckets.values() if b["known"] or b.get("finding"))
         return (f"#{t.generated} {t.extracted / max(elapsed, 1e-9):.1f} prog/s | "
                 f"{outcomes(t.ok, t.forward_only, t.buckets)} | corpus {len(self.store)} | "
                 f"unique IR {t.added} | buckets {known} known / {len(t.buckets) - known} new | "
@@ -422,6 +469,9 @@ class FuzzRun:
             "minimize_s": round(elapsed - extracting, 3) if self.minimizing else 0.0,
             "first_result_s": t.first_result_s,
             "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
+            "reduce_s": round(t.reduce_s, 3), "pending": list(t.pending),
+            "reports_pending": list(t.reports_pending),
+            "abandoned": t.abandoned,
             "overruns": t.overruns,
             "categories": dict(sorted(t.categories.items())), "ops": dict(sorted(t.ops.items())),
             "stablehlo_ops": sorted(self.coverage.sets["stablehlo_ops"]),

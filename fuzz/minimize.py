@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, find, settings
@@ -18,6 +20,7 @@ from hypothesis.internal.conjecture.data import ConjectureData
 from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
 from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
+from fuzz.reduce import reduce
 from grammar import STATEMENT_SPAN, Program
 
 _KEY = b"jaxsmith-minimize"
@@ -26,11 +29,12 @@ _KEY = b"jaxsmith-minimize"
 def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
            still_fails: Callable[[Program], bool], *, max_calls: int = 150,
            max_seconds: float = 120.0,
-           stop: threading.Event | None = None) -> tuple[Program | None, int]:
+           stop: threading.Event | None = None) -> tuple[Program | None, int, tuple]:
     """The smallest program Hypothesis' shrinker finds, starting from ``choices``, for which
     ``still_fails`` holds; ``None`` if the original no longer fails.  Also returns how many
-    extractions it spent.  Past ``max_calls``, ``max_seconds`` or ``stop``, untried
-    candidates count as passing, and the best program so far is returned.
+    extractions it spent, and the choices of the last program it shrank to.  Past
+    ``max_calls``, ``max_seconds`` or ``stop``, untried candidates count as passing, and the
+    best program so far is returned.
 
     Hypothesis deletes at most five choices at a time, and a statement takes more, so a
     statement that only feeds the failing one stays (one shrink in thirteen ended at 2 to 8
@@ -55,10 +59,12 @@ def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
         return seen[key]
 
     start: tuple | None = choices
+    last = choices
     while start is not None and not spent():
         shrunk = _hypothesis_shrink(strategy, start, condition, max_calls)
         start = shrunk and _drop_statements(strategy, shrunk, condition, spent)
-    return (best[0] if best else None), len(seen)
+        last = start or shrunk or last
+    return (best[0] if best else None), len(seen), last
 
 
 def _hypothesis_shrink(strategy: st.SearchStrategy[Program], choices: tuple,
@@ -170,7 +176,7 @@ if __name__ == "__main__":
 
 @dataclass
 class Job:
-    """A first failure of a new signature, to minimise."""
+    """A first failure of a new signature, to reduce."""
 
     signature: str
     program: Program
@@ -179,25 +185,60 @@ class Job:
     found_by: str
     seed: int = 0  # the input seed the failure was found with
     strategy: st.SearchStrategy[Program] | None = None  # drawn from (default: the minimiser's)
+    grammar: dict[str, Any] | None = None  # programs()' arguments for ``strategy`` (resuming)
+    backends: tuple[str, ...] = ()  # the run's --backend specs (resuming)
+    found_at: float = field(default_factory=time.time)  # wall clock of the first failure
+
+
+@dataclass
+class Outcome:
+    """What became of a job: the smallest failing program found and how."""
+
+    job: Job
+    program: Program
+    choices: tuple  # of the smallest program Hypothesis found: where a resumed run starts
+    state: str  # "done", "pending" (the budget ran out) or "not reproduced"
+    extractions: int = 0
+    seconds: float = 0.0
+    steps: list[str] = field(default_factory=list)  # the tree passes that made each step
 
 
 class Minimizer:
-    """Minimises failures on a background thread with a one-worker extractor of its own,
-    so the fuzz loop keeps its workers busy meanwhile."""
+    """Reduces failures on a background thread, on ``workers`` extraction workers of its own
+    (a share of the run's), so the fuzz loop goes on meanwhile: Hypothesis' shrink and
+    statement deletion, then the tree passes of :mod:`fuzz.reduce`, candidates judged
+    ``workers`` at a time. Past ``deadline`` (a ``time.monotonic()`` value the loop may set
+    at any time) a job ends with its best program so far, and the jobs still queued end
+    untouched, each as ``pending``."""
 
-    def __init__(self, strategy: st.SearchStrategy[Program], make_pool: Callable[[], Any],
-                 grad: bool, *, max_calls: int = 500, max_seconds: float = 240.0):
-        self.strategy, self.grad = strategy, grad
+    def __init__(self, strategy: st.SearchStrategy[Program],
+                 make_pool: Callable[[int], Any], grad: bool, *, workers: int = 1,
+                 max_calls: int = 500, max_seconds: float = 240.0,
+                 triage: Callable[[Path, float | None], bool] | None = None):
+        self.strategy, self.grad, self.workers = strategy, grad, max(1, workers)
         self.max_calls, self.max_seconds = max_calls, max_seconds
+        self.deadline: float | None = None
         self._make_pool = make_pool
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._triage = triage
+        self._closed = False
+        self.unfinished: list[str] = []  # folders whose triage the deadline cut short
+        self._jobs: queue.Queue[Job | Path | None] = queue.Queue()
         self._stop = threading.Event()
         self._busy = False
-        self.done: queue.Queue[tuple[Job, Program, int]] = queue.Queue()
+        self.done: queue.Queue[Outcome] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="jaxsmith-minimizer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job | Path) -> None:
+        """Queue a failure to reduce, or a saved failure folder to triage (after the
+        reductions queued before it). After :meth:`shutdown` a job ends pending at once,
+        and a folder is left unfinished."""
+        if self._closed:
+            if isinstance(job, Path):
+                self.unfinished.append(job.name)
+            else:
+                self.done.put(Outcome(job, job.program, job.choices, "pending"))
+            return
         self._jobs.put(job)
 
     @property
@@ -205,48 +246,93 @@ class Minimizer:
         """Jobs queued or in progress."""
         return self._jobs.qsize() + (1 if self._busy else 0)
 
+    def _past_deadline(self) -> bool:
+        return self._stop.is_set() or (self.deadline is not None
+                                       and time.monotonic() > self.deadline)
+
     def _run(self) -> None:
         pool = None
         try:
-            while (job := self._jobs.get()) is not None and not self._stop.is_set():
+            while (job := self._jobs.get()) is not None:
                 self._busy = True
-                pool = pool or self._make_pool()
-                timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
-
-                stage = (job.result.get("failure") or {}).get("stage")
-                oracles = [stage] if stage in ORACLE_STAGES else []
-
-                def still_fails(program: Program, job=job, pool=pool, timeout=timeout,
-                                oracles=oracles) -> bool:
-                    pool.submit(0, program.source, program.entry, program.args,
-                                grad=self.grad, timeout=timeout, seed=job.seed,
-                                oracles=oracles,
-                                polymorphic_shapes=program.polymorphic_shapes)
-                    for _, result in pool.results():
-                        return (result.get("failure") or {}).get("signature") == job.signature
-                    return False
-
-                # not ``job.strategy or ...``: bool() of a strategy draws a HypothesisWarning
-                strategy = self.strategy if job.strategy is None else job.strategy
-                best, calls = shrink(strategy, job.choices, still_fails,
-                                     max_calls=self.max_calls, max_seconds=self.max_seconds,
-                                     stop=self._stop)
-                self.done.put((job, best or job.program, calls))
+                if isinstance(job, Path):
+                    if not self._triaged(job):
+                        self.unfinished.append(job.name)
+                elif self._past_deadline():
+                    self.done.put(Outcome(job, job.program, job.choices, "pending"))
+                else:
+                    pool = pool or self._make_pool(self.workers)
+                    self.done.put(self._reduce(job, pool))
                 self._busy = False
         finally:
             if pool is not None:
                 pool.close()
 
+    def _triaged(self, folder: Path) -> bool:
+        """Whether ``folder``'s triage finished; one that raises is left for ``python -m
+        fuzz triage`` (which shows the error), and the run goes on."""
+        try:
+            return self._triage is not None and self._triage(folder, self.deadline)
+        except Exception as e:  # noqa: BLE001 - a report step must not end the run
+            print(f"jaxsmith: triage of {folder.name} stopped: {type(e).__name__}: {e}",
+                  file=sys.stderr, flush=True)
+            return False
+
+    def _reduce(self, job: Job, pool: Any) -> Outcome:
+        started = time.monotonic()
+        deadline = min(started + self.max_seconds, self.deadline or float("inf"))
+        timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
+        stage = (job.result.get("failure") or {}).get("stage")
+        oracles = [stage] if stage in ORACLE_STAGES else []
+        calls = [0]
+
+        def spent() -> bool:
+            return calls[0] >= self.max_calls or self._past_deadline() or (
+                time.monotonic() > min(deadline, self.deadline or float("inf")))
+
+        def still_fail(programs: Sequence[Program]) -> list[bool]:
+            for k, program in enumerate(programs):
+                pool.submit(k, program.source, program.entry, program.args, grad=self.grad,
+                            timeout=timeout, seed=job.seed, oracles=oracles,
+                            polymorphic_shapes=program.polymorphic_shapes)
+            calls[0] += len(programs)
+            verdicts = [False] * len(programs)
+            for k, result in pool.results():
+                verdicts[k] = (result.get("failure") or {}).get("signature") == job.signature
+            return verdicts
+
+        # not ``job.strategy or ...``: bool() of a strategy draws a HypothesisWarning
+        strategy = self.strategy if job.strategy is None else job.strategy
+        share = started + _HYPOTHESIS_SHARE * (deadline - started)
+        best, shrinks, choices = shrink(
+            strategy, job.choices, lambda p: still_fail([p])[0],
+            max_calls=int(self.max_calls * _HYPOTHESIS_SHARE),
+            max_seconds=share - time.monotonic(), stop=self._stop)
+        calls[0] = shrinks
+        if best is None:
+            state = "pending" if spent() else "not reproduced"
+            return Outcome(job, job.program, job.choices, state, calls[0],
+                           time.monotonic() - started)
+        best, steps = reduce(best, still_fail, spent=spent, parallel=self.workers)
+        return Outcome(job, best, choices, "pending" if spent() else "done", calls[0],
+                       time.monotonic() - started, steps)
+
     def shutdown(self, finish: bool, wait: float,
                  cancelled: Callable[[], bool] = lambda: False) -> None:
         """Stop: with ``finish``, after the queued jobs (at most ``wait`` seconds, or until
-        ``cancelled()``); else after the shrink in progress gives up (it returns its best
-        program so far)."""
+        ``cancelled()``); else after the job in progress gives up (it returns its best
+        program so far). Jobs left then end as pending."""
         if not finish:
             self._stop.set()
+        self._closed = True
         self._jobs.put(None)
         deadline = time.monotonic() + wait
         while self._thread.is_alive() and time.monotonic() < deadline and not cancelled():
             self._thread.join(0.25)
         self._stop.set()
         self._thread.join()
+
+
+_HYPOTHESIS_SHARE = 0.4
+"""The share of a job's calls and seconds Hypothesis' shrink may take; the tree passes,
+which cut a statement and all it alone feeds in one step, have the rest."""

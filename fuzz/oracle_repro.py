@@ -93,7 +93,9 @@ def report(got_name, got, want_name, want):
     for k, (g, w) in enumerate(zip(got, want)):
         tol = Tolerance(*TOLERANCES.get(np.dtype(w.dtype).name, TOLERANCES["float32"]))
         problem = compare_arrays(g, w, tol)  # integers and bools: exact, whatever tol
-        print(f"output {{k}} {{w.dtype}}{{list(w.shape)}}: {{problem or 'same'}}")
+        ulps = ulps_apart(g, w) if problem else None
+        far = "" if ulps is None else f"; ulps apart: {{ulps}}"
+        print(f"output {{k}} {{w.dtype}}{{list(w.shape)}}: {{problem or 'same'}}{{far}}")
         print(f"  {{got_name}}: {{np.array2string(np.asarray(g).reshape(-1)[:16])}}")
         print(f"  {{want_name}}: {{np.array2string(np.asarray(w).reshape(-1)[:16])}}")
         bad |= problem is not None
@@ -265,7 +267,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
         recipe=_inputs.RECIPE,
         words=_source(_inputs._words, _inputs.word_count, _inputs.from_words),
         compare=_source(_values.Tolerance, _values.is_float, _values._fmt, _values.real_view,
-                        _values.compare_arrays))
+                        _values.ulps_apart, _values.compare_arrays))
     tolerances = {name: (t.rtol, t.atol) for name in _values.VALUE_RTOL
                   for t in [_values.tolerance(name)]}
     extra = ""

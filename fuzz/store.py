@@ -7,6 +7,7 @@ On-disk layout of a corpus directory::
     shard-00001.jsonl        ... a new shard starts when the last one is full
     stats.json               written atomically by ``write_stats``
     failures/<slug>/repro.py     reproducer source, written atomically
+    failures/<slug>/REPORT.md    the report (fuzz.report_md), written atomically
     failures/<slug>/repro.json   {"signature", "known", "record"}, written last
 
 Every record carries every field of ``FIELDS`` (missing ones as null) with one
@@ -465,12 +466,13 @@ class CorpusStore:
         known: str | None,
         record: Mapping[str, Any],
         reproducer_source: str,
+        files: Mapping[str, str] | None = None,
     ) -> Path | None:
         """Save the first reproducer of ``signature``; return its folder, or None if saved before.
 
-        Writes ``failures/<slug>/repro.py`` then ``repro.json`` (the marker read
-        back on open), each atomically.  ``record`` is stored as given; values
-        JSON cannot hold are written with ``str``.
+        Writes ``failures/<slug>/repro.py`` and ``files`` (name -> text, e.g. the report)
+        then ``repro.json`` (the marker read back on open), each atomically.  ``record`` is
+        stored as given; values JSON cannot hold are written with ``str``.
         """
         self._check_open()
         if not isinstance(signature, str) or not signature:
@@ -481,6 +483,8 @@ class CorpusStore:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             _atomic_write(folder / "repro.py", reproducer_source.encode("utf-8"))
+            for name, text in (files or {}).items():
+                _atomic_write(folder / name, text.encode("utf-8"))
             meta = {"signature": signature, "known": known, "record": dict(record)}
             text = json.dumps(meta, sort_keys=True, ensure_ascii=False, indent=1, default=str)
             _atomic_write(folder / "repro.json", (text + "\n").encode("utf-8"))

@@ -11,7 +11,8 @@ from fuzz.budget import clock
 
 def outcomes(ok: int, forward_only: int, buckets: dict[str, dict[str, Any]]) -> str:
     """What the extracted programs became, in words a new user reads right."""
-    unexplained = sum(b["count"] for b in buckets.values() if not b["known"])
+    unexplained = sum(b["count"] for b in buckets.values()
+                      if not b["known"] and not b.get("finding"))
     return (f"{ok} fully extracted, {forward_only} forward-only (known limitation), "
             f"{unexplained} unexplained failures")
 
@@ -36,8 +37,23 @@ def summary(stats: dict[str, Any], corpus: Path) -> str:
             lines.append(f"  oracle {name}: " + ", ".join(
                 f"{n} {verdict}" for verdict, n in sorted(counts.items())))
     for signature, bucket in stats["buckets"].items():
-        label = f"known: {bucket['known']}" if bucket["known"] else "UNEXPLAINED"
+        label = f"known: {bucket['known']}" if bucket["known"] else \
+            f"registered: {bucket['finding']}" if bucket.get("finding") else "UNEXPLAINED"
         lines.append(f"  failure x{bucket['count']} [{label}] {signature}")
+    reduced = f" (reduction took {stats.get('reduce_s', 0):.0f} s)" \
+        if stats.get("reduce_s") else ""
     if stats["minimized"]:
-        lines.append(f"  {stats['minimized']} new reproducers in {corpus / 'failures'}")
+        lines.append(f"  {stats['minimized']} new failures reduced, each with repro.py and "
+                     f"REPORT.md, in {corpus / 'failures'}{reduced}")
+    if stats.get("pending"):
+        lines.append(f"  {len(stats['pending'])} reduction(s) left pending at the budget's "
+                     f"end: {', '.join(stats['pending'])}; finish them with: python -m fuzz "
+                     f"triage {corpus / 'failures'}")
+    if stats.get("reports_pending"):
+        lines.append(f"  {len(stats['reports_pending'])} report(s) not finished at the budget's "
+                     f"end ({', '.join(stats['reports_pending'])}); finish them with: python -m "
+                     f"fuzz triage {corpus / 'failures'}")
+    if stats.get("abandoned"):
+        lines.append(f"  {stats['abandoned']} program(s) still extracting at the budget's end "
+                     "were dropped")
     return "\n".join(lines)

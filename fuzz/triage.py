@@ -1,0 +1,200 @@
+"""``python -m fuzz triage DIR``: finish each failure folder into a report a maintainer can
+act on, with no person in the loop.
+
+For each ``failures/<slug>/`` (a corpus' ``failures`` folder, a corpus, or one folder), in
+order, each step's result kept in ``repro.json`` under ``record.triage`` so that a rerun
+goes on where the last one stopped (a step with a result is not run again):
+
+1. ``reduce``: a reduction the run left ``pending`` goes on (:mod:`fuzz.minimize`), on
+   ``--workers`` extraction workers; the folder's reproducer and record are rewritten;
+2. ``run``: ``repro.py`` runs under this Python: exit status, output, versions, platform;
+3. ``culprit``: for a wrong value or a crash, the XLA passes whose disabling makes it pass,
+   by delta debugging over those that fired (:mod:`fuzz.culprit`), with the HLO around it;
+4. ``short``: the short plain-JAX reproducer (:mod:`fuzz.short_repro`), kept if it fails;
+5. ``other``: with ``--python PATH``, ``repro.py`` under the other set-up's Python;
+6. ``finding``: the registered finding it matches (:mod:`fuzz.known_findings`);
+
+then ``REPORT.md`` is written again (:mod:`fuzz.report_md`). The fuzz loop runs the same
+steps (but ``other``) on its reducing workers as soon as a folder is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fuzz.culprit import find_culprit
+from fuzz.failure_record import save
+from fuzz.known_findings import match_finding
+from fuzz.records import FAILURES_DIR
+from fuzz.report_md import failure_class
+from fuzz.short_repro import short_reproducer
+from fuzz.triage_reduce import resume_reduction
+
+__all__ = ["STEPS", "folders", "main", "run_script", "triage_folder"]
+
+STEPS = ("reduce", "run", "culprit", "short", "other", "finding")
+_OUTPUT_CHARS = 4000
+_VERSIONS = ("import json, platform, sys\nimport jax, jaxlib\n"
+             "print(json.dumps({'jax': jax.__version__, 'jaxlib': jaxlib.__version__, "
+             "'python': platform.python_version(), 'platform': platform.platform(), "
+             "'backend': jax.default_backend()}))")
+
+
+def run_script(script: Path, python: str, timeout: float = 300.0) -> dict[str, Any]:
+    """``script`` run with ``python`` in its folder: exit status (``-N`` for signal N,
+    ``None`` past ``timeout``), the tail of its output, seconds."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run([python, script.name], cwd=script.parent, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        code, output = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as e:
+        code, output = None, f"(no exit after {timeout:.0f} s)\n{e.stdout or ''}"
+    return {"exit": code, "output": output[-_OUTPUT_CHARS:],
+            "seconds": round(time.monotonic() - started, 2)}
+
+
+def versions_of(python: str) -> dict[str, str]:
+    """jax, jaxlib, Python and the platform of interpreter ``python``."""
+    done = subprocess.run([python, "-c", _VERSIONS], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise ValueError(f"--python {python}: cannot import jax there: "
+                         f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def folders(path: Path) -> list[Path]:
+    """The failure folders under ``path``: a corpus, its failures folder, or one folder."""
+    if (path / "repro.json").is_file():
+        return [path]
+    base = path / FAILURES_DIR if (path / FAILURES_DIR).is_dir() else path
+    return sorted(p.parent for p in base.glob("*/repro.json"))
+
+
+def _load(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "repro.json").read_text(encoding="utf-8"))
+
+
+def _short(folder: Path, record: dict[str, Any], python: str,
+           timeout: float) -> dict[str, Any]:
+    culprit = ((record.get("triage") or {}).get("culprit") or {}).get("passes") or ()
+    source = short_reproducer(record, culprit)
+    if source is None:
+        return {"source": None, "exit": None, "reason": "no short form for this failure"}
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        script = Path(scratch) / "short.py"
+        script.write_text(source, encoding="utf-8")
+        ran = run_script(script, python, timeout)
+    return {"source": source, "exit": ran["exit"], "output": ran["output"]}
+
+
+def _culprit(folder: Path, record: dict[str, Any], python: str,
+             deadline: float | None, parallel: int) -> dict[str, Any]:
+    if failure_class(record) not in ("wrong value", "crash"):
+        return {"passes": None, "reason": "not applicable: the failure is not in XLA's "
+                                          "compiled code or values"}
+    found = find_culprit(folder / "repro.py", python=python, parallel=parallel,
+                         deadline=deadline)
+    return json.loads(found.to_json())
+
+
+def triage_folder(folder: Path, *, python: str = sys.executable,
+                  other: str | None = None, deadline: float | None = None,
+                  parallel: int = 1,
+                  reduce: Callable[[Path, dict], None] | None = None) -> bool:
+    """Run the steps that ``folder`` still lacks; whether all of them are done (``False``
+    when ``deadline``, a ``time.monotonic()`` value, came first). ``reduce(folder, meta)``
+    finishes a pending reduction (the fuzz loop passes None: it reduces on its own)."""
+    meta = _load(folder)
+    record = meta["record"]
+    record.setdefault("triage", {})
+
+    def late() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    if (record.get("reduction") or {}).get("state") == "pending":
+        if reduce is None or late():
+            return False
+        reduce(folder, meta)
+        meta = _load(folder)
+        record = meta["record"]
+        if (record.get("reduction") or {}).get("state") == "pending":
+            return False
+        record.setdefault("triage", {})
+    def seconds(cap: float) -> float:  # a step's subprocess ends by the deadline too
+        return cap if deadline is None else max(1.0, min(cap, deadline - time.monotonic()))
+
+    steps: dict[str, Callable[[], Any]] = {
+        "run": lambda: {**run_script(folder / "repro.py", python, seconds(300)),
+                        "versions": versions_of(python)},
+        "culprit": lambda: _culprit(folder, record, python, deadline, parallel),
+        "short": lambda: _short(folder, record, python, seconds(120)),
+        "other": lambda: other and {**run_script(folder / "repro.py", other),
+                                    "versions": versions_of(other)},
+        "finding": lambda: _finding(record),
+    }
+    for name, step in steps.items():
+        if record["triage"].get(name) is not None:
+            continue
+        if late():
+            save(folder, meta)
+            return False
+        result = step()
+        if result:
+            record["triage"][name] = result
+            save(folder, meta)
+    if record["triage"].get("finished_at") is None:
+        record["triage"]["finished_at"] = time.time()  # its report is complete
+    save(folder, meta)
+    return True
+
+
+def _finding(record: dict[str, Any]) -> dict[str, Any]:
+    culprit = ((record.get("triage") or {}).get("culprit") or {}).get("passes") or []
+    found = match_finding(str(record.get("signature", "")), record.get("original_ops") or
+                          record.get("ops") or [], culprit[0] if len(culprit) == 1 else None)
+    return {"number": found.number, "name": found.name, "title": found.title} if found \
+        else {"number": None}
+
+
+def main(argv: Sequence[str], parser: type) -> int:
+    """``python -m fuzz triage``."""
+    p = parser(prog="python -m fuzz triage", description=(
+        "Finish failure folders into reports: go on with a pending reduction, find the "
+        "culprit XLA pass, write a short reproducer and REPORT.md. Resumable: a step "
+        "already done is not run again."))
+    p.add_argument("path", type=Path, help="a corpus, its failures folder, or one folder")
+    p.add_argument("--python", default=None, metavar="PATH",
+                   help="the other set-up's Python (with its own jax): does it reproduce?")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="extraction workers for a pending reduction; default: the cores")
+    p.add_argument("--max-seconds", type=float, default=600.0,
+                   help="seconds for each folder's pending reduction; default 600")
+    a = p.parse_args(argv)
+    if not a.path.exists():
+        raise p.error(f"path {str(a.path)!r} does not exist")
+    found = folders(a.path)
+    if not found:
+        raise p.error(f"no failure folder (failures/<slug>/repro.json) under {str(a.path)!r}")
+    if a.python is not None:
+        versions_of(a.python)  # a wrong path fails here, in one line
+    for folder in found:
+        started = time.monotonic()
+        finished = triage_folder(
+            folder, other=a.python, parallel=max(1, a.workers),
+            reduce=lambda f, m: resume_reduction(f, m, workers=a.workers,
+                                                 max_seconds=a.max_seconds))
+        record = _load(folder)["record"]
+        print(f"{folder.name}: {'done' if finished else 'pending'} in "
+              f"{time.monotonic() - started:.0f} s, {record.get('statements')} statements; "
+              f"{folder / 'REPORT.md'}", flush=True)
+    return 0

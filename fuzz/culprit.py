@@ -170,6 +170,10 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
             return done(found, f"out of time after {len(runs)} runs" + (
                 f": disabling {', '.join(found)} makes it exit 0, maybe not minimal"
                 if found else ""), **_report(dump, dumped, found or ()))
+        if found is None and not fired:
+            return done(None, "no XLA pass changed a module before the failure: it happens "
+                              "before XLA's pipeline (tracing or lowering), or in passes "
+                              "that change nothing")
         if found is None:
             return done(None, f"the script still fails with all {len(fired)} fired passes "
                               "disabled: the failure does not depend on XLA's passes")

@@ -6,7 +6,8 @@ these passes take over on the typed tree itself. Each pass is a small generator 
 candidate programs that knows nothing of why the program is interesting:
 
 - ``results``: keep one result, or drop one;
-- ``dead``: drop dead statements (all at once, or one at a time, at any depth);
+- ``dead``: drop dead statements (all at once, or one at a time, at any depth), and
+  ``params``: the parameters nothing reads;
 - ``cut``: a top-level statement's outputs become parameters of their type (its inputs die);
 - ``const``: a statement's outputs become constants of their type (``jnp.ones``);
 - ``hoist``: the body of a region (a ``scan``, ``cond``, ``jit``, ``vmap``, ``shard_map``,
@@ -127,6 +128,13 @@ def _unused_params_dropped(program: Program) -> Program:
     read = _program_reads(program)
     params = tuple(p for p in program.params if p.name in read)
     return _with(program, params=params or program.params[:1])
+
+
+def _params(program: Program) -> Iterator[Program]:
+    """The program without the parameters it does not read."""
+    fewer = _unused_params_dropped(program)
+    if len(fewer.params) < len(program.params):
+        yield fewer
 
 
 def _cut(program: Program) -> Iterator[Program]:
@@ -267,9 +275,9 @@ def _dtypes(program: Program) -> Iterator[Program]:
 
 
 PASSES: dict[str, Callable[[Program], Iterator[Program]]] = {
-    "results": _results, "dead": _dead, "cut": _cut, "const": _const, "hoist": _hoist,
-    "flatten": _flatten, "unbatch": _unbatch, "literals": _literals, "shapes": _shapes,
-    "dtypes": _dtypes,
+    "results": _results, "dead": _dead, "params": _params, "cut": _cut, "const": _const,
+    "hoist": _hoist, "flatten": _flatten, "unbatch": _unbatch, "literals": _literals,
+    "shapes": _shapes, "dtypes": _dtypes,
 }
 """Every pass by name, each a generator of candidates smaller than its program."""
 

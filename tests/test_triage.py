@@ -172,14 +172,13 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
     crash = {**RECORD, "status": "crashed", "failure": {
         "stage": "compile", "type": "Crash", "signature": "crashed:SIGSEGV"}, "triage": {}}
     assert failure_class(crash) == "crash" and title(crash).startswith(
-        "XLA:CPU crashes (SIGSEGV) at `compile`")
+        "XLA:CPU crashes (SIGSEGV) compiling a program with")
 
 
 def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_path):
     # a seed whose 2x2 input is not positive definite: cholesky fails, and jit fuses exp
     seed = next(s for s in range(200) if np.linalg.eigvalsh(
-        (lambda x: (x + x.T) / 2)(make_inputs([((2, 2), "float32")], s)[0])).min() < 0
-        and not np.allclose(*(lambda x: (x, x.T))(make_inputs([((2, 2), "float32")], s)[0])))
+        (lambda x: (x + x.T) / 2)(make_inputs([((2, 2), "float32")], s)[0])).min() < 0)
     source = short_reproducer({**RECORD, "inputs_seed": seed})
     assert source is not None and source.count("\n") <= 30 and "jaxsmith" not in source
     assert "np.array([" in source and "jax.disable_jit()" in source
@@ -188,6 +187,6 @@ def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_p
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120, env=env)
-    assert done.returncode in (0, 1), done.stderr  # a check, never a traceback
+    assert done.returncode == 1 and "False" in done.stdout, done.stdout + done.stderr
     compile_only = short_reproducer({**RECORD, "failure": {"stage": "compile"}})
     assert compile_only.rstrip().endswith("# raises, or crashes")

@@ -75,7 +75,7 @@ _JAX_LOG_LEVEL = "1"
 _WORKER_ENV = ("XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")
 
 
-def _merge_xla_flags(existing: str | None, extra: str | None) -> str | None:
+def merge_xla_flags(existing: str | None, extra: str | None) -> str | None:
     """User flags win: an extra flag is added only if the user did not set the same flag."""
     if not extra:
         return existing
@@ -230,7 +230,7 @@ class ExtractorPool:
         self._jax_config = dict(jax_config or {})
         if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
             raise ValueError(f"devices={devices!r} must be a positive int")
-        self._xla_flags = _merge_xla_flags(
+        self._xla_flags = merge_xla_flags(
             xla_flags, f"--xla_force_host_platform_device_count={devices}")
         if not isinstance(limits, ResourceLimits):
             raise ValueError(f"limits={limits!r} must be an extract.worker.ResourceLimits")
@@ -363,7 +363,7 @@ class ExtractorPool:
         with _environ_lock:  # pools on other threads spawn too: restore exactly what we saw
             saved = {name: os.environ.get(name) for name in _WORKER_ENV}
             flags = f"{self._xla_flags or ''} {dump_flags(dump) if dump else ''}"
-            wanted = {"XLA_FLAGS": _merge_xla_flags(saved["XLA_FLAGS"], flags.strip()),
+            wanted = {"XLA_FLAGS": merge_xla_flags(saved["XLA_FLAGS"], flags.strip()),
                       "TF_CPP_MIN_LOG_LEVEL": _LOG_LEVEL if saved["TF_CPP_MIN_LOG_LEVEL"] in
                       (None, "", _JAX_LOG_LEVEL) else saved["TF_CPP_MIN_LOG_LEVEL"]}
             try:

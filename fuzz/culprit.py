@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from extract.passes import (
     remove_dump_dir,
     steps,
 )
-from extract.pool import _merge_xla_flags
+from extract.pool import merge_xla_flags
 
 __all__ = ["Culprit", "find_culprit", "hlo_change", "trim"]
 
@@ -121,7 +121,7 @@ def _report(dump: str, dumped: list[Step], passes: Sequence[str]) -> dict[str, s
 
 def _run(script: str, python: str, flags: str, timeout: float) -> int | None:
     """The script's exit code with ``flags`` added to the user's XLA_FLAGS; None on timeout."""
-    env = {**os.environ, "XLA_FLAGS": _merge_xla_flags(os.environ.get("XLA_FLAGS"), flags)}
+    env = {**os.environ, "XLA_FLAGS": merge_xla_flags(os.environ.get("XLA_FLAGS"), flags)}
     try:
         return subprocess.run([python, script], env=env, timeout=max(timeout, 0.0),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -131,11 +131,13 @@ def _run(script: str, python: str, flags: str, timeout: float) -> int | None:
 
 
 def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: float = 120.0,
-                 parallel: int = 2, deadline: float | None = None) -> Culprit:
+                 parallel: int = 2,
+                 deadline: float | Callable[[], float | None] | None = None) -> Culprit:
     """The smallest set of fired XLA passes whose disabling makes ``script`` exit 0.
 
     Each run gets ``timeout`` seconds (cut to what is left before ``deadline``, a
-    :func:`time.monotonic` value); a run that times out counts as still failing. Raises
+    :func:`time.monotonic` value, or a function that gives the deadline as it stands); a run
+    that times out counts as still failing. Raises
     ValueError when the user's XLA_FLAGS already set the flags this search needs.
     """
     user = os.environ.get("XLA_FLAGS") or ""
@@ -143,9 +145,13 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
         raise ValueError(f"XLA_FLAGS already sets {', '.join(clash)}: unset it for the search")
     script, start, runs = str(script), time.monotonic(), []
 
+    def limit() -> float | None:
+        return deadline() if callable(deadline) else deadline
+
     def run(flags: str) -> int | None:
         runs.append(flags)
-        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        end = limit()
+        left = timeout if end is None else min(timeout, end - time.monotonic())
         return _run(script, python, flags, left)
 
     def done(passes: tuple[str, ...] | None, reason: str, **hlo: str) -> Culprit:
@@ -164,7 +170,7 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
         found, complete = ddmin(
             order, lambda s: run(f"--xla_disable_hlo_passes={','.join(sorted(s))}") == 0,
             parallel=parallel,
-            expired=lambda: deadline is not None and time.monotonic() >= deadline)
+            expired=lambda: (end := limit()) is not None and time.monotonic() >= end)
         found = tuple(sorted(found)) if found else None
         if not complete:
             return done(found, f"out of time after {len(runs)} runs" + (

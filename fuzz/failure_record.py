@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from extract.args import args_json
 from extract.backends import Backend
 from fuzz.minimize import Outcome, reproducer
 from fuzz.report_md import render_report
-from fuzz.store import _atomic_write
+from fuzz.store import write_failure_folder
 
 __all__ = ["REPORT_NAME", "decode_choices", "encode_choices", "failure_files", "save"]
 
@@ -57,12 +56,12 @@ def failure_files(outcome: Outcome,
             "ops": list(best.ops), "statements": best.statement_count,
             "original_statements": job.program.statement_count,
             "original_source": job.program.source, "original_ops": list(job.program.ops),
-            "shrink_extractions": outcome.extractions,
             "status": job.result.get("status"),
             "reduction": {"state": outcome.state, "seconds": round(outcome.seconds, 3),
                           "extractions": outcome.extractions, "passes": outcome.steps},
             "resume": {"choices": encode_choices(outcome.choices),
-                       "grammar": job.grammar or {}, "backends": list(job.backends)},
+                       "grammar": job.grammar or {}, "backends": list(job.backends),
+                       "grad": job.grad},
             "found_at": job.found_at,
             "versions": job.result.get("versions"), "found_by": job.found_by,
             "inputs_seed": job.seed}
@@ -72,9 +71,7 @@ def failure_files(outcome: Outcome,
 
 
 def save(folder: Path, meta: dict[str, Any], script: str | None = None) -> None:
-    """Rewrite the folder's files, each atomically, ``repro.json`` last (the marker)."""
-    if script is not None:
-        _atomic_write(folder / "repro.py", script.encode("utf-8"))
-    _atomic_write(folder / REPORT_NAME, render_report(meta["record"]).encode("utf-8"))
-    text = json.dumps(meta, sort_keys=True, ensure_ascii=False, indent=1, default=str)
-    _atomic_write(folder / "repro.json", (text + "\n").encode("utf-8"))
+    """Rewrite a failure folder: its reproducer (when ``script`` is given), its report from
+    ``meta``'s record, then ``repro.json`` (``meta``)."""
+    files = {} if script is None else {"repro.py": script}
+    write_failure_folder(folder, meta, {**files, REPORT_NAME: render_report(meta["record"])})

@@ -26,7 +26,7 @@ KINDS = ("crash", "wrong value", "wrong gradient", "exception", "hang", "roundin
 
 # An oracle's value signature ends in the XLA pass that removes the discrepancy, if any
 # (extract.oracle_context.Violation.signature): "jit_eager:value:float32:fusion".
-_CULPRIT_SUFFIX = re.compile(r"^(?P<base>\w+:value:\w+):(?P<culprit>[\w-]+)$")
+_CULPRIT_SUFFIX = re.compile(r"^(?P<base>[\w:]+:value:\w+):(?P<culprit>[\w+-]+)$")
 
 _FFT = frozenset({"power_spectrum", "rfft_filter", "fft_correlate", "fft2_roundtrip",
                   "complex_fft", "complex_ifft"})
@@ -61,7 +61,6 @@ class Finding:
     ops: frozenset[str] = frozenset()
     any_ops: tuple[frozenset[str], ...] = ()
     culprit: str | None = None
-    stage: str | None = None
     known: str | None = None
     benign: str | None = None
 
@@ -81,7 +80,7 @@ class Finding:
             signature, culprit = parts["base"], culprit or parts["culprit"]
         if not any(r.search(signature) for r in self._regexes):
             return False
-        if self.culprit and culprit and self.culprit != culprit:
+        if self.culprit and culprit and self.culprit not in culprit.split("+"):
             return False
         ops = set(ops)
         return self.ops <= ops and all(group & ops for group in self.any_ops)
@@ -92,91 +91,90 @@ FINDINGS: tuple[Finding, ...] = (
             "XLA:CPU: jnp.exp after a failed jnp.linalg.cholesky returns garbage instead of "
             "NaN under jit (fusion)", "wrong value", "findings/exp_of_failed_cholesky.py",
             _BOTH, (r"^jit_eager:value:\w+$", r"^vmap:value:\w+$"), frozenset({"cholesky"}),
-            culprit="fusion", stage="jit_eager"),
+            culprit="fusion"),
     Finding(2, "interpreter_scatter_clobbers_operand",
             "StableHLO reference interpreter (jaxlib 0.10.2): scatter writes its result into "
             "its operand", "reference defect", "findings/interpreter_scatter_clobbers_operand.py",
-            _OLD_ONLY, (r"^interpreter:value:\w+$",), frozenset({"scatter"}),
-            stage="interpreter"),
+            _OLD_ONLY, (r"^interpreter:value:\w+$",), frozenset({"scatter"})),
     Finding(3, "top_k_signed_zero",
             "XLA:CPU: lax.top_k ranks +0.0 above -0.0, where the StableHLO reference "
             "decomposition of chlo.top_k ties them (lower index first)", "wrong value",
             "findings/top_k_signed_zero.py", _BOTH, (r"^interpreter:value:int32$",),
-            frozenset({"top_k"}), stage="interpreter"),
+            frozenset({"top_k"})),
     Finding(4, "eager_fori_loop_python_index",
             "Under jax.disable_jit(), lax.fori_loop with static bounds passes a Python int as "
             "the loop index", "limitation",
             signatures=(r"^jit_eager:ValueError:negative shift count$",
                         r"^jit_eager:AttributeError:<str> object has no attribute <str>$"),
-            ops=frozenset({"fori_loop"}), stage="jit_eager", known="eager_python_loop_index"),
+            ops=frozenset({"fori_loop"}), known="eager_python_loop_index"),
     Finding(5, "reduce_precision_not_adjoint",
             "lax.reduce_precision's JVP rounds the tangent and its transpose the cotangent, "
             "so <v, J u> != <J^T v, u>", "limitation",
             signatures=(r"^autodiff:jvp_vjp:\w+$",), ops=frozenset({"reduce_precision"}),
-            stage="autodiff", benign="surrogate_derivative"),
+            benign="surrogate_derivative"),
     Finding(6, "fft_feeding_lapack",
             "XLA:CPU: RET_CHECK failure in fft_thunk.cc (IsMonotonicWithDim0Major) at run "
             "time when an FFT's result feeds a LAPACK solve", "exception",
             "findings/fft_feeding_lapack.py", _BOTH,
             (r"^\w+:(?:Jax|Xla)RuntimeError:INTERNAL: RET_CHECK failure \(\S*fft_thunk\.cc",),
-            any_ops=(_FFT, _LAPACK_SOLVES), stage="run", known="xla_cpu_fft_layout"),
+            any_ops=(_FFT, _LAPACK_SOLVES), known="xla_cpu_fft_layout"),
     Finding(7, "rbg_keys_under_vmap",
             "jax.vmap over rbg keys (jax.random.key(s, impl='rbg')) draws other bits than "
-            "each key alone", "limitation", stage="vmap"),
+            "each key alone", "limitation"),
     Finding(8, "custom_jvp_closure_aot",
             "jax.jit(jax.grad(f)).trace(...).lower().compile() accepts a custom_jvp function "
             "closing over a tracer, which jax.jit(jax.grad(f)) rejects; the executable then "
             "expects a hidden argument", "exception",
             signatures=(r"^grad_run:TypeError:Computation compiled for <n> inputs but called "
                         r"with <n>$",),
-            any_ops=(frozenset({"custom_jvp", "custom_vjp"}),), stage="grad_run"),
+            any_ops=(frozenset({"custom_jvp", "custom_vjp"}),)),
     Finding(9, "composite_dead_reduce_segfault",
             "XLA:CPU crashes converting a dead lax.reduce with a jnp.where reducer to HLO "
             "(r * 0 of its result, or inside lax.composite or sequential_vmap)", "crash",
             "findings/composite_dead_reduce_segfault.py", _BOTH,
-            (r"^crashed:SIG(?:SEGV|ABRT)$",), frozenset({"reduce_argmax"}), stage="compile"),
+            (r"^crashed:SIG(?:SEGV|ABRT)$",), frozenset({"reduce_argmax"})),
     Finding(10, "sequential_vmap_in_vmapped_cond",
             "jax.vmap of lax.cond with a batched predicate raises AssertionError: [True] when "
             "a branch calls a sequential_vmap function on an unbatched value", "exception",
             "findings/sequential_vmap_in_vmapped_cond.py", _BOTH,
             (r"^vmap:AssertionError:\[True\]$",), frozenset({"sequential_vmap"}),
-            (frozenset({"cond", "switch"}),), stage="vmap"),
+            (frozenset({"cond", "switch"}),)),
     Finding(11, "shard_map_between_mesh_shapes",
             "jax.shard_map cannot take the output of a shard_map over another mesh shape of "
             "the same devices: IndivisibleError", "exception",
             "findings/shard_map_between_mesh_shapes.py", _BOTH,
             (r"^\w+:IndivisibleError:shape=<shape> is incompatible with mesh_shape",),
-            frozenset({"shard_map"}), stage="jit_eager"),
+            frozenset({"shard_map"})),
     Finding(12, "checkpoint_policy_complex_residual",
             "jax.grad through jax.checkpoint with a saveable policy fails on a complex "
             "intermediate: reduce_precision does not accept dtype complex64", "exception",
             "findings/checkpoint_policy_complex_residual.py", _BOTH,
             (r"^(?:grad_trace|trace|autodiff):TypeError:reduce_precision does not accept "
              r"dtype <dtype>$",),
-            frozenset({"checkpoint_policy"}), (_COMPLEX,), stage="grad_trace",
+            frozenset({"checkpoint_policy"}), (_COMPLEX,),
             known="checkpoint_policy_complex"),
     Finding(13, "maxpool_grad_under_sharding",
             "XLA SPMD: wrong reverse-mode derivative of max pooling (select-and-scatter) when "
             "the pooled axis is sharded", "wrong gradient",
             "findings/maxpool_grad_under_sharding.py", _BOTH, (r"^autodiff:jvp_vjp:\w+$",),
-            frozenset({"max_pool", "sharding"}), stage="autodiff"),
+            frozenset({"max_pool", "sharding"})),
     Finding(14, "float16_gamma_exported_folding",
             "XLA:CPU: a float16 jax.random.gamma sample differs by ulps between a "
             "symbolic-batch export and jax.jit (constant multiplications folded)", "rounding",
             "findings/float16_gamma_exported_folding.py", _MACHINE,
-            (r"^symbolic:value:float16$",), frozenset({"random_gamma"}), stage="symbolic"),
+            (r"^symbolic:value:float16$",), frozenset({"random_gamma"})),
     Finding(15, "all_gather_symbolic_batch_export",
             "jax.export over a symbolic batch fails on a vmapped shard_map ending in a "
             "stacking lax.all_gather: broadcast_in_dim with a dynamic result shape",
             "exception", "findings/all_gather_symbolic_batch_export.py", _BOTH,
             (r"^export:ValueError:Cannot lower jaxpr with verifier errors$",),
-            frozenset({"shard_map"}), stage="export", known="export_batched_all_gather"),
+            frozenset({"shard_map"}), known="export_batched_all_gather"),
     Finding(16, "eager_pallas_kernel_constant",
             "Under jax.disable_jit(), a Pallas kernel whose body jits an array constant "
             "raises 'captures constants'", "limitation",
             signatures=(r"^jit_eager:ValueError:The kernel function in the pallas_call .* "
                         r"captures constants",),
-            ops=frozenset({"pallas_call"}), stage="jit_eager",
+            ops=frozenset({"pallas_call"}),
             known="eager_pallas_kernel_constant"),
 )
 """README's findings in its order; ``match_finding`` returns the first that matches."""
@@ -189,7 +187,9 @@ def finding(number_or_name: int | str) -> Finding:
     try:
         return _BY_KEY[number_or_name]
     except KeyError:
-        raise KeyError(f"no finding {number_or_name!r}") from None
+        raise KeyError(f"no finding {number_or_name!r}; accepted: the numbers 1 to "
+                       f"{len(FINDINGS)} and the names {', '.join(f.name for f in FINDINGS)}"
+                       ) from None
 
 
 def match_finding(signature: str, ops: Iterable[str],

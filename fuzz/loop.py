@@ -1,26 +1,23 @@
-"""The budgeted fuzz loop: generate, extract in workers, store, minimise new failures."""
+"""The budgeted fuzz loop: generate, extract in workers, store, reduce and report new
+failures. Over 400 lines: one class, :class:`FuzzRun`, whose methods share the run's pool,
+store, guide and tally (what a run is told and counts is in ``fuzz.run_options``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-from extract import ORACLES, ExtractorPool
+from extract import ExtractorPool
 from extract.args import args_json
 from extract.backends import load_all
-from extract.levels import LEVELS
-from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz import sampling
 from fuzz.api_coverage import api_coverage, api_use, headline
-from fuzz.budget import Budget, clock
+from fuzz.budget import clock
 from fuzz.corpus_stats import STABLEHLO_OPS
 from fuzz.failure_record import REPORT_NAME, failure_files
 from fuzz.features import Coverage, Series, verdict_kind
@@ -28,76 +25,21 @@ from fuzz.guide import CANDIDATES, GUIDE_NAME, Guide, Plan
 from fuzz.known_findings import match_finding
 from fuzz.minimize import Job, Minimizer
 from fuzz.report_md import render_report
+from fuzz.run_options import (  # noqa: F401 - DEFAULT_CORPUS, DEFAULT_ORACLE_RATES: the CLI's
+    AFTER_RUN_S,
+    AFTER_RUN_SHARE,
+    DEFAULT_CORPUS,
+    DEFAULT_ORACLE_RATES,
+    DRAIN_S,
+    REDUCED_FORM,
+    Options,
+    Tally,
+)
 from fuzz.status import StatusLine
 from fuzz.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
 from fuzz.summary import outcomes, summary
 from fuzz.triage import triage_folder
 from grammar import OPS, programs
-
-DEFAULT_CORPUS = "jaxsmith-corpus"
-DRAIN_S = 10.0
-"""Seconds past a duration budget for the programs in flight and the reductions to end."""
-AFTER_RUN_S, AFTER_RUN_SHARE = 60.0, 0.1
-"""After a count budget's last program, reduction goes on for the larger of these: seconds,
-and a share of the run's time."""
-# Share of programs each oracle checks by default: chosen so that the default set costs at
-# most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
-DEFAULT_ORACLE_RATES = {"jit_eager": 0.03, "autodiff": 0.25, "vmap": 0.15, "interpreter": 1.0,
-                        "symbolic": 1.0,  # symbolic runs on symbolic_shape programs only
-                        "pallas": 1.0}  # and pallas on programs with a Pallas kernel
-
-
-@dataclass
-class Options:
-    """Everything a fuzz run needs, as the CLI parsed it."""
-
-    budget: Budget
-    corpus: Path = Path(DEFAULT_CORPUS)
-    seed: int = 0
-    workers: int = os.cpu_count() or 1
-    grad: bool = True
-    quiet: bool = False
-    timeout: float = 60.0
-    minimize: bool = True
-    minimize_known: bool = False  # known JAX limitations are labelled, not minimised
-    grammar: dict[str, Any] = field(default_factory=dict)
-    oracle_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ORACLE_RATES))
-    limits: ResourceLimits = DEFAULT_LIMITS
-    levels: tuple[str, ...] = LEVELS
-    engine: str = "local"  # or "ray" (extract.ray_pool)
-    ray_address: str | None = None  # None: a local Ray instance for the run
-    guide: bool = True  # coverage-guided generation (fuzz.guide); False: blind draws
-    backends: tuple[str, ...] = ()  # extract.backends specs, each judged on every program
-
-
-@dataclass
-class Tally:
-    """What the run has seen so far."""
-
-    generated: int = 0
-    extracted: int = 0
-    ok: int = 0
-    forward_only: int = 0
-    failed: int = 0
-    timeout: int = 0
-    crashed: int = 0
-    duplicate_source: int = 0
-    duplicate_ir: int = 0
-    added: int = 0
-    overruns: int = 0
-    minimized: int = 0
-    pending: list = field(default_factory=list)  # signatures whose reduction was cut short
-    reports_pending: list = field(default_factory=list)  # folders whose triage was cut short
-    reduce_s: float = 0.0  # seconds the reductions took (on the reducing workers)
-    abandoned: int = 0  # programs still extracting when a duration budget's drain ended
-    first_result_s: float | None = None
-    categories: Counter = field(default_factory=Counter)
-    ops: Counter = field(default_factory=Counter)
-    api_calls: Counter = field(default_factory=Counter)  # JAX calls in added records' sources
-    api_methods: Counter = field(default_factory=Counter)
-    buckets: dict = field(default_factory=dict)
-    oracles: dict = field(default_factory=lambda: {name: Counter() for name in ORACLES})
-    # ... and each backend's, under backend:<name>, as its verdicts arrive
 
 
 class FuzzRun:
@@ -217,9 +159,10 @@ class FuzzRun:
                     not self.interrupted and time.monotonic() < minimizer.deadline:
                 self._collect_minimized(minimizer)  # queues the triage of each saved one
                 time.sleep(0.25)
+            minimizer.shutdown(finish=False, wait=0)
         except KeyboardInterrupt:
             self.interrupted = True
-        minimizer.shutdown(finish=False, wait=0)
+            minimizer.shutdown(finish=False, wait=0)
         self._collect_minimized(minimizer)
         self.tally.reports_pending = list(minimizer.unfinished)
 
@@ -331,8 +274,10 @@ class FuzzRun:
         kind = status if status in ("timeout", "crashed") else "failed"
         setattr(t, kind, getattr(t, kind) + 1)
         self.store.count_failure(signature, known)
-        # a registered finding, by the signature and the program's form: counted, not reduced
-        finding = None if known else match_finding(signature, program.ops)
+        # a registered finding, by the signature and the form of a program as small as a
+        # reduced one (a larger one is reduced first, and matched then): counted, not reduced
+        finding = None if known or program.statement_count > REDUCED_FORM else \
+            match_finding(signature, program.ops)
         bucket = t.buckets.setdefault(signature, {"known": known, "count": 0,
                                                   "stage": failure.get("stage")})
         bucket["count"] += 1
@@ -347,7 +292,7 @@ class FuzzRun:
             self.minimizing.add(signature)
             minimizer.submit(Job(signature, program, choices, result,
                                  self._found_by(index, plan), seed, self._strategy(plan),
-                                 self._grammar(plan), self.o.backends))
+                                 self._grammar(plan), self.o.backends, self.o.grad))
 
     def _strategy(self, plan: Plan | None) -> Any:
         """The strategy a program is drawn from: in a guided run, the grammar under the op
@@ -408,6 +353,10 @@ class FuzzRun:
             folder = self.store.save_failure(outcome.job.signature, failure.get("known"), meta,
                                              script, files={REPORT_NAME: render_report(meta)})
             self.tally.reduce_s += outcome.seconds
+            finding = match_finding(outcome.job.signature, outcome.program.ops)
+            if finding is not None:
+                self.tally.buckets[outcome.job.signature]["finding"] = \
+                    f"Finding {finding.number}: {finding.name}"
             if outcome.state == "pending":
                 self.tally.pending.append(outcome.job.signature)
             else:

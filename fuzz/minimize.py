@@ -187,6 +187,7 @@ class Job:
     strategy: st.SearchStrategy[Program] | None = None  # drawn from (default: the minimiser's)
     grammar: dict[str, Any] | None = None  # programs()' arguments for ``strategy`` (resuming)
     backends: tuple[str, ...] = ()  # the run's --backend specs (resuming)
+    grad: bool = True  # the run's --grad (resuming)
     found_at: float = field(default_factory=time.time)  # wall clock of the first failure
 
 
@@ -214,7 +215,7 @@ class Minimizer:
     def __init__(self, strategy: st.SearchStrategy[Program],
                  make_pool: Callable[[int], Any], grad: bool, *, workers: int = 1,
                  max_calls: int = 500, max_seconds: float = 240.0,
-                 triage: Callable[[Path, float | None], bool] | None = None):
+                 triage: Callable[[Path, Callable[[], float | None]], bool] | None = None):
         self.strategy, self.grad, self.workers = strategy, grad, max(1, workers)
         self.max_calls, self.max_seconds = max_calls, max_seconds
         self.deadline: float | None = None
@@ -224,7 +225,8 @@ class Minimizer:
         self.unfinished: list[str] = []  # folders whose triage the deadline cut short
         self._jobs: queue.Queue[Job | Path | None] = queue.Queue()
         self._stop = threading.Event()
-        self._busy = False
+        self._open = 0  # jobs submitted and not finished
+        self._lock = threading.Lock()
         self.done: queue.Queue[Outcome] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="jaxsmith-minimizer", daemon=True)
         self._thread.start()
@@ -234,36 +236,59 @@ class Minimizer:
         reductions queued before it). After :meth:`shutdown` a job ends pending at once,
         and a folder is left unfinished."""
         if self._closed:
-            if isinstance(job, Path):
-                self.unfinished.append(job.name)
-            else:
-                self.done.put(Outcome(job, job.program, job.choices, "pending"))
+            self._give_up(job)
             return
+        with self._lock:
+            self._open += 1
         self._jobs.put(job)
 
     @property
     def waiting(self) -> int:
         """Jobs queued or in progress."""
-        return self._jobs.qsize() + (1 if self._busy else 0)
+        return self._open
+
+    def now_deadline(self) -> float | None:
+        """The deadline as it stands (the loop sets it late for a count budget); one that
+        is past once the minimiser is stopped."""
+        return float("-inf") if self._stop.is_set() else self.deadline
 
     def _past_deadline(self) -> bool:
-        return self._stop.is_set() or (self.deadline is not None
-                                       and time.monotonic() > self.deadline)
+        deadline = self.now_deadline()
+        return deadline is not None and time.monotonic() > deadline
+
+    def _give_up(self, job: Job | Path) -> None:
+        """End ``job`` unfinished: a failure pending with its program as found, a folder
+        left for ``python -m fuzz triage``."""
+        if isinstance(job, Path):
+            self.unfinished.append(job.name)
+        else:
+            self.done.put(Outcome(job, job.program, job.choices, "pending"))
 
     def _run(self) -> None:
         pool = None
         try:
             while (job := self._jobs.get()) is not None:
-                self._busy = True
-                if isinstance(job, Path):
-                    if not self._triaged(job):
-                        self.unfinished.append(job.name)
-                elif self._past_deadline():
-                    self.done.put(Outcome(job, job.program, job.choices, "pending"))
-                else:
-                    pool = pool or self._make_pool(self.workers)
-                    self.done.put(self._reduce(job, pool))
-                self._busy = False
+                try:
+                    if isinstance(job, Path):
+                        if not self._triaged(job):
+                            self.unfinished.append(job.name)
+                    elif self._past_deadline():
+                        self._give_up(job)
+                    else:
+                        pool = pool or self._make_pool(self.workers)
+                        outcome = self._reduce(job, pool)
+                        if outcome is None:  # stopped mid-candidate: its workers were killed
+                            pool.close()
+                            pool = None
+                            outcome = self._last
+                        self.done.put(outcome)
+                except Exception as e:  # noqa: BLE001 - one failure's reduction must not end
+                    print(f"jaxsmith: reducing {getattr(job, 'signature', job)} stopped: "
+                          f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                    self._give_up(job)
+                finally:
+                    with self._lock:
+                        self._open -= 1
         finally:
             if pool is not None:
                 pool.close()
@@ -272,56 +297,76 @@ class Minimizer:
         """Whether ``folder``'s triage finished; one that raises is left for ``python -m
         fuzz triage`` (which shows the error), and the run goes on."""
         try:
-            return self._triage is not None and self._triage(folder, self.deadline)
+            return self._triage is not None and self._triage(folder, self.now_deadline)
         except Exception as e:  # noqa: BLE001 - a report step must not end the run
             print(f"jaxsmith: triage of {folder.name} stopped: {type(e).__name__}: {e}",
                   file=sys.stderr, flush=True)
             return False
 
-    def _reduce(self, job: Job, pool: Any) -> Outcome:
+    def _reduce(self, job: Job, pool: Any) -> Outcome | None:
+        """``job`` reduced; None where the deadline came while candidates were extracting
+        (the best program so far is then ``self._last``)."""
         started = time.monotonic()
-        deadline = min(started + self.max_seconds, self.deadline or float("inf"))
+        limit = started + self.max_seconds
         timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
         stage = (job.result.get("failure") or {}).get("stage")
         oracles = [stage] if stage in ORACLE_STAGES else []
         calls = [0]
+        self._last = Outcome(job, job.program, job.choices, "pending")
 
         def spent() -> bool:
-            return calls[0] >= self.max_calls or self._past_deadline() or (
-                time.monotonic() > min(deadline, self.deadline or float("inf")))
+            return calls[0] >= self.max_calls or self._past_deadline() or \
+                time.monotonic() > limit
 
         def still_fail(programs: Sequence[Program]) -> list[bool]:
+            left = min(limit, self.now_deadline() or limit) - time.monotonic()
             for k, program in enumerate(programs):
                 pool.submit(k, program.source, program.entry, program.args, grad=self.grad,
-                            timeout=timeout, seed=job.seed, oracles=oracles,
-                            polymorphic_shapes=program.polymorphic_shapes)
+                            timeout=max(1.0, min(timeout, left)), seed=job.seed,
+                            oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
             calls[0] += len(programs)
             verdicts = [False] * len(programs)
-            for k, result in pool.results():
-                verdicts[k] = (result.get("failure") or {}).get("signature") == job.signature
+            while pool.outstanding:
+                if self._past_deadline():
+                    raise _Stopped
+                for k, result in pool.poll(0.25):
+                    verdicts[k] = (result.get("failure") or {}).get("signature") == \
+                        job.signature
             return verdicts
+
+        def outcome(program: Program, choices: tuple, state: str,
+                    steps: list[str] | None = None) -> Outcome:
+            self._last = Outcome(job, program, choices, state, calls[0],
+                                 time.monotonic() - started, steps or [])
+            return self._last
 
         # not ``job.strategy or ...``: bool() of a strategy draws a HypothesisWarning
         strategy = self.strategy if job.strategy is None else job.strategy
-        share = started + _HYPOTHESIS_SHARE * (deadline - started)
-        best, shrinks, choices = shrink(
-            strategy, job.choices, lambda p: still_fail([p])[0],
-            max_calls=int(self.max_calls * _HYPOTHESIS_SHARE),
-            max_seconds=share - time.monotonic(), stop=self._stop)
-        calls[0] = shrinks
-        if best is None:
-            state = "pending" if spent() else "not reproduced"
-            return Outcome(job, job.program, job.choices, state, calls[0],
-                           time.monotonic() - started)
-        best, steps = reduce(best, still_fail, spent=spent, parallel=self.workers)
-        return Outcome(job, best, choices, "pending" if spent() else "done", calls[0],
-                       time.monotonic() - started, steps)
+        share = started + _HYPOTHESIS_SHARE * (min(limit, self.now_deadline() or limit)
+                                               - started)
+        try:
+            best, shrinks, choices = shrink(
+                strategy, job.choices, lambda p: still_fail([p])[0],
+                max_calls=int(self.max_calls * _HYPOTHESIS_SHARE),
+                max_seconds=share - time.monotonic(), stop=self._stop)
+            calls[0] = shrinks
+            if best is None:
+                return outcome(job.program, job.choices,
+                               "pending" if spent() else "not reproduced")
+            outcome(best, choices, "pending")
+            best, steps = reduce(best, still_fail, spent=spent, parallel=self.workers,
+                                 progress=lambda p, steps: outcome(p, choices, "pending",
+                                                                   list(steps)))
+            return outcome(best, choices, "pending" if spent() else "done", steps)
+        except _Stopped:
+            return None
 
     def shutdown(self, finish: bool, wait: float,
                  cancelled: Callable[[], bool] = lambda: False) -> None:
         """Stop: with ``finish``, after the queued jobs (at most ``wait`` seconds, or until
         ``cancelled()``); else after the job in progress gives up (it returns its best
-        program so far). Jobs left then end as pending."""
+        program so far, and a candidate still extracting is killed). Jobs left then end
+        as pending."""
         if not finish:
             self._stop.set()
         self._closed = True
@@ -330,8 +375,16 @@ class Minimizer:
         while self._thread.is_alive() and time.monotonic() < deadline and not cancelled():
             self._thread.join(0.25)
         self._stop.set()
-        self._thread.join()
+        self._thread.join(_JOIN_S)
 
+
+class _Stopped(Exception):
+    """The deadline came while candidates were extracting."""
+
+
+_JOIN_S = 30.0
+"""The longest a stopped minimiser's thread is waited for: a triage step's subprocess that
+ends by the deadline, or a pool's close."""
 
 _HYPOTHESIS_SHARE = 0.4
 """The share of a job's calls and seconds Hypothesis' shrink may take; the tree passes,

@@ -40,11 +40,15 @@ __all__ = ["PASSES", "candidates", "reduce", "size"]
 Body = tuple[Apply, ...]
 
 
-def size(program: Program) -> tuple[int, int, int, int]:
+def size(program: Program) -> tuple[int, int, int, int, int]:
     """What reduction makes smaller, most important first: statements, parameter elements,
-    parameters, source characters (in the ``ssa`` style)."""
+    parameters, what is not plain (half-precision parameters, literals other than 1),
+    source characters (in the ``ssa`` style)."""
     elements = sum(v.type.size for v in program.params)
-    return (program.statement_count, elements, len(program.params),
+    fancy = sum(p.type.dtype in _HALF for p in program.params) + sum(
+        isinstance(x, Lit) and x != _simple_literal(x)
+        for stmt, _ in walk(program.body) for x in stmt.inputs)
+    return (program.statement_count, elements, len(program.params), fancy,
             len(program.render("ssa")))
 
 
@@ -100,7 +104,7 @@ def _drop_dead(body: Body, live: set[str], only: int | None, counter: list[int])
             if only is None or counter[0] - 1 == only:
                 continue
         regions = tuple(dataclasses.replace(r, body=_drop_dead(
-            r.body, _reads((), {v.name for v in r.results}) | live, only, counter))
+            r.body, {v.name for v in r.results} | live, only, counter))
             for r in stmt.regions)
         stmt = dataclasses.replace(stmt, regions=regions) if regions else stmt
         kept.append(stmt)
@@ -118,7 +122,9 @@ def _dead(program: Program) -> Iterator[Program]:
     if everything.statement_count == program.statement_count:
         return
     yield everything
-    for k in range(program.statement_count - everything.statement_count):
+    counter = [0]  # the dead statements one at a time: as many as a pass that drops none meets
+    _drop_dead(program.body, {v.name for v in program.results}, -1, counter)
+    for k in range(counter[0]):
         yield _without_dead(program, only=k)
 
 
@@ -182,14 +188,12 @@ def _hoist(program: Program) -> Iterator[Program]:
             if not region.body:
                 continue
             inner = _defines(region.body) | {p.name for p in region.params}
-            free: dict[str, Value] = {}
+            free: dict[str, Value] = {}  # outer values the body reads, nested regions too
             for s, _ in walk(region.body):
-                for x in s.inputs:
-                    if isinstance(x, Value) and x.name not in inner:
-                        free.setdefault(x.name, x)
-            for v in region.results:
-                if v.name not in inner:
-                    free.setdefault(v.name, v)
+                read = [x for x in s.inputs if isinstance(x, Value)]
+                read += [v for r in s.regions for v in r.results]
+                free.update((x.name, x) for x in read if x.name not in inner)
+            free.update((v.name, v) for v in region.results if v.name not in inner)
             yield Program(program.entry, tuple(region.params) + tuple(free.values()),
                           region.body, region.results, program.expected_failures,
                           style=program.style, inline_depth=program.inline_depth)
@@ -266,9 +270,12 @@ def _shapes(program: Program) -> Iterator[Program]:
                 yield retyped
 
 
+_HALF = ("float16", "bfloat16")
+
+
 def _dtypes(program: Program) -> Iterator[Program]:
     for p in program.params:
-        if p.type.dtype in ("float16", "bfloat16"):
+        if p.type.dtype in _HALF:
             retyped = _retyped(program, {p.name: p.type.with_dtype("float32")})
             if retyped is not None:
                 yield retyped
@@ -298,12 +305,13 @@ def candidates(program: Program) -> list[tuple[str, Program]]:
 
 def reduce(program: Program, test: Callable[[Sequence[Program]], list[bool]], *,
            spent: Callable[[], bool] = lambda: False, parallel: int = 1,
+           progress: Callable[[Program, list[str]], object] | None = None,
            ) -> tuple[Program, list[str]]:
     """The smallest program the passes reach from ``program`` for which ``test`` holds
     (``test`` judges a batch of up to ``parallel`` candidates at once, and says of each
     whether it still fails as ``program`` does), and the passes that made each step. Stops
     when a whole round changes nothing, or when ``spent()``; ``program`` is taken to
-    fail."""
+    fail. ``progress(best, steps)`` hears of each step as it is made."""
     current = dataclasses.replace(program, style="ssa")  # one style: the same IR, less work
     steps: list[str] = []
     tried: set[tuple[str, str]] = set()
@@ -325,5 +333,7 @@ def reduce(program: Program, test: Callable[[Sequence[Program]], list[bool]], *,
             break
         steps.append(found[0])
         current = found[1]
+        if progress is not None:
+            progress(dataclasses.replace(current, style=program.style), steps)
     return dataclasses.replace(current, style=program.style), steps
 

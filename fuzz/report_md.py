@@ -16,7 +16,7 @@ from typing import Any
 from extract.failures import ORACLE_STAGES
 from grammar.ops import OPS
 
-__all__ = ["failure_class", "render_report", "title"]
+__all__ = ["culprit_passes", "failure_class", "render_report", "title"]
 
 CLASSES = ("crash", "hang", "wrong gradient", "wrong value", "exception")
 
@@ -54,7 +54,8 @@ def _check(failure: dict[str, Any]) -> list[str]:
     return sig[len(stage) + 1:].split(":") if sig.startswith(stage + ":") else sig.split(":")
 
 
-def _culprit(record: dict[str, Any]) -> list[str]:
+def culprit_passes(record: dict[str, Any]) -> list[str]:
+    """The XLA passes the failure is blamed on: triage's search, else the worker's."""
     found = ((record.get("triage") or {}).get("culprit") or {}).get("passes")
     if found:
         return list(found)
@@ -79,7 +80,7 @@ def title(record: dict[str, Any]) -> str:
     failure = record.get("failure") or {}
     kind, stage = failure_class(record), str(failure.get("stage", ""))
     api = _api(record.get("ops") or [])
-    culprit = _culprit(record)
+    culprit = culprit_passes(record)
     after = f" (XLA pass `{'`, `'.join(culprit)}`)" if culprit else ""
     if kind == "crash":
         signal = str(failure.get("signature", "")).split(":")[-1]
@@ -186,8 +187,9 @@ def render_report(record: dict[str, Any]) -> str:
                       _block(culprit["diff"], "diff")]
     elif culprit:
         lines.append(culprit.get("reason", "none found"))
-    elif _culprit(record):
-        lines.append(f"Disabling XLA pass(es) `{'`, `'.join(_culprit(record))}` removed it in the "
+    elif culprit_passes(record):
+        named = "`, `".join(culprit_passes(record))
+        lines.append(f"Disabling XLA pass(es) `{named}` removed it in the "
                      "worker (delta debugging over the passes this module fired); the HLO "
                      "around it: not extracted yet (`python -m fuzz triage DIR`).")
     elif kind in ("wrong value", "crash"):

@@ -121,6 +121,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def write_failure_folder(folder: Path, meta: Mapping[str, Any],
+                         files: Mapping[str, str]) -> None:
+    """Write ``files`` (name -> text) into a failure folder, then its ``repro.json``
+    (``meta``: the marker a reader trusts), each atomically; values JSON cannot hold are
+    written with ``str``."""
+    for name, text in files.items():
+        _atomic_write(folder / name, text.encode("utf-8"))
+    text = json.dumps(meta, sort_keys=True, ensure_ascii=False, indent=1, default=str)
+    _atomic_write(folder / "repro.json", (text + "\n").encode("utf-8"))
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -482,12 +493,9 @@ class CorpusStore:
         folder = self.path / FAILURES_DIR / _slug(signature)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(folder / "repro.py", reproducer_source.encode("utf-8"))
-            for name, text in (files or {}).items():
-                _atomic_write(folder / name, text.encode("utf-8"))
-            meta = {"signature": signature, "known": known, "record": dict(record)}
-            text = json.dumps(meta, sort_keys=True, ensure_ascii=False, indent=1, default=str)
-            _atomic_write(folder / "repro.json", (text + "\n").encode("utf-8"))
+            write_failure_folder(folder, {"signature": signature, "known": known,
+                                          "record": dict(record)},
+                                 {"repro.py": reproducer_source, **(files or {})})
         except OSError as e:
             raise CorpusError(f"cannot save failure into {folder}: {e.strerror or e}") from e
         self._failures[signature] = known

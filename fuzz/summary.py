@@ -42,7 +42,7 @@ def summary(stats: dict[str, Any], corpus: Path) -> str:
         lines.append(f"  failure x{bucket['count']} [{label}] {signature}")
     reduced = f" (reduction took {stats.get('reduce_s', 0):.0f} s)" \
         if stats.get("reduce_s") else ""
-    if stats["minimized"]:
+    if stats["minimized"] or stats.get("pending"):
         lines.append(f"  {stats['minimized']} new failures reduced, each with repro.py and "
                      f"REPORT.md, in {corpus / 'failures'}{reduced}")
     if stats.get("pending"):

@@ -34,7 +34,7 @@ from fuzz.culprit import find_culprit
 from fuzz.failure_record import save
 from fuzz.known_findings import match_finding
 from fuzz.records import FAILURES_DIR
-from fuzz.report_md import failure_class
+from fuzz.report_md import culprit_passes, failure_class
 from fuzz.short_repro import short_reproducer
 from fuzz.triage_reduce import resume_reduction
 
@@ -57,15 +57,19 @@ def run_script(script: Path, python: str, timeout: float = 300.0) -> dict[str, A
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         code, output = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as e:
-        code, output = None, f"(no exit after {timeout:.0f} s)\n{e.stdout or ''}"
+        partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else ""
+        code, output = None, f"(no exit after {timeout:.0f} s)\n{partial}"
     return {"exit": code, "output": output[-_OUTPUT_CHARS:],
             "seconds": round(time.monotonic() - started, 2)}
 
 
-def versions_of(python: str) -> dict[str, str]:
+def versions_of(python: str, timeout: float = 120.0) -> dict[str, str]:
     """jax, jaxlib, Python and the platform of interpreter ``python``."""
-    done = subprocess.run([python, "-c", _VERSIONS], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        done = subprocess.run([python, "-c", _VERSIONS], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ValueError(f"--python {python}: cannot run it: {e}") from None
     if done.returncode != 0:
         raise ValueError(f"--python {python}: cannot import jax there: "
                          f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -86,8 +90,7 @@ def _load(folder: Path) -> dict[str, Any]:
 
 def _short(folder: Path, record: dict[str, Any], python: str,
            timeout: float) -> dict[str, Any]:
-    culprit = ((record.get("triage") or {}).get("culprit") or {}).get("passes") or ()
-    source = short_reproducer(record, culprit)
+    source = short_reproducer(record, culprit_passes(record))
     if source is None:
         return {"source": None, "exit": None, "reason": "no short form for this failure"}
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
@@ -98,7 +101,7 @@ def _short(folder: Path, record: dict[str, Any], python: str,
 
 
 def _culprit(folder: Path, record: dict[str, Any], python: str,
-             deadline: float | None, parallel: int) -> dict[str, Any]:
+             deadline: Callable[[], float | None], parallel: int) -> dict[str, Any]:
     if failure_class(record) not in ("wrong value", "crash"):
         return {"passes": None, "reason": "not applicable: the failure is not in XLA's "
                                           "compiled code or values"}
@@ -108,18 +111,24 @@ def _culprit(folder: Path, record: dict[str, Any], python: str,
 
 
 def triage_folder(folder: Path, *, python: str = sys.executable,
-                  other: str | None = None, deadline: float | None = None,
-                  parallel: int = 1,
+                  other: str | None = None,
+                  deadline: Callable[[], float | None] = lambda: None, parallel: int = 1,
                   reduce: Callable[[Path, dict], None] | None = None) -> bool:
     """Run the steps that ``folder`` still lacks; whether all of them are done (``False``
-    when ``deadline``, a ``time.monotonic()`` value, came first). ``reduce(folder, meta)``
-    finishes a pending reduction (the fuzz loop passes None: it reduces on its own)."""
+    when the deadline came first: ``deadline()`` gives it as it stands, a
+    ``time.monotonic()`` value or None). ``reduce(folder, meta)`` finishes a pending
+    reduction (the fuzz loop passes None: it reduces on its own)."""
     meta = _load(folder)
     record = meta["record"]
     record.setdefault("triage", {})
 
     def late() -> bool:
-        return deadline is not None and time.monotonic() > deadline
+        end = deadline()
+        return end is not None and time.monotonic() > end
+
+    def seconds(cap: float) -> float:  # a step's subprocess ends by the deadline too
+        end = deadline()
+        return cap if end is None else max(1.0, min(cap, end - time.monotonic()))
 
     if (record.get("reduction") or {}).get("state") == "pending":
         if reduce is None or late():
@@ -130,12 +139,9 @@ def triage_folder(folder: Path, *, python: str = sys.executable,
         if (record.get("reduction") or {}).get("state") == "pending":
             return False
         record.setdefault("triage", {})
-    def seconds(cap: float) -> float:  # a step's subprocess ends by the deadline too
-        return cap if deadline is None else max(1.0, min(cap, deadline - time.monotonic()))
-
     steps: dict[str, Callable[[], Any]] = {
         "run": lambda: {**run_script(folder / "repro.py", python, seconds(300)),
-                        "versions": versions_of(python)},
+                        "versions": versions_of(python, seconds(120))},
         "culprit": lambda: _culprit(folder, record, python, deadline, parallel),
         "short": lambda: _short(folder, record, python, seconds(120)),
         "other": lambda: other and {**run_script(folder / "repro.py", other),
@@ -159,9 +165,10 @@ def triage_folder(folder: Path, *, python: str = sys.executable,
 
 
 def _finding(record: dict[str, Any]) -> dict[str, Any]:
-    culprit = ((record.get("triage") or {}).get("culprit") or {}).get("passes") or []
-    found = match_finding(str(record.get("signature", "")), record.get("original_ops") or
-                          record.get("ops") or [], culprit[0] if len(culprit) == 1 else None)
+    """The registered finding the reduced program is an instance of."""
+    culprit = culprit_passes(record)
+    found = match_finding(str(record.get("signature", "")), record.get("ops") or [],
+                          culprit[0] if len(culprit) == 1 else None)
     return {"number": found.number, "name": found.name, "title": found.title} if found \
         else {"number": None}
 

@@ -18,7 +18,7 @@ __all__ = ["resume_reduction"]
 
 
 def resume_reduction(folder: Path, meta: dict[str, Any], *, workers: int,
-                     max_seconds: float, grad: bool = True) -> None:
+                     max_seconds: float) -> None:
     """Reduce the pending failure of ``folder`` (whose ``repro.json`` holds ``meta``) for
     at most ``max_seconds`` on ``workers`` workers, then rewrite its files."""
     record = meta["record"]
@@ -31,13 +31,16 @@ def resume_reduction(folder: Path, meta: dict[str, Any], *, workers: int,
                          "grammar changed since the run): reduce it again from a new run")
     program, choices = drawn
     specs = tuple(resume.get("backends") or ())
+    grad = bool(resume.get("grad", True))
     minimizer = Minimizer(strategy, lambda n: ExtractorPool(n, grad=grad, backends=specs),
                           grad, workers=workers, max_seconds=max_seconds)
     result = {"status": record.get("status"), "failure": record.get("failure")}
     minimizer.submit(Job(record["signature"], program, choices, result, record["found_by"],
                          int(record.get("inputs_seed") or 0), strategy,
-                         resume.get("grammar"), specs))
+                         resume.get("grammar"), specs, grad))
     minimizer.shutdown(finish=True, wait=max_seconds + 60)
+    if minimizer.done.empty():
+        raise ValueError(f"{folder}: its reduction stopped without a result (see above)")
     outcome = minimizer.done.get()
     outcome.extractions += record["reduction"].get("extractions", 0)
     outcome.seconds += record["reduction"].get("seconds", 0.0)

@@ -31,7 +31,6 @@ from fuzz.run_options import (  # noqa: F401 - DEFAULT_CORPUS, DEFAULT_ORACLE_RA
     DEFAULT_CORPUS,
     DEFAULT_ORACLE_RATES,
     DRAIN_S,
-    REDUCED_FORM,
     Options,
     Tally,
 )
@@ -274,10 +273,8 @@ class FuzzRun:
         kind = status if status in ("timeout", "crashed") else "failed"
         setattr(t, kind, getattr(t, kind) + 1)
         self.store.count_failure(signature, known)
-        # a registered finding, by the signature and the form of a program as small as a
-        # reduced one (a larger one is reduced first, and matched then): counted, not reduced
-        finding = None if known or program.statement_count > REDUCED_FORM else \
-            match_finding(signature, program.ops)
+        # a registered finding, by the signature and the program's form: counted, not reduced
+        finding = None if known else match_finding(signature, program.ops)
         bucket = t.buckets.setdefault(signature, {"known": known, "count": 0,
                                                   "stage": failure.get("stage")})
         bucket["count"] += 1

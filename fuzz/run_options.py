@@ -15,14 +15,11 @@ from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.budget import Budget
 
 __all__ = ["AFTER_RUN_S", "AFTER_RUN_SHARE", "DEFAULT_CORPUS", "DEFAULT_ORACLE_RATES", "DRAIN_S",
-           "REDUCED_FORM", "Options", "Tally"]
+           "Options", "Tally"]
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
 DRAIN_S = 10.0
 """Seconds past a duration budget for the programs in flight and the reductions to end."""
-REDUCED_FORM = 6
-"""A failing program of at most this many statements is matched against the registered
-findings as it is; a larger one once reduced."""
 AFTER_RUN_S, AFTER_RUN_SHARE = 60.0, 0.1
 """After a count budget's last program, reduction goes on for the larger of these: seconds,
 and a share of the run's time."""

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fuzz.argtypes import positive_int, positive_seconds
 from fuzz.culprit import find_culprit
 from fuzz.failure_record import save
 from fuzz.known_findings import match_finding
@@ -182,9 +183,9 @@ def main(argv: Sequence[str], parser: type) -> int:
     p.add_argument("path", type=Path, help="a corpus, its failures folder, or one folder")
     p.add_argument("--python", default=None, metavar="PATH",
                    help="the other set-up's Python (with its own jax): does it reproduce?")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int("--workers"), default=os.cpu_count() or 1,
                    help="extraction workers for a pending reduction; default: the cores")
-    p.add_argument("--max-seconds", type=float, default=600.0,
+    p.add_argument("--max-seconds", type=positive_seconds("--max-seconds"), default=600.0,
                    help="seconds for each folder's pending reduction; default 600")
     a = p.parse_args(argv)
     if not a.path.exists():
@@ -193,15 +194,25 @@ def main(argv: Sequence[str], parser: type) -> int:
     if not found:
         raise p.error(f"no failure folder (failures/<slug>/repro.json) under {str(a.path)!r}")
     if a.python is not None:
-        versions_of(a.python)  # a wrong path fails here, in one line
+        try:
+            versions_of(a.python)  # a wrong path fails here, in one line
+        except ValueError as e:
+            p.error(str(e))
+    status = 0
     for folder in found:
         started = time.monotonic()
-        finished = triage_folder(
-            folder, other=a.python, parallel=max(1, a.workers),
-            reduce=lambda f, m: resume_reduction(f, m, workers=a.workers,
-                                                 max_seconds=a.max_seconds))
-        record = _load(folder)["record"]
+        try:
+            finished = triage_folder(
+                folder, other=a.python, parallel=a.workers,
+                reduce=lambda f, m: resume_reduction(f, m, workers=a.workers,
+                                                     max_seconds=a.max_seconds))
+            record = _load(folder)["record"]
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a folder it cannot read
+            print(f"{folder.name}: not triaged: {type(e).__name__}: {e} (its repro.json must "
+                  "be one that python -m fuzz wrote)", file=sys.stderr, flush=True)
+            status = 1
+            continue
         print(f"{folder.name}: {'done' if finished else 'pending'} in "
               f"{time.monotonic() - started:.0f} s, {record.get('statements')} statements; "
               f"{folder / 'REPORT.md'}", flush=True)
-    return 0
+    return status

@@ -116,11 +116,14 @@ def test_the_budget_is_the_budget_and_triage_finishes_what_is_left(planted, tmp_
     [folder] = (corpus / "failures").iterdir()
     assert record_of(folder)["reduction"]["state"] == "pending"
 
-    t = fuzz("triage", str(corpus), "--workers", "2", env=planted, timeout=600)
+    t = fuzz("triage", str(corpus), "--workers", "2", "--python", sys.executable, env=planted,
+             timeout=600)
     assert t.returncode == 0, t.stderr
     record = record_of(folder)
     assert record["reduction"]["state"] == "done" and record["statements"] <= 3
     assert record["triage"]["culprit"]["passes"] is None  # a backend's: no XLA pass
+    assert record["triage"]["other"]["exit"] == 1  # the "other" set-up: this one again
+    assert "the other set-up, jax" in (folder / "REPORT.md").read_text()
     again = fuzz("triage", str(folder), env=planted)  # resumable: no step runs again
     assert again.returncode == 0 and record_of(folder)["triage"] == record["triage"]
 
@@ -130,6 +133,14 @@ def test_triage_refuses_a_path_without_failures(tmp_path):
     assert r.returncode == 2 and "no failure folder" in r.stderr and "Traceback" not in r.stderr
     r = fuzz("triage", str(tmp_path / "nope"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "repro.json").write_text("{}")
+    r = fuzz("triage", str(tmp_path / "f"), "--python", str(tmp_path / "no-python"))
+    assert r.returncode == 2 and "--python" in r.stderr and "Traceback" not in r.stderr
+    r = fuzz("triage", str(tmp_path / "f"), "--workers", "0")
+    assert r.returncode == 2 and "--workers" in r.stderr
+    r = fuzz("triage", str(tmp_path / "f"))  # a repro.json python -m fuzz did not write
+    assert r.returncode == 1 and "not triaged" in r.stderr and "Traceback" not in r.stderr
 
 
 RECORD = {

@@ -358,8 +358,8 @@ class FuzzRun:
                 self.tally.pending.append(outcome.job.signature)
             else:
                 self.tally.minimized += 1
-                if folder is not None and not self.interrupted:
-                    minimizer.submit(folder)  # culprit, short reproducer, report
+            if folder is not None and not self.interrupted:  # a pending one: its best so far
+                minimizer.submit(folder)  # culprit, short reproducer, report
 
     # -- reporting --------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ program (a statement that only feeds the failing one, a wrapper the failure does
 these passes take over on the typed tree itself. Each pass is a small generator of smaller
 candidate programs that knows nothing of why the program is interesting:
 
-- ``results``: keep one result, or drop one;
+- ``results``: keep one result, drop one, or return an earlier value instead;
 - ``dead``: drop dead statements (all at once, or one at a time, at any depth), and
   ``params``: the parameters nothing reads;
 - ``cut``: a top-level statement's outputs become parameters of their type (its inputs die);
@@ -85,12 +85,19 @@ def _with(program: Program, **changes) -> Program:
 # -- the passes ---------------------------------------------------------------------------
 
 def _results(program: Program) -> Iterator[Program]:
-    if program.returns is not None or len(program.results) < 2:
+    """One result kept, or one dropped, or an earlier value returned instead (what follows
+    it dies); each also without what then feeds nothing."""
+    if program.returns is not None:
         return
-    for k in range(len(program.results)):
-        yield _with(program, results=(program.results[k],))
-    for k in range(len(program.results)):
-        yield _with(program, results=program.results[:k] + program.results[k + 1:])
+    n = len(program.results)
+    earlier = [(v,) for stmt in program.body for v in stmt.outputs
+               if v not in program.results]
+    for kept in ([(program.results[k],) for k in range(n)] if n > 1 else []) + [
+            program.results[:k] + program.results[k + 1:] for k in range(n) if n > 1
+    ] + earlier:
+        fewer = _with(program, results=kept)
+        yield fewer
+        yield _unused_params_dropped(_without_dead(fewer))
 
 
 def _drop_dead(body: Body, live: set[str], only: int | None, counter: list[int]) -> Body:

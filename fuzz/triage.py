@@ -117,8 +117,9 @@ def triage_folder(folder: Path, *, python: str = sys.executable,
                   reduce: Callable[[Path, dict], None] | None = None) -> bool:
     """Run the steps that ``folder`` still lacks; whether all of them are done (``False``
     when the deadline came first: ``deadline()`` gives it as it stands, a
-    ``time.monotonic()`` value or None). ``reduce(folder, meta)`` finishes a pending
-    reduction (the fuzz loop passes None: it reduces on its own)."""
+    ``time.monotonic()`` value or None). ``reduce(folder, meta)`` goes on with a pending
+    reduction first (the steps then run on the smaller program); without it (the fuzz
+    loop) a pending folder gets the report of the smallest program so far."""
     meta = _load(folder)
     record = meta["record"]
     record.setdefault("triage", {})
@@ -131,14 +132,12 @@ def triage_folder(folder: Path, *, python: str = sys.executable,
         end = deadline()
         return cap if end is None else max(1.0, min(cap, end - time.monotonic()))
 
-    if (record.get("reduction") or {}).get("state") == "pending":
-        if reduce is None or late():
+    if (record.get("reduction") or {}).get("state") == "pending" and reduce is not None:
+        if late():  # without ``reduce``: a report of the smallest program so far
             return False
         reduce(folder, meta)
         meta = _load(folder)
         record = meta["record"]
-        if (record.get("reduction") or {}).get("state") == "pending":
-            return False
         record.setdefault("triage", {})
     steps: dict[str, Callable[[], Any]] = {
         "run": lambda: {**run_script(folder / "repro.py", python, seconds(300)),
@@ -212,7 +211,9 @@ def main(argv: Sequence[str], parser: type) -> int:
                   "be one that python -m fuzz wrote)", file=sys.stderr, flush=True)
             status = 1
             continue
-        print(f"{folder.name}: {'done' if finished else 'pending'} in "
-              f"{time.monotonic() - started:.0f} s, {record.get('statements')} statements; "
+        state = (record.get("reduction") or {}).get("state")
+        print(f"{folder.name}: {'done' if finished else 'out of time'} in "
+              f"{time.monotonic() - started:.0f} s, {record.get('statements')} statements "
+              f"(reduction {state}); "
               f"{folder / 'REPORT.md'}", flush=True)
     return status

@@ -62,6 +62,7 @@ def failure_files(outcome: Outcome,
             "resume": {"choices": encode_choices(outcome.choices),
                        "grammar": job.grammar or {}, "backends": list(job.backends),
                        "grad": job.grad},
+            "side_crashes": [{**c, "args": args_json(c["args"])} for c in outcome.side],
             "found_at": job.found_at,
             "versions": job.result.get("versions"), "found_by": job.found_by,
             "inputs_seed": job.seed}

@@ -350,6 +350,7 @@ class FuzzRun:
             folder = self.store.save_failure(outcome.job.signature, failure.get("known"), meta,
                                              script, files={REPORT_NAME: render_report(meta)})
             self.tally.reduce_s += outcome.seconds
+            self.tally.side_crashes += len(outcome.side)
             finding = match_finding(outcome.job.signature, outcome.program.ops)
             if finding is not None:
                 self.tally.buckets[outcome.job.signature]["finding"] = \
@@ -417,7 +418,7 @@ class FuzzRun:
             "valid_rate": round(self._valid_rate(), 5), "minimized": t.minimized,
             "reduce_s": round(t.reduce_s, 3), "pending": list(t.pending),
             "reports_pending": list(t.reports_pending),
-            "abandoned": t.abandoned,
+            "abandoned": t.abandoned, "side_crashes": t.side_crashes,
             "overruns": t.overruns,
             "categories": dict(sorted(t.categories.items())), "ops": dict(sorted(t.ops.items())),
             "stablehlo_ops": sorted(self.coverage.sets["stablehlo_ops"]),

@@ -202,6 +202,9 @@ class Outcome:
     extractions: int = 0
     seconds: float = 0.0
     steps: list[str] = field(default_factory=list)  # the tree passes that made each step
+    side: list[dict[str, Any]] = field(default_factory=list)
+    """Candidates that crashed with another signature (a crash of their own, never one the
+    run knows): ``{"signature", "stage", "source", "entry", "args"}``, the first of each."""
 
 
 class Minimizer:
@@ -312,6 +315,7 @@ class Minimizer:
         stage = (job.result.get("failure") or {}).get("stage")
         oracles = [stage] if stage in ORACLE_STAGES else []
         calls = [0]
+        side: dict[str, dict[str, Any]] = {}
         self._last = Outcome(job, job.program, job.choices, "pending")
 
         def spent() -> bool:
@@ -330,14 +334,19 @@ class Minimizer:
                 if self._past_deadline():
                     raise _Stopped
                 for k, result in pool.poll(0.25):
-                    verdicts[k] = (result.get("failure") or {}).get("signature") == \
-                        job.signature
+                    failure = result.get("failure") or {}
+                    verdicts[k] = failure.get("signature") == job.signature
+                    if result.get("status") == "crashed" and not verdicts[k]:
+                        side.setdefault(failure.get("signature"), {
+                            "signature": failure.get("signature"),
+                            "stage": failure.get("stage"), "source": programs[k].source,
+                            "entry": programs[k].entry, "args": programs[k].args})
             return verdicts
 
         def outcome(program: Program, choices: tuple, state: str,
                     steps: list[str] | None = None) -> Outcome:
             self._last = Outcome(job, program, choices, state, calls[0],
-                                 time.monotonic() - started, steps or [])
+                                 time.monotonic() - started, steps or [], list(side.values()))
             return self._last
 
         # not ``job.strategy or ...``: bool() of a strategy draws a HypothesisWarning

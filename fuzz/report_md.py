@@ -196,6 +196,12 @@ def render_report(record: dict[str, Any]) -> str:
         lines.append("Not searched yet (`python -m fuzz triage DIR`).")
     else:
         lines.append("Not applicable: the failure is not in XLA's compiled values.")
+    side = record.get("side_crashes") or []
+    if side:
+        lines += ["", "## Other crashes met while reducing", "",
+                  f"{len(side)} candidate program(s) crashed in another way (in `repro.json`, "
+                  "`side_crashes`, with their source): "
+                  + "; ".join(f"`{c['signature']}` at `{c['stage']}`" for c in side) + "."]
     lines += ["", "## How it was found", "",
               f"{record.get('found_by', '')}; reduced from {record.get('original_statements')}"
               f" to {record.get('statements')} statements in {reduction.get('seconds', '?')} s "

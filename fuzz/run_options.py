@@ -72,6 +72,7 @@ class Tally:
     pending: list = field(default_factory=list)  # signatures whose reduction was cut short
     reports_pending: list = field(default_factory=list)  # folders whose triage was cut short
     reduce_s: float = 0.0  # seconds the reductions took (on the reducing workers)
+    side_crashes: int = 0  # candidates that crashed otherwise while failures were reduced
     abandoned: int = 0  # programs still extracting when a duration budget's drain ended
     first_result_s: float | None = None
     categories: Counter = field(default_factory=Counter)

@@ -53,6 +53,9 @@ def summary(stats: dict[str, Any], corpus: Path) -> str:
         lines.append(f"  {len(stats['reports_pending'])} report(s) not finished at the budget's "
                      f"end ({', '.join(stats['reports_pending'])}); finish them with: python -m "
                      f"fuzz triage {corpus / 'failures'}")
+    if stats.get("side_crashes"):
+        lines.append(f"  {stats['side_crashes']} reduction candidate(s) crashed in another way: "
+                     "each REPORT.md names them, repro.json keeps their source")
     if stats.get("abandoned"):
         lines.append(f"  {stats['abandoned']} program(s) still extracting at the budget's end "
                      "were dropped")

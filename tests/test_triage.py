@@ -59,6 +59,16 @@ def crashes(fn, inputs):
 
 
 @declare(takes="callable")
+def picky(fn, inputs):
+    """Wrong on a cosine; crashes on a sine without one."""
+    text = jax.jit(fn).lower(*inputs).as_text()
+    if "sine" in text and "cosine" not in text:
+        os.abort()
+    out = _run(fn, inputs)
+    return [o + np.asarray(0.5, o.dtype) for o in out] if "cosine" in text else out
+
+
+@declare(takes="callable")
 def slow(fn, inputs):
     """Wrong, and slow: 5 s for every program with a sine."""
     if _sine(fn, inputs):
@@ -99,6 +109,22 @@ def test_a_planted_failure_ends_reduced_with_its_report(planted, tmp_path, backe
     assert report.startswith(f"# {title(record)}") and f"**Class:** {kind}." in report
     for section in ("## What happened", "## Reproducer", "## Versions", "## Culprit"):
         assert section in report
+
+
+@pytest.mark.slow
+def test_candidates_that_crash_otherwise_are_kept_and_reported(planted, tmp_path):
+    corpus = tmp_path / "corpus"
+    r = fuzz("--budget", "4x", "--no-guide", "--corpus", str(corpus), "--max-statements", "8",
+             "--backend", "planted:picky", *OPS[:-4], "--seed", "3", "--workers", "2",
+             env=planted)
+    assert r.returncode == 0, r.stderr
+    folder = next((corpus / "failures").glob("backend-picky-value-*"))
+    record = record_of(folder)
+    assert record["ops"] == ["cos"] and "sin" in record["original_source"]
+    [side] = record["side_crashes"]
+    assert side["signature"] == "backend:picky:crashed:SIGABRT" and "jnp.sin" in side["source"]
+    assert "## Other crashes met while reducing" in (folder / "REPORT.md").read_text()
+    assert "crashed in another way" in r.stderr
 
 
 @pytest.mark.slow

@@ -146,7 +146,12 @@ def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
     reason = unsupported(stablehlo)
     if reason:
         raise Unsupported(reason)
-    return run_module(stablehlo, inputs, sums_without_init=sums_without_init)
+    try:
+        return run_module(stablehlo, inputs, sums_without_init=sums_without_init)
+    except TypeError as e:  # the bindings cannot read a value of this type back (issue 28's
+        if "Unsupported floating-point type" not in str(e):  # interpreter:TypeError bucket)
+            raise
+        raise Unsupported(f"a value type the interpreter's bindings cannot read: {e}") from None
 
 
 def _ops_named(root, name: str) -> list:

@@ -495,3 +495,21 @@ def test_a_tie_among_order_statistics_is_not_smooth_rather_than_a_wrong_rule(mon
     monkeypatch.setattr(autodiff, "_agrees_nearby", lambda *a: False)
     rec = extract_in_process(RANKS, "f", [((9,), F32)], seed=seed, oracles=["autodiff"])
     assert rec["failure"]["signature"] == "autodiff:finite_differences:float32"
+
+
+def test_a_value_type_the_interpreter_cannot_read_is_a_skip(monkeypatch):
+    # issue 28: "interpreter:TypeError: Unsupported floating-point type" was a bucket
+    from extract import interpreter
+    from extract.backends import Unsupported
+
+    def unreadable(*args, **kwargs):
+        raise TypeError("Unsupported floating-point type")
+
+    monkeypatch.setattr(interpreter, "run_module", unreadable)
+    text = jax.jit(lambda x: x + 1).lower(np.float32(0)).as_text()
+    with pytest.raises(Unsupported, match="cannot read"):
+        interpreter.backend(text, [np.float32(0)])
+    monkeypatch.setattr(interpreter, "run_module", lambda *a, **k: (_ for _ in ()).throw(
+        TypeError("another")))
+    with pytest.raises(TypeError, match="another"):  # any other TypeError is still a failure
+        interpreter.backend(text, [np.float32(0)])

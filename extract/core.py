@@ -322,7 +322,7 @@ def extract_in_process(
         exported = None
         if shapes is not None:
             t0 = start("export")
-            exported = export(f, specs, shapes, raw_stablehlo)
+            exported = export(f, specs, shapes)
             result["exported_stablehlo"] = clean_mlir(exported.mlir_module())
             timings["export"] = perf_counter() - t0
 

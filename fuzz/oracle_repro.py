@@ -230,12 +230,9 @@ EXPORT = '''
 
 def export_symbolic(fn):
     """jax.export over SHAPES, as the extractor does (extract/symbolic.py)."""
-    import re
     from jax import export
     abstract = [jax.ShapeDtypeStruct(tuple(s), jnp.dtype(d)) for s, d in ARGS]
-    text = jax.jit(fn).lower(*abstract).as_text()
-    targets = sorted(set(re.findall(r"stablehlo\\.custom_call @([\\w.$-]+)", text)))
-    checks = [export.DisabledSafetyCheck.custom_call(t) for t in targets]
+    checks = [export.DisabledSafetyCheck.custom_call("ALL")]  # it is never serialized
     return export.export(jax.jit(fn), disabled_checks=checks)(
         *export.symbolic_args_specs(abstract, SHAPES))
 '''

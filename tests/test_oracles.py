@@ -472,7 +472,8 @@ def test_the_interpreter_counts_a_windows_visits():
 
 
 # issue 28's false positive: a loss that is identically zero, at an input with a tie at the
-# edge of the three largest values; reverse mode takes other subgradients through sort and top_k than a difference
+# edge of the three largest values; reverse mode takes other subgradients through sort and
+# top_k than a difference
 RANKS = src("""
     def f(x):
         v, i = lax.top_k(x, 3)

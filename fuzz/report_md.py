@@ -122,6 +122,31 @@ def _judgement(record: dict[str, Any], output: str) -> str:
     return f"How far apart: up to {ulps} ulps: more than rounding explains."
 
 
+_SIDE = {"jit_eager": ("`jax.jit`", "eager"), "interpreter": ("XLA", "the interpreter")}
+
+
+def _against_float64(record: dict[str, Any]) -> str:
+    """Each side's distance from the float64 reference, and which side it points at."""
+    outputs = ((record.get("triage") or {}).get("reference") or {}).get("outputs")
+    if not outputs:
+        return ""
+    stage = str((record.get("failure") or {}).get("stage", ""))
+    got_name, other_name = _SIDE.get(stage, ("XLA", stage))
+
+    def far(side: dict[str, Any] | None) -> str:
+        if side is None:
+            return "not measured"
+        text = "NaN where float64 has none, or none where it has" if side["nan_differs"] \
+            else "no NaN pattern difference"
+        return f"{side['ulps']} ulps away ({text})" if side["ulps"] is not None else text
+
+    parts = [f"output {k} ({o['dtype']}): {got_name} {far(o.get('got'))}, {other_name} "
+             f"{far(o.get('other'))}" for k, o in enumerate(outputs)]
+    return ("Against the float64 reference (the same program on float64 arguments, "
+            "`jax.enable_x64`): " + "; ".join(parts) + ". The side far from it is the one "
+            "to doubt; two sides a few ulps from it are rounding.")
+
+
 def _block(text: str, lang: str = "") -> str:
     return f"```{lang}\n{text.rstrip()}\n```"
 
@@ -148,9 +173,9 @@ def render_report(record: dict[str, Any]) -> str:
         lines += [f"**Known:** this is README's Finding {finding['number']} "
                   f"({finding['name']}): {finding['title']}", ""]
     lines += ["## What happened", "", str(failure.get("message", "")).strip()[:1500] or "-", ""]
-    judged = _judgement(record, output)
-    if judged:
-        lines += [judged, ""]
+    for judged in (_judgement(record, output), _against_float64(record)):
+        if judged:
+            lines += [judged, ""]
     short = triage.get("short") or {}
     lines += ["## Reproducer", ""]
     if short.get("source") and short.get("exit") not in (0, None):

@@ -24,7 +24,7 @@ from extract.failures import FORWARD_STAGES
 from extract.inputs import make_inputs
 from extract.values import is_float, tolerance
 
-__all__ = ["MAX_ELEMENTS", "short_reproducer"]
+__all__ = ["MAX_ELEMENTS", "reference_script", "short_reproducer"]
 
 MAX_ELEMENTS = 64
 """The most input elements written out as literals."""
@@ -114,3 +114,42 @@ got = jax.tree.leaves(lowered.compile()(*xs))
 want = jax.tree.leaves(lowered.compile({{"xla_disable_hlo_passes": {",".join(culprit)!r}}})(*xs))
 ''' + _compare(dtypes)
     return None
+
+
+_SIDES = {"jit_eager": "\nwith jax.disable_jit():\n    eager = jax.tree.leaves({entry}(*xs))"}
+
+
+def reference_script(record: dict[str, Any]) -> str | None:
+    """A script that prints, as its last line, a JSON list per real floating output: the
+    compiled program's values, eager's (for ``jit_eager``) or None, and the reference: the
+    same program on float64 arguments under ``jax.enable_x64``, where it runs. None where the
+    record has no short form (see :func:`short_reproducer`) or its failure is not a value
+    discrepancy."""
+    failure = record.get("failure") or {}
+    stage, source = str(failure.get("stage", "")), str(record.get("source", ""))
+    args, entry = normalize_args(record.get("args") or []), record.get("entry", "f")
+    if ":value:" not in str(failure.get("signature", "")) or not is_flat(args) or \
+            record.get("polymorphic_shapes") or "make_mesh" in source:
+        return None
+    inputs = _inputs(args, int(record.get("inputs_seed") or 0))
+    if inputs is None:
+        return None
+    eager = _SIDES.get(stage, "\neager = None").format(entry=entry)
+    return _HEADER + source.rstrip() + "\n\n\n" + inputs + f"""
+import json
+
+got = jax.tree.leaves(jax.jit({entry})(*xs)){eager}
+with jax.enable_x64(True):
+    wide = [x.astype(np.float64) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x
+            for x in xs]
+    ref = jax.tree.leaves(jax.jit({entry})(*wide))
+
+
+def real(v):
+    v = np.asarray(v)
+    return None if v.dtype.kind == "c" else v.astype(np.float64).ravel().tolist()
+
+
+print(json.dumps([[np.asarray(g).dtype.name, real(g), eager and real(eager[k]), real(r)]
+                  for k, (g, r) in enumerate(zip(got, ref))]))
+"""

@@ -11,6 +11,8 @@ goes on where the last one stopped (a step with a result is not run again):
 3. ``culprit``: for a wrong value or a crash, the XLA passes whose disabling makes it pass,
    by delta debugging over those that fired (:mod:`fuzz.culprit`), with the HLO around it;
 4. ``short``: the short plain-JAX reproducer (:mod:`fuzz.short_repro`), kept if it fails;
+   ``reference``: for a value discrepancy, how far each side is from the same program on
+   float64 arguments, in ulps;
 5. ``other``: with ``--python PATH``, ``repro.py`` under the other set-up's Python;
 6. ``finding``: the registered finding it matches (:mod:`fuzz.known_findings`);
 
@@ -30,18 +32,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from extract.values import is_float, ulps_apart
 from fuzz.argtypes import positive_int, positive_seconds
 from fuzz.culprit import find_culprit
 from fuzz.failure_record import save
 from fuzz.known_findings import match_finding
 from fuzz.records import FAILURES_DIR
 from fuzz.report_md import culprit_passes, failure_class
-from fuzz.short_repro import short_reproducer
+from fuzz.short_repro import reference_script, short_reproducer
 from fuzz.triage_reduce import resume_reduction
 
 __all__ = ["STEPS", "folders", "main", "run_script", "triage_folder"]
 
-STEPS = ("reduce", "run", "culprit", "short", "other", "finding")
+STEPS = ("reduce", "run", "culprit", "short", "reference", "other", "finding")
 _OUTPUT_CHARS = 4000
 _VERSIONS = ("import json, platform, sys\nimport jax, jaxlib\n"
              "print(json.dumps({'jax': jax.__version__, 'jaxlib': jaxlib.__version__, "
@@ -101,6 +106,36 @@ def _short(folder: Path, record: dict[str, Any], python: str,
     return {"source": source, "exit": ran["exit"], "output": ran["output"]}
 
 
+def _reference(folder: Path, record: dict[str, Any], python: str,
+               timeout: float) -> dict[str, Any]:
+    """How far each side of a value discrepancy is from the float64 reference, in ulps of
+    the output's dtype (``fuzz.short_repro.reference_script``)."""
+    source = reference_script(record)
+    if source is None:
+        return {"outputs": None, "reason": "no float64 reference for this failure"}
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        script = Path(scratch) / "reference.py"
+        script.write_text(source, encoding="utf-8")
+        ran = run_script(script, python, timeout)
+    try:
+        rows = json.loads(ran["output"].strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"outputs": None, "reason": "the program does not run on float64 arguments"}
+    outputs = []
+    for dtype, got, other, ref in rows:
+        if got is None or ref is None or not is_float(np.dtype(dtype)):
+            continue
+        want = np.asarray(ref, np.float64).astype(dtype)
+        row: dict[str, Any] = {"dtype": dtype}
+        for side, values in (("got", got), ("other", other)):
+            if values is not None:
+                v = np.asarray(values, np.float64).astype(dtype)
+                row[side] = {"ulps": ulps_apart(v, want), "nan_differs": bool(
+                    (np.isnan(v.astype(np.float64)) != np.isnan(want.astype(np.float64))).any())}
+        outputs.append(row)
+    return {"outputs": outputs}
+
+
 def _culprit(folder: Path, record: dict[str, Any], python: str,
              deadline: Callable[[], float | None], parallel: int) -> dict[str, Any]:
     if failure_class(record) not in ("wrong value", "crash"):
@@ -144,6 +179,7 @@ def triage_folder(folder: Path, *, python: str = sys.executable,
                         "versions": versions_of(python, seconds(120))},
         "culprit": lambda: _culprit(folder, record, python, deadline, parallel),
         "short": lambda: _short(folder, record, python, seconds(120)),
+        "reference": lambda: _reference(folder, record, python, seconds(120)),
         "other": lambda: other and {**run_script(folder / "repro.py", other),
                                     "versions": versions_of(other)},
         "finding": lambda: _finding(record),

@@ -227,3 +227,20 @@ def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_p
     assert done.returncode == 1 and "False" in done.stdout, done.stdout + done.stderr
     compile_only = short_reproducer({**RECORD, "failure": {"stage": "compile"}})
     assert compile_only.rstrip().endswith("# raises, or crashes")
+
+
+def test_the_float64_reference_points_at_the_side_that_is_off(tmp_path):
+    from fuzz.triage import _reference
+
+    seed = next(s for s in range(200) if np.linalg.eigvalsh(
+        (lambda x: (x + x.T) / 2)(make_inputs([((2, 2), "float32")], s)[0])).min() < 0)
+    record = {**RECORD, "inputs_seed": seed}
+    found = _reference(tmp_path, record, sys.executable, 120)
+    [out] = found["outputs"]
+    # Finding 1: jit loses the NaN of the failed factorisation, eager keeps it
+    assert out["got"]["nan_differs"] and not out["other"]["nan_differs"], found
+    assert out["other"]["ulps"] is not None and out["other"]["ulps"] <= 4
+    report = render_report({**record, "triage": {**record["triage"], "reference": found}})
+    assert "Against the float64 reference" in report and "NaN where float64 has none" in report
+    assert _reference(tmp_path, {**record, "failure": {"stage": "compile"}}, sys.executable,
+                      60)["outputs"] is None  # no values to compare

@@ -247,7 +247,7 @@ def main(argv: Sequence[str], parser: type) -> int:
                   "be one that python -m fuzz wrote)", file=sys.stderr, flush=True)
             status = 1
             continue
-        state = (record.get("reduction") or {}).get("state")
+        state = (record.get("reduction") or {}).get("state") or "not recorded"
         print(f"{folder.name}: {'done' if finished else 'out of time'} in "
               f"{time.monotonic() - started:.0f} s, {record.get('statements')} statements "
               f"(reduction {state}); "

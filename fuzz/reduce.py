@@ -173,18 +173,26 @@ def _replace_inputs(body: Body, subst: dict[str, Operand]) -> Body:
 
 
 def _const(program: Program) -> Iterator[Program]:
-    """Each top-level statement read only as an operand, replaced by constants."""
+    """Each statement, at any depth, read only as an operand, replaced by constants (names
+    are unique in a program, so its readers are found by name wherever they are)."""
     pinned = {v.name for v in program.results}
     for stmt, _ in walk(program.body):
         for region in stmt.regions:
             pinned.update(v.name for v in region.results)
     read = _program_reads(program)
-    for k, stmt in enumerate(program.body):
+    for stmt, _ in walk(program.body):
         names = {v.name for v in stmt.outputs}
         if names & read and not names & pinned:
             subst: dict[str, Operand] = {v.name: Const(v.type) for v in stmt.outputs}
-            body = _replace_inputs(program.body[:k] + program.body[k + 1:], subst)
+            body = _replace_inputs(_without(program.body, stmt), subst)
             yield _unused_params_dropped(_without_dead(_with(program, body=body)))
+
+
+def _without(body: Body, gone: Apply) -> Body:
+    """``body`` less the statement ``gone``, at whatever depth it is."""
+    return tuple(dataclasses.replace(s, regions=tuple(
+        dataclasses.replace(r, body=_without(r.body, gone)) for r in s.regions))
+        if s.regions else s for s in body if s is not gone)
 
 
 def _hoist(program: Program) -> Iterator[Program]:

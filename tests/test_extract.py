@@ -31,7 +31,7 @@ from extract import (
 from extract.clean import clean_hlo, clean_jaxpr, clean_mlir
 from extract.failures import STAGES
 from extract.oracles import ORACLES
-from extract.pool import _merge_xla_flags
+from extract.pool import merge_xla_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 F32 = "float32"
@@ -822,11 +822,11 @@ def test_public_extract_reuses_one_worker():
     assert rec["status"] == "ok" and rec["grad_skipped"] == "disabled"
 
 
-def test_merge_xla_flags():
-    assert _merge_xla_flags(None, "--a=0") == "--a=0"
-    assert _merge_xla_flags("--b=1", "--a=0") == "--b=1 --a=0"
-    assert _merge_xla_flags("--a=2 --b=1", "--a=0") == "--a=2 --b=1"  # the user's flag wins
-    assert _merge_xla_flags("--b=1", None) == "--b=1"
+def testmerge_xla_flags():
+    assert merge_xla_flags(None, "--a=0") == "--a=0"
+    assert merge_xla_flags("--b=1", "--a=0") == "--b=1 --a=0"
+    assert merge_xla_flags("--a=2 --b=1", "--a=0") == "--a=2 --b=1"  # the user's flag wins
+    assert merge_xla_flags("--b=1", None) == "--b=1"
 
 
 def test_eager_python_loop_index_also_covers_array_methods():

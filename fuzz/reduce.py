@@ -32,7 +32,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 
 from grammar.ops import OPS
-from grammar.program import Apply, Const, Operand, Program, Value, walk
+from grammar.program import Apply, Const, Operand, Program, Value, reads, walk
 from grammar.types import Lit, TensorType
 
 __all__ = ["PASSES", "candidates", "reduce", "size"]
@@ -54,17 +54,6 @@ def size(program: Program) -> tuple[int, int, int, int, int]:
 
 # -- what a body reads --------------------------------------------------------------------
 
-def _reads(body: Body, names: set[str]) -> set[str]:
-    """The names of the values ``body`` reads, its regions' included (a region that is not
-    closed reads values of the scope around it)."""
-    for stmt in body:
-        names.update(v.name for v in stmt.inputs if isinstance(v, Value))
-        for region in stmt.regions:
-            names.update(v.name for v in region.results)
-            _reads(region.body, names)
-    return names
-
-
 def _defines(body: Body) -> set[str]:
     names = set()
     for stmt, _ in walk(body):
@@ -74,8 +63,8 @@ def _defines(body: Body) -> set[str]:
     return names
 
 
-def _program_reads(program: Program) -> set[str]:
-    return _reads(program.body, {v.name for v in program.results})
+def _programreads(program: Program) -> set[str]:
+    return reads(program.body, {v.name for v in program.results})
 
 
 def _with(program: Program, **changes) -> Program:
@@ -115,7 +104,7 @@ def _drop_dead(body: Body, live: set[str], only: int | None, counter: list[int])
             for r in stmt.regions)
         stmt = dataclasses.replace(stmt, regions=regions) if regions else stmt
         kept.append(stmt)
-        live = live | _reads((stmt,), set())
+        live = live | reads((stmt,), set())
     return tuple(reversed(kept))
 
 
@@ -138,7 +127,7 @@ def _dead(program: Program) -> Iterator[Program]:
 def _unused_params_dropped(program: Program) -> Program:
     if program.signature:
         return program
-    read = _program_reads(program)
+    read = _programreads(program)
     params = tuple(p for p in program.params if p.name in read)
     return _with(program, params=params or program.params[:1])
 
@@ -154,7 +143,7 @@ def _cut(program: Program) -> Iterator[Program]:
     """Each top-level statement whose outputs are read, replaced by parameters."""
     if program.signature:
         return
-    read = _program_reads(program)
+    read = _programreads(program)
     for k, stmt in enumerate(program.body):
         if any(v.name in read for v in stmt.outputs):
             cut = _with(program, params=program.params + stmt.outputs,
@@ -179,7 +168,7 @@ def _const(program: Program) -> Iterator[Program]:
     for stmt, _ in walk(program.body):
         for region in stmt.regions:
             pinned.update(v.name for v in region.results)
-    read = _program_reads(program)
+    read = _programreads(program)
     for stmt, _ in walk(program.body):
         names = {v.name for v in stmt.outputs}
         if names & read and not names & pinned:

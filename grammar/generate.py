@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from grammar.layout import draw_batch, draw_returns, draw_signature, draw_style
 from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
 from grammar.ops import FAMILIES, OPS
-from grammar.program import Apply, Const, Operand, Program, Region, Value
+from grammar.program import Apply, Const, Operand, Program, Region, Value, reads
 from grammar.types import COMPLEX, Limits, Lit, TensorType
 
 _INDEX = {name: i for i, name in enumerate(OPS)}
@@ -278,15 +278,6 @@ and its "one more?" draw): deleting the span deletes the statement, and the choi
 keep their meaning (the minimiser's statement pass, ``fuzz.minimize``)."""
 
 
-def _used(body, names: set[str]) -> set[str]:
-    for stmt in body:
-        names.update(v.name for v in stmt.inputs if isinstance(v, Value))
-        for region in stmt.regions:
-            names.update(v.name for v in region.results)
-            _used(region.body, names)
-    return names
-
-
 def build_program(draw: Draw, cfg: Config) -> Program:
     """Draw one program under ``cfg``."""
     families = [f for f in FAMILIES if flag(draw)] if cfg.swarm else FAMILIES
@@ -300,7 +291,7 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     first_dtypes = [d for d in cfg.dtypes if d not in COMPLEX] or cfg.dtypes
     b.new_param(tensor(draw, b.env, first_dtypes, *first_rank))
     body = b.block(list(b.params), list(cfg.forced))
-    used = _used(body, set())
+    used = reads(body, set())
     results = tuple(v for s in body for v in s.outputs if v.name not in used)
     signature = draw_signature(draw, b.params)
     returns = draw_returns(draw, results)

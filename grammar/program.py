@@ -72,6 +72,18 @@ def walk(body: tuple[Apply, ...], depth: int = 0) -> Iterator[tuple[Apply, int]]
             yield from walk(region.body, depth + 1)
 
 
+def reads(body: tuple[Apply, ...], names: set[str]) -> set[str]:
+    """``names`` with the names of the values ``body`` reads added, its regions' included (a
+    region that is not closed reads values of the scope around it, and returns its
+    results)."""
+    for stmt in body:
+        names.update(v.name for v in stmt.inputs if isinstance(v, Value))
+        for region in stmt.regions:
+            names.update(v.name for v in region.results)
+            reads(region.body, names)
+    return names
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     """A complete generated program: one entry function and what it covers."""

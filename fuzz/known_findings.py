@@ -36,6 +36,7 @@ _LAPACK_SOLVES = frozenset({"solve", "triangular_solve", "solve_triangular", "lu
 _BOTH = {"0.10.2": True, "0.12.0.1": True}
 _OLD_ONLY = {"0.10.2": True, "0.12.0.1": False}
 _MACHINE = {"0.10.2": None, "0.12.0.1": False}  # on an AVX-512 EPYC both sides agree
+_OLD_ALWAYS = {"0.10.2": True, "0.12.0.1": None}  # 0.12: garbage, sometimes the NaN itself
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +47,7 @@ class Finding:
     suffix; ``ops`` must all be among the program's ops, and each set of ``any_ops`` must
     meet them; ``culprit`` is the XLA pass whose disabling removes it. ``reproduces`` maps a
     ``jax.__version__`` to whether ``script`` exits 1 there (``None``: it depends on the
-    machine). ``known`` names the
+    machine or the run). ``known`` names the
     ``extract.failures.KNOWN`` entry, ``benign`` the ``extract.oracles.BENIGN`` kind, that
     excuse it.
     """
@@ -90,7 +91,7 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(1, "exp_of_failed_cholesky",
             "XLA:CPU: jnp.exp after a failed jnp.linalg.cholesky returns garbage instead of "
             "NaN under jit (fusion)", "wrong value", "findings/exp_of_failed_cholesky.py",
-            _BOTH, (r"^jit_eager:value:\w+$", r"^vmap:value:\w+$"), frozenset({"cholesky"}),
+            _OLD_ALWAYS, (r"^jit_eager:value:\w+$", r"^vmap:value:\w+$"), frozenset({"cholesky"}),
             culprit="fusion"),
     Finding(2, "interpreter_scatter_clobbers_operand",
             "StableHLO reference interpreter (jaxlib 0.10.2): scatter writes its result into "

@@ -154,7 +154,7 @@ def test_reproducer_exits_1_where_readme_says(f: Finding) -> None:
     if jax.__version__ not in f.reproduces:
         pytest.skip(f"no record of {f.script} on jax {jax.__version__}")
     if f.reproduces[jax.__version__] is None:
-        pytest.skip(f"{f.script} depends on the machine on jax {jax.__version__}")
+        pytest.skip(f"{f.script} depends on the machine or the run on jax {jax.__version__}")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # as a user runs it
     proc = subprocess.run([sys.executable, f.script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)

@@ -102,7 +102,8 @@ def autodiff(ctx: Context) -> str:
     elif any(x.any() for x in u):
         ad, scale = _dot(ctx.grad, u)
 
-        fd, size, limit, floor = _differences(ctx, ctx.inputs, u, out_float, scale, rtol)
+        fd, size, limit, floor = _differences(ctx, ctx.inputs, ctx.outputs, u, out_float,
+                                              scale, rtol)
         if not all(np.isfinite(fd)) or abs(fd[0] - fd[1]) > limit:
             verdict = "skipped: not smooth at the input (finite differences)"
         elif abs(ad - fd[1]) > limit and (_SURROGATE.search(ctx.stablehlo_text)
@@ -152,11 +153,12 @@ def autodiff(ctx: Context) -> str:
     return verdict
 
 
-def _differences(ctx: Context, inputs: Sequence[np.ndarray], u: Sequence[np.ndarray],
-                 out_float: list[bool], scale: float,
+def _differences(ctx: Context, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
+                 u: Sequence[np.ndarray], out_float: list[bool], scale: float,
                  rtol: float) -> tuple[list[float], float, float, float]:
-    """Central differences of the summed floating outputs at ``inputs`` along ``u`` (steps
-    ``FD_EPS`` and half of it), the size of the terms, the tolerance, its rounding floor."""
+    """Central differences of the summed floating outputs at ``inputs`` (where the program
+    gives ``outputs``) along ``u`` (steps ``FD_EPS`` and half of it), the size of the
+    terms, the tolerance, its rounding floor."""
     fa = ctx.float_args
 
     def total(eps: float) -> float:
@@ -171,7 +173,6 @@ def _differences(ctx: Context, inputs: Sequence[np.ndarray], u: Sequence[np.ndar
     # Each evaluation rounds every output to half an ulp (2**-24 of it in float32), so a
     # quotient cannot resolve less than 2**-24 * sum|outputs| / eps; allow 16 times that for
     # the rounding inside the program.
-    outputs = ctx.run(list(inputs))
     floor = 16 * 2.0**-24 * sum(float(np.abs(o.astype(np.float64)).sum()) for o, k in
                                 zip(outputs, out_float, strict=True) if k) / FD_EPS
     return fd, size, rtol * size + floor, floor
@@ -210,7 +211,7 @@ def _agrees_nearby(ctx: Context, fa: list[int], u: list[np.ndarray], out_float: 
     except Exception:  # noqa: BLE001 - no gradient nearby: no excuse either
         return False
     ad, scale = _dot(grad, u)
-    fd, _, limit, _ = _differences(ctx, near, u, out_float, scale, rtol)
+    fd, _, limit, _ = _differences(ctx, near, ctx.run(near), u, out_float, scale, rtol)
     return all(np.isfinite(fd)) and abs(fd[0] - fd[1]) <= limit and abs(ad - fd[1]) <= limit
 
 

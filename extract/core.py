@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
@@ -52,7 +51,7 @@ from .oracles import (
     run_oracle,
     sensitive_outputs,
 )
-from .passes import fired, latest_first, steps
+from .passes import fired
 from .symbolic import export
 from .values import is_float, summarize
 
@@ -245,7 +244,7 @@ def extract_in_process(
             on_stage(name)
         return perf_counter()
 
-    order: dict[str, tuple[str, ...]] = {}  # by prefix: the passes fired, latest first
+    order: dict[str, list[str]] = {}  # by prefix: the passes fired, latest first
 
     def compile_into(lowered, prefix: str):
         """Compile ``lowered``; its optimized HLO and cost go into ``result`` under
@@ -259,8 +258,8 @@ def extract_in_process(
         result[f"{prefix}cost"] = _cost(compiled)
         timings[f"{prefix}compile"] = perf_counter() - t0
         if pass_dump is not None:
-            order[prefix] = tuple(latest_first(steps(os.listdir(pass_dump))))
-            result[f"{prefix}passes"] = fired(pass_dump)
+            order[prefix] = fired(pass_dump)
+            result[f"{prefix}passes"] = sorted(order[prefix])
         return compiled
 
     def check(names: Sequence[str], ctx: Context) -> None:
@@ -335,7 +334,7 @@ def extract_in_process(
             ctx = Context(f, functools.partial(_run, compiled), specs, int(seed), inputs,
                           outputs, raw_stablehlo, runner(lowered), source=source,
                           exported=exported, polymorphic_shapes=shapes or (),
-                          namespace=namespace, passes=order.get("", ()))
+                          namespace=namespace, passes=tuple(order.get("", ())))
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
             for b in backends:

@@ -64,26 +64,22 @@ def remove_dump_dir(path: str | None) -> None:
 
 
 def fired(path: str) -> list[str]:
-    """The sorted names of the passes dumped into ``path`` since it was last emptied
-    (``pipeline-start`` aside), then empty it."""
-    names: set[str] = set()
+    """The names of the passes dumped into ``path`` since it was last emptied
+    (``pipeline-start`` aside), latest first (:func:`latest_first`: the order the culprit
+    search tries them in; ``sorted`` gives the record's), then empty it."""
     try:
         entries = os.listdir(path)
     except OSError:
         return []
+    names = latest_first(steps(entries))
     for entry in entries:
-        if m := _AFTER.search(entry):
-            if m.group(1) != "pipeline-start":
-                names.add(m.group(1))
-        elif _COPY_PHASE.search(entry):
-            names.add("copy-insertion")
         full = os.path.join(path, entry)
         if os.path.isdir(full):
             shutil.rmtree(full, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
                 os.unlink(full)
-    return sorted(names)
+    return names
 
 
 class Step(NamedTuple):

@@ -73,6 +73,11 @@ class Finding:
         object.__setattr__(self, "reproduces", MappingProxyType(dict(self.reproduces)))
         object.__setattr__(self, "_regexes", tuple(re.compile(s) for s in self.signatures))
 
+    @property
+    def label(self) -> str:
+        """How a run's summary names it: ``Finding 9: composite_dead_reduce_segfault``."""
+        return f"Finding {self.number}: {self.name}"
+
     def matches(self, signature: str, ops: Iterable[str], culprit: str | None = None) -> bool:
         """Whether a failure with ``signature`` (and ``culprit``: else its signature's
         suffix) in a program using ``ops`` is an instance of this finding."""

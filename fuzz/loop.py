@@ -144,8 +144,9 @@ class FuzzRun:
 
     def _finish_minimizing(self, minimizer: Minimizer) -> None:
         """Let queued reductions go on until the budget's end (a duration budget), or for
-        ``max(60 s, 10 %)`` of the run (a count budget); a Ctrl-C cuts them short. What is
-        left is saved as pending, for ``python -m fuzz triage``."""
+        ``AFTER_RUN_S`` or ``AFTER_RUN_SHARE`` of the run, the longer (a count budget); a
+        Ctrl-C cuts them short. What is left is saved as pending, for ``python -m fuzz
+        triage``."""
         if minimizer.deadline is None:
             minimizer.deadline = time.monotonic() + max(AFTER_RUN_S,
                                                         AFTER_RUN_SHARE * self.loop_s)
@@ -279,7 +280,7 @@ class FuzzRun:
                                                   "stage": failure.get("stage")})
         bucket["count"] += 1
         if finding is not None:
-            bucket["finding"] = f"Finding {finding.number}: {finding.name}"
+            bucket["finding"] = finding.label
         if fields is not None:  # stored forward-only under a known limitation
             t.forward_only += 1
             self._store(index, program, source_hash, fields, choices, plan)
@@ -353,8 +354,7 @@ class FuzzRun:
             self.tally.side_crashes += len(outcome.side)
             finding = match_finding(outcome.job.signature, outcome.program.ops)
             if finding is not None:
-                self.tally.buckets[outcome.job.signature]["finding"] = \
-                    f"Finding {finding.number}: {finding.name}"
+                self.tally.buckets[outcome.job.signature]["finding"] = finding.label
             if outcome.state == "pending":
                 self.tally.pending.append(outcome.job.signature)
             else:

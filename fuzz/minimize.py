@@ -20,7 +20,7 @@ from hypothesis.internal.conjecture.data import ConjectureData
 from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
 from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
-from fuzz.reduce import reduce
+from fuzz.reduce import reduce, size
 from grammar import STATEMENT_SPAN, Program
 
 _KEY = b"jaxsmith-minimize"
@@ -54,7 +54,7 @@ def shrink(strategy: st.SearchStrategy[Program], choices: tuple,
         key = (program.source, repr(program.args))  # one source, other dtypes: another test
         if key not in seen:
             seen[key] = still_fails(program)
-        if seen[key] and (not best or _smaller(program, best[0])):
+        if seen[key] and (not best or size(program) < size(best[0])):
             best[:] = [program]
         return seen[key]
 
@@ -112,10 +112,6 @@ def _drop_statements(strategy: st.SearchStrategy[Program], choices: tuple,
             if smaller is not None and condition(smaller[0]):
                 return smaller[1].choices
     return None
-
-
-def _smaller(a: Program, b: Program) -> bool:
-    return (a.statement_count, len(a.source)) < (b.statement_count, len(b.source))
 
 
 _FORWARD = "jax.jit(fn).lower(*abstract).compile()"
@@ -203,8 +199,8 @@ class Outcome:
     seconds: float = 0.0
     steps: list[str] = field(default_factory=list)  # the tree passes that made each step
     side: list[dict[str, Any]] = field(default_factory=list)
-    """Candidates that crashed with another signature (a crash of their own, never one the
-    run knows): ``{"signature", "stage", "source", "entry", "args"}``, the first of each."""
+    """Candidates that crashed with another signature than the job's: ``{"signature",
+    "stage", "source", "entry", "args"}``, the first of each signature."""
 
 
 class Minimizer:

@@ -63,7 +63,7 @@ def _defines(body: Body) -> set[str]:
     return names
 
 
-def _programreads(program: Program) -> set[str]:
+def _program_reads(program: Program) -> set[str]:
     return reads(program.body, {v.name for v in program.results})
 
 
@@ -78,13 +78,12 @@ def _results(program: Program) -> Iterator[Program]:
     it dies); each also without what then feeds nothing."""
     if program.returns is not None:
         return
-    n = len(program.results)
-    earlier = [(v,) for stmt in program.body for v in stmt.outputs
-               if v not in program.results]
-    for kept in ([(program.results[k],) for k in range(n)] if n > 1 else []) + [
-            program.results[:k] + program.results[k + 1:] for k in range(n) if n > 1
-    ] + earlier:
-        fewer = _with(program, results=kept)
+    results = program.results
+    kept = [(v,) for v in results] + [results[:k] + results[k + 1:]
+                                      for k in range(len(results))] if len(results) > 1 else []
+    kept += [(v,) for stmt in program.body for v in stmt.outputs if v not in results]
+    for chosen in kept:
+        fewer = _with(program, results=chosen)
         yield fewer
         yield _unused_params_dropped(_without_dead(fewer))
 
@@ -127,7 +126,7 @@ def _dead(program: Program) -> Iterator[Program]:
 def _unused_params_dropped(program: Program) -> Program:
     if program.signature:
         return program
-    read = _programreads(program)
+    read = _program_reads(program)
     params = tuple(p for p in program.params if p.name in read)
     return _with(program, params=params or program.params[:1])
 
@@ -143,7 +142,7 @@ def _cut(program: Program) -> Iterator[Program]:
     """Each top-level statement whose outputs are read, replaced by parameters."""
     if program.signature:
         return
-    read = _programreads(program)
+    read = _program_reads(program)
     for k, stmt in enumerate(program.body):
         if any(v.name in read for v in stmt.outputs):
             cut = _with(program, params=program.params + stmt.outputs,
@@ -168,7 +167,7 @@ def _const(program: Program) -> Iterator[Program]:
     for stmt, _ in walk(program.body):
         for region in stmt.regions:
             pinned.update(v.name for v in region.results)
-    read = _programreads(program)
+    read = _program_reads(program)
     for stmt, _ in walk(program.body):
         names = {v.name for v in stmt.outputs}
         if names & read and not names & pinned:

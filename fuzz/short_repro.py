@@ -24,7 +24,7 @@ from extract.failures import FORWARD_STAGES
 from extract.inputs import make_inputs
 from extract.values import is_float, tolerance
 
-__all__ = ["MAX_ELEMENTS", "reference_script", "short_reproducer"]
+__all__ = ["MAX_ELEMENTS", "REFERENCE_MARK", "reference_script", "short_reproducer"]
 
 MAX_ELEMENTS = 64
 """The most input elements written out as literals."""
@@ -116,11 +116,15 @@ want = jax.tree.leaves(lowered.compile({{"xla_disable_hlo_passes": {",".join(cul
     return None
 
 
+REFERENCE_MARK = "float64 reference: "
+"""What starts the line of JSON that :func:`reference_script` prints."""
+
 _SIDES = {"jit_eager": "\nwith jax.disable_jit():\n    eager = jax.tree.leaves({entry}(*xs))"}
 
 
 def reference_script(record: dict[str, Any]) -> str | None:
-    """A script that prints, as its last line, a JSON list per real floating output: the
+    """A script that prints, after :data:`REFERENCE_MARK`, a JSON list per real floating
+    output: the
     compiled program's values, eager's (for ``jit_eager``) or None, and the reference: the
     same program on float64 arguments under ``jax.enable_x64``, where it runs. None where the
     record has no short form (see :func:`short_reproducer`) or its failure is not a value
@@ -150,6 +154,7 @@ def real(v):
     return None if v.dtype.kind == "c" else v.astype(np.float64).ravel().tolist()
 
 
-print(json.dumps([[np.asarray(g).dtype.name, real(g), eager and real(eager[k]), real(r)]
-                  for k, (g, r) in enumerate(zip(got, ref))]))
+print({REFERENCE_MARK!r} + json.dumps([[np.asarray(g).dtype.name, real(g),
+                                        eager and real(eager[k]), real(r)]
+                                       for k, (g, r) in enumerate(zip(got, ref))]))
 """

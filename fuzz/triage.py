@@ -41,7 +41,7 @@ from fuzz.failure_record import save
 from fuzz.known_findings import match_finding
 from fuzz.records import FAILURES_DIR
 from fuzz.report_md import culprit_passes, failure_class
-from fuzz.short_repro import reference_script, short_reproducer
+from fuzz.short_repro import REFERENCE_MARK, reference_script, short_reproducer
 from fuzz.triage_reduce import resume_reduction
 
 __all__ = ["STEPS", "folders", "main", "run_script", "triage_folder"]
@@ -99,11 +99,16 @@ def _short(folder: Path, record: dict[str, Any], python: str,
     source = short_reproducer(record, culprit_passes(record))
     if source is None:
         return {"source": None, "exit": None, "reason": "no short form for this failure"}
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        script = Path(scratch) / "short.py"
-        script.write_text(source, encoding="utf-8")
-        ran = run_script(script, python, timeout)
+    ran = _run_source(folder, source, python, timeout)
     return {"source": source, "exit": ran["exit"], "output": ran["output"]}
+
+
+def _run_source(folder: Path, source: str, python: str, timeout: float) -> dict[str, Any]:
+    """:func:`run_script` on ``source``, written to a scratch folder inside ``folder``."""
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        script = Path(scratch) / "script.py"
+        script.write_text(source, encoding="utf-8")
+        return run_script(script, python, timeout)
 
 
 def _reference(folder: Path, record: dict[str, Any], python: str,
@@ -113,12 +118,10 @@ def _reference(folder: Path, record: dict[str, Any], python: str,
     source = reference_script(record)
     if source is None:
         return {"outputs": None, "reason": "no float64 reference for this failure"}
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        script = Path(scratch) / "reference.py"
-        script.write_text(source, encoding="utf-8")
-        ran = run_script(script, python, timeout)
-    try:
-        rows = json.loads(ran["output"].strip().splitlines()[-1])
+    ran = _run_source(folder, source, python, timeout)
+    lines = [ln for ln in ran["output"].splitlines() if ln.startswith(REFERENCE_MARK)]
+    try:  # the marked line: warnings on stderr may follow it in the output
+        rows = json.loads(lines[-1][len(REFERENCE_MARK):])
     except (ValueError, IndexError):
         return {"outputs": None, "reason": "the program does not run on float64 arguments"}
     outputs = []

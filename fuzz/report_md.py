@@ -109,13 +109,16 @@ def _judgement(record: dict[str, Any], output: str) -> str:
     kind = failure_class(record)
     if kind != "wrong value":  # a gradient check compares inner products, not elements
         return ""
-    ulps = _ulps(output)
-    if ulps is None:
-        return "How far apart: not measured yet (`python -m fuzz triage` runs the reproducer)."
     pattern = re.search(r"(NaN|inf) pattern differs", output)
     if pattern:
         return (f"How far apart: the {pattern.group(1)} patterns differ (a value is NaN or "
                 "infinite on one side only): a wrong value, not rounding.")
+    ulps = _ulps(output)
+    if ulps is None and output:
+        return ("How far apart: not in ulps: the outputs that differ are integers or booleans, "
+                "which must match exactly.")
+    if ulps is None:
+        return "How far apart: not measured yet (`python -m fuzz triage` runs the reproducer)."
     if ulps <= _ROUNDING_ULPS:
         return (f"How far apart: at most {ulps} ulps: likely rounding (a different but "
                 "legal order or precision of operations), not a wrong value.")

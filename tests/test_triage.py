@@ -207,6 +207,12 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
     quiet = render_report({**RECORD, "triage": {"run": {
         "exit": 1, "output": "ulps apart: 2", "versions": {}}}})
     assert "likely rounding" in quiet and "not checked yet" in quiet
+    nan = render_report({**RECORD, "triage": {"run": {"exit": 1, "output": "NaN pattern differs",
+                                                      "versions": {}}}})
+    assert "the NaN patterns differ" in nan  # whether or not ulps were printed
+    ints = render_report({**RECORD, "triage": {"run": {"exit": 1, "output": "2 of 4 differ",
+                                                       "versions": {}}}})
+    assert "integers or booleans" in ints
     assert "Not searched yet" not in quiet  # the in-worker culprit names fusion
     crash = {**RECORD, "status": "crashed", "failure": {
         "stage": "compile", "type": "Crash", "signature": "crashed:SIGSEGV"}, "triage": {}}

@@ -182,6 +182,18 @@ FINDINGS: tuple[Finding, ...] = (
                         r"captures constants",),
             ops=frozenset({"pallas_call"}),
             known="eager_pallas_kernel_constant"),
+    Finding(17, "vmapped_pivoted_qr_grad",
+            "jax.grad through jax.vmap of jax.scipy.linalg.qr(..., pivoting=True) raises "
+            "TypeError: triangular_solve inputs with different batch dimensions",
+            "exception", "findings/vmapped_pivoted_qr_grad.py", _BOTH,
+            (r"^grad_trace:TypeError:All inputs to triangular_solve must have the same "
+             r"number of batch dimensions",), frozenset({"qr_pivoted"})),
+    Finding(18, "optimization_barrier_int_grad",
+            "jax.grad of an integer array passed through lax.optimization_barrier and reduced "
+            "in lax.cond raises TypeError: reshape of ad_util.Zero", "exception",
+            "findings/optimization_barrier_int_grad.py", _OLD_ONLY,
+            (r"^grad_trace:TypeError:Error interpreting argument to reshape as a JAX value",),
+            frozenset({"optimization_barrier"})),
 )
 """README's findings in its order; ``match_finding`` returns the first that matches."""
 

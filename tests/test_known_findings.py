@@ -48,6 +48,10 @@ EXAMPLES: dict[int, dict] = {
                 "'stablehlo.broadcast_in_dim' op result #0 must be statically shaped"),
     16: failure("jit_eager", "ValueError", "The kernel function in the pallas_call body at "
                 "/tmp/p.py:9 captures constants [i32[3]]. You should pass them as inputs"),
+    17: failure("grad_trace", "TypeError", "All inputs to triangular_solve must have the same "
+                "number of batch dimensions, but got [1, 2] batch dimensions for the inputs."),
+    18: failure("grad_trace", "TypeError", "Error interpreting argument to reshape as a JAX "
+                "value. The problematic value is of type <class 'jax._src.ad_util.Zero'>"),
 }
 MATCHABLE = [f for f in FINDINGS if f.signatures]
 REFERENCED = frozenset().union(*(f.ops.union(*f.any_ops) for f in FINDINGS))

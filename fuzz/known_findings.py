@@ -194,6 +194,12 @@ FINDINGS: tuple[Finding, ...] = (
             "findings/optimization_barrier_int_grad.py", _OLD_ONLY,
             (r"^grad_trace:TypeError:Error interpreting argument to reshape as a JAX value",),
             frozenset({"optimization_barrier"})),
+    Finding(19, "strided_slice_beside_sharded_shard_map",
+            "XLA SPMD partitioner: the hlo verifier refuses a strided slice of an array that a "
+            "shard_map reads sharded over 4 devices (slice shape f32[1,1], expected f32[2,1])",
+            "exception", "findings/strided_slice_beside_sharded_shard_map.py", _BOTH,
+            (r"^compile:JaxRuntimeError:INTERNAL: during context \[hlo verifier\]: Expected "
+             r"instruction to have shape",), frozenset({"shard_map"})),
 )
 """README's findings in its order; ``match_finding`` returns the first that matches."""
 

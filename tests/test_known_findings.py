@@ -52,6 +52,9 @@ EXAMPLES: dict[int, dict] = {
                 "number of batch dimensions, but got [1, 2] batch dimensions for the inputs."),
     18: failure("grad_trace", "TypeError", "Error interpreting argument to reshape as a JAX "
                 "value. The problematic value is of type <class 'jax._src.ad_util.Zero'>"),
+    19: failure("compile", "JaxRuntimeError", "INTERNAL: during context [hlo verifier]: "
+                "Expected instruction to have shape equal to f32[2,1], actual shape is "
+                "f32[1,1]:"),
 }
 MATCHABLE = [f for f in FINDINGS if f.signatures]
 REFERENCED = frozenset().union(*(f.ops.union(*f.any_ops) for f in FINDINGS))

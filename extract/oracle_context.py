@@ -14,7 +14,7 @@ from .failures import ORACLE_STAGES as ORACLES
 from .values import is_float
 
 __all__ = ["STRICT", "Context", "Violation", "check_oracles", "derive", "is_float", "leaves",
-           "runner"]
+           "runner", "same_failure", "split_culprit"]
 
 # XLA may keep float16/bfloat16 intermediates in float32 inside a fusion and round once
 # (``xla_allow_excess_precision``, on by default); the references round after every op.
@@ -41,6 +41,28 @@ class Violation(Exception):
         """The failure record of this violation (stage: the oracle's name)."""
         return {"stage": self.oracle, "type": "Mismatch", "message": self.message,
                 "signature": self.signature, "known": None}
+
+
+_CULPRIT_SUFFIX = re.compile(r"^(?P<base>[\w:]+:value:\w+):(?P<culprit>[\w+-]+)$")
+
+
+def split_culprit(signature: str) -> tuple[str, str | None]:
+    """A failure signature without its culprit suffix, and the culprit (None if it has none):
+    ``"jit_eager:value:float32:fusion"`` gives ``("jit_eager:value:float32", "fusion")``."""
+    parts = _CULPRIT_SUFFIX.match(signature)
+    return (parts["base"], parts["culprit"]) if parts else (signature, None)
+
+
+def same_failure(signature: str | None, want: str) -> bool:
+    """Whether a failure signed ``signature`` is the failure signed ``want``: the same up to
+    the culprit, and the same culprit where both name one. (Whether the culprit search
+    finishes within its compiles depends on the program's size, so a smaller program of the
+    same discrepancy may gain a culprit its original did not have.)"""
+    if signature is None:
+        return False
+    (base, culprit), (base_want, culprit_want) = split_culprit(signature), split_culprit(want)
+    return base == base_want and (culprit is None or culprit_want is None
+                                  or culprit == culprit_want)
 
 
 def check_oracles(names: Sequence[str] | None) -> tuple[str, ...]:

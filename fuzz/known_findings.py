@@ -17,16 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from extract.oracle_context import split_culprit
+
 __all__ = ["FINDINGS", "KINDS", "Finding", "finding", "match_finding"]
 
 KINDS = ("crash", "wrong value", "wrong gradient", "exception", "hang", "rounding",
          "reference defect", "limitation")
 """``reference defect``: a defect of one of our references (the StableHLO interpreter);
 ``limitation``: documented JAX behaviour, registered as known or benign."""
-
-# An oracle's value signature ends in the XLA pass that removes the discrepancy, if any
-# (extract.oracle_context.Violation.signature): "jit_eager:value:float32:fusion".
-_CULPRIT_SUFFIX = re.compile(r"^(?P<base>[\w:]+:value:\w+):(?P<culprit>[\w+-]+)$")
 
 _FFT = frozenset({"power_spectrum", "rfft_filter", "fft_correlate", "fft2_roundtrip",
                   "complex_fft", "complex_ifft"})
@@ -81,9 +79,8 @@ class Finding:
     def matches(self, signature: str, ops: Iterable[str], culprit: str | None = None) -> bool:
         """Whether a failure with ``signature`` (and ``culprit``: else its signature's
         suffix) in a program using ``ops`` is an instance of this finding."""
-        parts = _CULPRIT_SUFFIX.match(signature)
-        if parts:
-            signature, culprit = parts["base"], culprit or parts["culprit"]
+        signature, suffix = split_culprit(signature)
+        culprit = culprit or suffix
         if not any(r.search(signature) for r in self._regexes):
             return False
         if self.culprit and culprit and self.culprit not in culprit.split("+"):

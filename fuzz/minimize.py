@@ -19,6 +19,7 @@ from hypothesis.internal.conjecture.data import ConjectureData
 
 from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
+from extract.oracle_context import same_failure
 from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
 from fuzz.reduce import reduce, size
 from grammar import STATEMENT_SPAN, Program
@@ -331,7 +332,7 @@ class Minimizer:
                     raise _Stopped
                 for k, result in pool.poll(0.25):
                     failure = result.get("failure") or {}
-                    verdicts[k] = failure.get("signature") == job.signature
+                    verdicts[k] = same_failure(failure.get("signature"), job.signature)
                     if result.get("status") == "crashed" and not verdicts[k]:
                         side.setdefault(failure.get("signature"), {
                             "signature": failure.get("signature"),

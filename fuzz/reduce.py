@@ -9,10 +9,12 @@ candidate programs that knows nothing of why the program is interesting:
 - ``dead``: drop dead statements (all at once, or one at a time, at any depth), and
   ``params``: the parameters nothing reads;
 - ``cut``: a top-level statement's outputs become parameters of their type (its inputs die);
-- ``const``: a statement's outputs become constants of their type (``jnp.ones``);
+- ``const``: a statement's outputs become constants of their type (ones, or zeros), and so
+  does a parameter of the program or of a region (a failure that needs one value, not the
+  recipe's inputs);
 - ``hoist``: the body of a region (a ``scan``, ``cond``, ``jit``, ``vmap``, ``shard_map``,
-  ``checkpoint``, … body) becomes the whole program, its free values parameters: unwraps a
-  transform the failure does not need;
+  ``checkpoint``, … body) becomes the whole program, its free values parameters (or ones):
+  unwraps a transform the failure does not need;
 - ``flatten``: pytree arguments and results become plain arrays; ``unbatch``: the entry's
   ``vmap`` over a batch axis goes;
 - ``literals``: a scalar literal becomes 1;
@@ -40,16 +42,17 @@ __all__ = ["PASSES", "candidates", "reduce", "size"]
 Body = tuple[Apply, ...]
 
 
-def size(program: Program) -> tuple[int, int, int, int, int]:
+def size(program: Program) -> tuple[int, int, int, int, int, int]:
     """What reduction makes smaller, most important first: statements, parameter elements,
-    parameters, what is not plain (half-precision parameters, literals other than 1),
-    source characters (in the ``ssa`` style)."""
+    parameters, operands that are values (a constant in their place is one data dependency
+    less), what is not plain (half-precision parameters, literals other than 1), source
+    characters (in the ``ssa`` style)."""
     elements = sum(v.type.size for v in program.params)
+    operands = [x for stmt, _ in walk(program.body) for x in stmt.inputs]
     fancy = sum(p.type.dtype in _HALF for p in program.params) + sum(
-        isinstance(x, Lit) and x != _simple_literal(x)
-        for stmt, _ in walk(program.body) for x in stmt.inputs)
-    return (program.statement_count, elements, len(program.params), fancy,
-            len(program.render("ssa")))
+        isinstance(x, Lit) and x != _simple_literal(x) for x in operands)
+    return (program.statement_count, elements, len(program.params),
+            sum(isinstance(x, Value) for x in operands), fancy, len(program.render("ssa")))
 
 
 # -- what a body reads --------------------------------------------------------------------
@@ -160,20 +163,36 @@ def _replace_inputs(body: Body, subst: dict[str, Operand]) -> Body:
     return tuple(one(s) for s in body)
 
 
-def _const(program: Program) -> Iterator[Program]:
-    """Each statement, at any depth, read only as an operand, replaced by constants (names
-    are unique in a program, so its readers are found by name wherever they are)."""
+def _pinned(program: Program) -> set[str]:
+    """The values a constant cannot stand for: the program's and its regions' results."""
     pinned = {v.name for v in program.results}
     for stmt, _ in walk(program.body):
         for region in stmt.regions:
             pinned.update(v.name for v in region.results)
+    return pinned
+
+
+def _const(program: Program) -> Iterator[Program]:
+    """Each statement, at any depth, read only as an operand, replaced by constants (names
+    are unique in a program, so its readers are found by name wherever they are); then each
+    parameter so read."""
+    pinned = _pinned(program)
     read = _program_reads(program)
     for stmt, _ in walk(program.body):
         names = {v.name for v in stmt.outputs}
         if names & read and not names & pinned:
-            subst: dict[str, Operand] = {v.name: Const(v.type) for v in stmt.outputs}
-            body = _replace_inputs(_without(program.body, stmt), subst)
-            yield _unused_params_dropped(_without_dead(_with(program, body=body)))
+            for zero in (False, True):
+                subst: dict[str, Operand] = {v.name: Const(v.type, zero)
+                                             for v in stmt.outputs}
+                body = _replace_inputs(_without(program.body, stmt), subst)
+                yield _unused_params_dropped(_without_dead(_with(program, body=body)))
+    params = [] if program.signature else list(program.params)
+    params += [p for stmt, _ in walk(program.body) for r in stmt.regions for p in r.params]
+    for p in params:
+        if p.name in read and p.name not in pinned:
+            for zero in (False, True):
+                body = _replace_inputs(program.body, {p.name: Const(p.type, zero)})
+                yield _unused_params_dropped(_with(program, body=body))
 
 
 def _without(body: Body, gone: Apply) -> Body:
@@ -197,9 +216,19 @@ def _hoist(program: Program) -> Iterator[Program]:
                 read += [v for r in s.regions for v in r.results]
                 free.update((x.name, x) for x in read if x.name not in inner)
             free.update((v.name, v) for v in region.results if v.name not in inner)
-            yield Program(program.entry, tuple(region.params) + tuple(free.values()),
-                          region.body, region.results, program.expected_failures,
-                          style=program.style, inline_depth=program.inline_depth)
+            hoisted = Program(program.entry, tuple(region.params) + tuple(free.values()),
+                              region.body, region.results, program.expected_failures,
+                              style=program.style, inline_depth=program.inline_depth)
+            yield hoisted
+            yield _constant_params(hoisted)
+
+
+def _constant_params(program: Program) -> Program:
+    """``program`` with ones for every parameter a constant can stand for: a region that
+    fails on the values its transform passes it, not on the recipe's."""
+    pinned = _pinned(program)
+    subst = {p.name: Const(p.type) for p in program.params if p.name not in pinned}
+    return _unused_params_dropped(_with(program, body=_replace_inputs(program.body, subst)))
 
 
 def _flatten(program: Program) -> Iterator[Program]:

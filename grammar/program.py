@@ -20,9 +20,11 @@ class Value:
 
 @dataclass(frozen=True, slots=True)
 class Const:
-    """An array of ones, for an operand no value in scope can supply."""
+    """An array of ones (of zeros with ``zero``), for an operand no value in scope can
+    supply; the reduction puts zeros where a failure needs a value that is exactly zero."""
 
     type: TensorType
+    zero: bool = False
 
 
 Operand = Value | Lit | Const

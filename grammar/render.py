@@ -47,7 +47,8 @@ def operand(x: Operand, domain: Domain = Domain.ANY,
         node: cst.BaseExpression = name(x, aliases)
         dtype = x.type.dtype
     elif isinstance(x, Const):
-        node = call("jnp.ones", x.type.shape, dtype=_dtype(x.type.dtype))
+        node = call("jnp.zeros" if x.zero else "jnp.ones", x.type.shape,
+                    dtype=_dtype(x.type.dtype))
         dtype = x.type.dtype
     else:
         return lit(x.value)

@@ -12,6 +12,7 @@ import pytest
 
 from extract import BENIGN, extract_in_process, make_inputs
 from extract.interpreter import run_module, unsupported
+from extract.oracle_context import same_failure, split_culprit
 from fuzz.minimize import reproducer
 
 F32 = "float32"
@@ -514,3 +515,20 @@ def test_a_value_type_the_interpreter_cannot_read_is_a_skip(monkeypatch):
         TypeError("another")))
     with pytest.raises(TypeError, match="another"):  # any other TypeError is still a failure
         interpreter.backend(text, [np.float32(0)])
+
+
+@pytest.mark.parametrize(("signature", "want", "same"), [
+    ("jit_eager:value:float32", "jit_eager:value:float32", True),
+    ("jit_eager:value:float32:algsimp", "jit_eager:value:float32", True),  # culprit found now
+    ("jit_eager:value:float32", "jit_eager:value:float32:fusion", True),  # search ran out
+    ("jit_eager:value:float32:algsimp", "jit_eager:value:float32:fusion", False),
+    ("jit_eager:value:float16", "jit_eager:value:float32", False),
+    ("interpreter:value:float32", "jit_eager:value:float32", False),
+    ("crashed:SIGABRT", "crashed:SIGABRT", True),
+    ("crashed:SIGSEGV", "crashed:SIGABRT", False),
+    (None, "crashed:SIGABRT", False),
+])
+def test_a_reduction_candidate_keeps_the_failure_up_to_its_culprit(signature, want, same):
+    assert same_failure(signature, want) is same
+    assert split_culprit("vmap:value:bfloat16:fusion+algsimp") == ("vmap:value:bfloat16",
+                                                                   "fusion+algsimp")

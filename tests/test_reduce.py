@@ -4,6 +4,7 @@ smallest one that keeps a property."""
 from __future__ import annotations
 
 import jax
+import libcst
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from extract.args import flatten_args, normalize_args, unflatten_args
 from fuzz import sampling
 from fuzz.reduce import PASSES, candidates, reduce, size
 from grammar import programs
+from grammar.program import Const, Value, walk
 
 SMALL = programs(max_statements=8)
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -85,3 +87,44 @@ def test_a_spent_budget_stops_the_reduction_at_once(k):
     reduced, steps = reduce(program, lambda b: calls.append(b) or [True] * len(b),
                             spent=lambda: len(calls) >= k)
     assert len(calls) <= k and len(steps) == len(calls)
+
+
+@SETTINGS
+@given(SMALL)
+def test_const_puts_ones_and_zeros_for_each_parameter_it_reads(program):
+    # a failure that needs one value (lgamma at 1 is 0 exactly) rather than the recipe's
+    read = {x.name for stmt, _ in walk(program.body) for x in stmt.inputs if hasattr(x, "name")}
+    pinned = {v.name for v in program.results}
+    wanted = [p for p in program.params if p.name in read and p.name not in pinned]
+    if program.signature or not wanted:
+        return
+    made = [c for c in PASSES["const"](program)]
+    for p in wanted:
+        for zero in (False, True):
+            assert any(all(not (isinstance(x, Value) and x.name == p.name)
+                           for stmt, _ in walk(c.body) for x in stmt.inputs)
+                       and any(isinstance(x, Const) and x.zero == zero and x.type == p.type
+                               for stmt, _ in walk(c.body) for x in stmt.inputs)
+                       for c in made), (p, zero, program.source)
+
+
+def test_zeros_render_as_jnp_zeros():
+    from grammar.render import operand
+    from grammar.types import TensorType
+
+    node = operand(Const(TensorType((2, 3), "float32"), zero=True))
+    assert libcst.Module([]).code_for_node(node) == "jnp.zeros((2, 3), dtype=jnp.float32)"
+
+
+@SETTINGS
+@given(programs(max_statements=8, ops=["sin", "exp", "scan", "cond", "vmap", "jit"],
+                dtypes=["float32"]))
+def test_hoist_offers_each_region_also_on_ones(program):
+    hoisted = list(PASSES["hoist"](program))
+    assert len(hoisted) == 2 * sum(bool(r.body) for stmt, _ in walk(program.body)
+                                   for r in stmt.regions)
+    for free, on_ones in zip(hoisted[::2], hoisted[1::2], strict=True):
+        assert free.render("ssa") == on_ones.render("ssa") or size(on_ones) < size(free)
+        read = {x.name for stmt, _ in walk(on_ones.body) for x in stmt.inputs
+                if isinstance(x, Value)}
+        assert not read & ({p.name for p in on_ones.params} - {v.name for v in on_ones.results})

@@ -294,6 +294,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
 {common}{extra}{defs}
 
 TOLERANCES = {tolerances!r}
+INPUT_SCALE = {_values.INPUT_SCALE!r}
 GRAD_RTOL = {dict(_values.GRAD_RTOL)!r}
 FD_EPS = {_oracles.FD_EPS!r}
 CHECK = {check[0]!r}

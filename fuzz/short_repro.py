@@ -22,7 +22,7 @@ import numpy as np
 from extract.args import flatten_args, is_flat, normalize_args
 from extract.failures import FORWARD_STAGES
 from extract.inputs import make_inputs
-from extract.values import is_float, tolerance
+from extract.values import INPUT_SCALE, is_float, tolerance
 
 __all__ = ["MAX_ELEMENTS", "REFERENCE_MARK", "reference_script", "short_reproducer"]
 
@@ -64,12 +64,12 @@ def _inputs(args: Sequence, seed: int) -> str | None:
 def _compare(dtypes: Sequence[str]) -> str:
     """Lines that exit 1 where ``got`` and ``want`` (lists of output leaves) differ."""
     tol = {d: (tolerance(d).rtol, tolerance(d).atol) for d in dtypes if is_float(np.dtype(d))}
-    return f'''TOL = {tol!r}  # (rtol, atol): |got - want| <= atol + rtol * max|want|
+    return f'''TOL = {tol!r}  # (rtol, atol): |got - want| <= atol + rtol * max(max|want|, 1)
 bad = False
 for k, (g, w) in enumerate(zip(got, want)):
     rtol, atol = TOL.get(np.asarray(w).dtype.name, (0, 0))
     g, w = np.asarray(g).astype(complex), np.asarray(w).astype(complex)
-    limit = atol + rtol * np.nanmax(np.abs(w), initial=0)
+    limit = atol + rtol * max(np.nanmax(np.abs(w), initial=0), {INPUT_SCALE!r})
     ok = np.array_equal(np.isnan(g), np.isnan(w)) and np.allclose(g, w, 0, limit, True)
     print(f"output {{k}}: {{g.real.ravel()[:8]}} against {{w.real.ravel()[:8]}}:", ok)
     bad |= not ok

@@ -13,6 +13,8 @@ import pytest
 from extract import BENIGN, extract_in_process, make_inputs
 from extract.interpreter import run_module, unsupported
 from extract.oracle_context import same_failure, split_culprit
+from extract.oracles import longest_half_sum
+from extract.values import Tolerance, compare_arrays
 from fuzz.minimize import reproducer
 
 F32 = "float32"
@@ -532,3 +534,38 @@ def test_a_reduction_candidate_keeps_the_failure_up_to_its_culprit(signature, wa
     assert same_failure(signature, want) is same
     assert split_culprit("vmap:value:bfloat16:fusion+algsimp") == ("vmap:value:bfloat16",
                                                                    "fusion+algsimp")
+
+
+def test_longest_half_sum_reads_dots_and_sums_of_half_precision():
+    x = jax.numpy.ones((3, 5, 7), jax.numpy.bfloat16)
+
+    def longest(f, *args):
+        return longest_half_sum(jax.jit(f).lower(*args).as_text())
+
+    assert longest(lambda x: jax.numpy.einsum("abc,adc->bd", x, x), x) == 21
+    assert longest(lambda x: jax.lax.reduce(x, x.dtype.type(0), jax.lax.add, (1,)), x) == 5
+    assert longest(lambda x: x.max(axis=(0, 2)), x) == 1  # a max rounds nothing
+    assert longest(lambda x: x.sum(), x) == 1  # jnp.sum of bfloat16 adds in float32
+    assert longest(lambda x: x @ x.T, np.ones((4, 6), np.float32)) == 1
+
+
+def test_a_half_precision_dot_summed_in_another_order_is_benign():
+    # reduced by the run from a 30-minute run's interpreter:value:bfloat16 bucket: the
+    # interpreter adds the dot's 7 bfloat16 products one after another, XLA in another order
+    source = textwrap.dedent("""\
+        import jax.numpy as jnp
+        from jax import lax
+
+
+        def f(x0, x1, x2, x3):
+            return jnp.sin(jnp.dot(lax.round(jnp.outer(x1, x2)), x3)[-2])
+        """)
+    args = [((1,), "int32"), ((4,), "bfloat16"), ((7,), "bfloat16"), ((7, 7), "bfloat16")]
+    rec = extract_in_process(source, "f", args, seed=2130225806888246488, grad=False,
+                             oracles=["interpreter"])
+    assert rec["oracles"]["interpreter"] == "benign: accumulation_order", rec.get("failure")
+    assert "accumulation_order" in BENIGN
+    # the bound is (K - 1) unit roundoffs: 6 of bfloat16 beside the tolerance's 0.04, not more
+    got, want = np.array([0.92], np.float32), np.array([0.88], np.float32)
+    assert compare_arrays(got, want, Tolerance(0.04 + 6 * 2**-8, 0)) is None
+    assert compare_arrays(got + 0.1, want, Tolerance(0.04 + 6 * 2**-8, 0)) is not None

@@ -35,6 +35,8 @@ from extract.pool import merge_xla_flags
 __all__ = ["Culprit", "find_culprit", "hlo_change", "trim"]
 
 _OWN_FLAGS = ("--xla_dump_to", "--xla_dump_hlo_pass_re", "--xla_disable_hlo_passes")
+_HANG_S, _HANG_FACTOR = 10.0, 5.0
+"""A try with passes disabled gets 5 times the first run's seconds, at least 10 s."""
 _DIFF_LINES = 200
 _HLO_LINES = 300
 
@@ -135,7 +137,8 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
                  deadline: float | Callable[[], float | None] | None = None) -> Culprit:
     """The smallest set of fired XLA passes whose disabling makes ``script`` exit 0.
 
-    Each run gets ``timeout`` seconds (cut to what is left before ``deadline``, a
+    The first run gets ``timeout`` seconds, each try after it the same or, if less, five
+    times the first's and at least 10 s (cut to what is left before ``deadline``, a
     :func:`time.monotonic` value, or a function that gives the deadline as it stands); a run
     that times out counts as still failing. Raises
     ValueError when the user's XLA_FLAGS already set the flags this search needs.
@@ -148,10 +151,10 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
     def limit() -> float | None:
         return deadline() if callable(deadline) else deadline
 
-    def run(flags: str) -> int | None:
+    def run(flags: str, most: float = timeout) -> int | None:
         runs.append(flags)
         end = limit()
-        left = timeout if end is None else min(timeout, end - time.monotonic())
+        left = most if end is None else min(most, end - time.monotonic())
         return _run(script, python, flags, left)
 
     def done(passes: tuple[str, ...] | None, reason: str, **hlo: str) -> Culprit:
@@ -161,6 +164,9 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
     dump = make_dump_dir()
     try:
         code = run(dump_flags(dump))
+        # a run far longer than the script's own is a hang that disabling passes caused
+        # (without copy-insertion, XLA:CPU can wait forever): it counts as still failing
+        most = min(timeout, max(_HANG_S, _HANG_FACTOR * (time.monotonic() - start)))
         dumped = steps(os.listdir(dump))
         order = latest_first(dumped)
         fired = sorted(order)
@@ -168,7 +174,7 @@ def find_culprit(script: str | Path, *, python: str = sys.executable, timeout: f
             return done(None, "the script exits 0 without any pass disabled: "
                               "it does not reproduce")
         found, complete = ddmin(
-            order, lambda s: run(f"--xla_disable_hlo_passes={','.join(sorted(s))}") == 0,
+            order, lambda s: run(f"--xla_disable_hlo_passes={','.join(sorted(s))}", most) == 0,
             parallel=parallel,
             expired=lambda: (end := limit()) is not None and time.monotonic() >= end)
         found = tuple(sorted(found)) if found else None

@@ -106,7 +106,7 @@ def test_own_flags_in_the_users_xla_flags_are_refused(monkeypatch, tmp_path):
 
 def _script(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "repro.py"
-    path.write_text("import re, sys\nimport jax, jax.numpy as jnp\n" + body)
+    path.write_text("import os, re, sys, time\nimport jax, jax.numpy as jnp\n" + body)
     return path
 
 
@@ -129,6 +129,20 @@ def test_failure_that_does_not_depend_on_passes(tmp_path):
     c = find_culprit(_script(tmp_path, "jax.jit(jnp.sin)(1.0)\nsys.exit(1)\n"))
     assert c.passes is None and c.fired and c.runs == 2
     assert "does not depend on XLA's passes" in c.reason
+
+
+@pytest.mark.slow
+def test_a_try_that_hangs_counts_as_still_failing(tmp_path, monkeypatch):
+    # without copy-insertion XLA:CPU can wait forever (seen: a planted backend's reproducer
+    # hung for the whole 120 s a try had); a try gets 5 times the first run, at least _HANG_S
+    monkeypatch.setattr("fuzz.culprit._HANG_S", 1.0)
+    script = _script(tmp_path, "jax.jit(jnp.sin)(1.0)\n"
+                               "if 'disable_hlo' in os.environ.get('XLA_FLAGS', ''):\n"
+                               "    time.sleep(600)\n"
+                               "sys.exit(1)\n")
+    c = find_culprit(script, timeout=600)
+    assert c.passes is None and c.runs == 2 and "does not depend" in c.reason
+    assert c.seconds < 300  # not the 600 s a try was allowed before
 
 
 @pytest.mark.slow

@@ -39,6 +39,7 @@ from typing import Any
 
 from .args import check_polymorphic_shapes, leaves_of, normalize_args
 from .backends import STAGE_PREFIX, load_all
+from .crash_log import abort_site, new_log, remove_log, tail
 from .inputs import check_inputs
 from .levels import LEVELS, check_levels
 from .oracles import ORACLES, check_oracles
@@ -65,6 +66,8 @@ DEVICES = 8
 """Virtual CPU devices each worker presents (``--xla_force_host_platform_device_count``), for
 programs over a device mesh (``shard_map``); a single-device program runs on the first."""
 _STARTUP_FAILURES = 3
+_STARTUP_LINES = 20  # of the last worker's stderr, in the error when workers fail to start
+_SITE_CHARS = 300  # of a failed check's message, in a crash's message
 _environ_lock = threading.Lock()
 # XLA logs an error with a C++ stack trace to stderr before raising it as an exception, which
 # the worker records anyway: workers log fatal messages only, unless the user set the level.
@@ -150,6 +153,12 @@ class _Worker:
     dead: bool = False
     bad_message: str | None = None
     dump: str | None = None  # its XLA pass dump folder (extract.passes), removed when it ends
+    log: str | None = None  # its stderr (extract.crash_log), removed when it ends
+
+    def forget(self) -> None:
+        """Remove what the worker leaves on disk: its dump folder and its stderr log."""
+        remove_dump_dir(self.dump)
+        remove_log(self.log)
 
 
 def _own(stage: str, signature: str) -> str:
@@ -219,6 +228,7 @@ class ExtractorPool:
         self._grad = bool(grad)
         self._levels = check_levels(levels)
         self._passes = bool(passes)
+        self._shows_logs = False  # the user asked for XLA's logs: set as workers start
         if isinstance(backends, str):
             raise ValueError(f"backends={backends!r} must be a list of specs")
         self._backends = tuple(backends)
@@ -318,7 +328,7 @@ class ExtractorPool:
             w.process.join(2.0)
             kill_group(w.process)  # still running, or left children behind
             w.process.join()
-            remove_dump_dir(w.dump)
+            w.forget()
             w.conn.close()
 
     def __enter__(self) -> ExtractorPool:
@@ -345,6 +355,7 @@ class ExtractorPool:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         user_dump = "--xla_dump_to" in (os.environ.get("XLA_FLAGS") or "")
         dump = make_dump_dir() if self._passes and not user_dump else None
+        log = new_log()
         process = self._ctx.Process(
             target=worker_main,
             args=(
@@ -356,6 +367,7 @@ class ExtractorPool:
                 self._limits,
                 dump,
                 self._backends,
+                log,
             ),
             name="jaxsmith-extract",
             daemon=True,
@@ -366,6 +378,7 @@ class ExtractorPool:
             wanted = {"XLA_FLAGS": merge_xla_flags(saved["XLA_FLAGS"], flags.strip()),
                       "TF_CPP_MIN_LOG_LEVEL": _LOG_LEVEL if saved["TF_CPP_MIN_LOG_LEVEL"] in
                       (None, "", _JAX_LOG_LEVEL) else saved["TF_CPP_MIN_LOG_LEVEL"]}
+            self._shows_logs = wanted["TF_CPP_MIN_LOG_LEVEL"] != _LOG_LEVEL
             try:
                 os.environ.update({k: v for k, v in wanted.items() if v is not None})
                 with _main_hidden():
@@ -377,7 +390,7 @@ class ExtractorPool:
                     else:
                         os.environ[name] = value
         child_conn.close()
-        return _Worker(process, parent_conn, dump=dump)
+        return _Worker(process, parent_conn, dump=dump, log=log)
 
     @staticmethod
     def _send(w: _Worker, msg) -> bool:
@@ -468,7 +481,7 @@ class ExtractorPool:
         task, stage = w.task, w.stage or "compile"
         kill_group(w.process)
         w.process.join()
-        remove_dump_dir(w.dump)
+        w.forget()
         message = f"extraction exceeded the {task.timeout:g} s timeout in stage {stage}"
         self._finished.append(
             (task.task_id, _failure("timeout", stage, "Timeout", message, _own(stage, "timeout")))
@@ -481,7 +494,10 @@ class ExtractorPool:
         w.process.join(5.0)
         kill_group(w.process)  # children it left behind; itself, if only its pipe broke
         w.process.join()
-        remove_dump_dir(w.dump)
+        stderr = tail(w.log)
+        if self._shows_logs:
+            sys.stderr.write(stderr)
+        w.forget()
         code = w.process.exitcode
         if w.bad_message is not None:
             sig, how, key = None, f"a malformed message ({w.bad_message})", "bad_message"
@@ -491,6 +507,8 @@ class ExtractorPool:
             except ValueError:
                 sig = f"SIG{-code}"
             how, key = f"signal {sig}", sig
+            if site := abort_site(stderr):  # a failed check: where, in the signature too
+                how, key = f"{how} at {site[0]}: {site[1][:_SITE_CHARS]}", f"{sig}:{site[0]}"
             if sig == "SIGXCPU":
                 how += f" (its CPU-time limit of {self._limits.cpu:g} s per task)"
         else:
@@ -506,7 +524,9 @@ class ExtractorPool:
             self._startup_failures += 1
             if self._startup_failures >= _STARTUP_FAILURES:
                 self.close()
-                raise RuntimeError(f"extraction workers fail to start ({how})")
+                last = stderr.strip().splitlines()[-_STARTUP_LINES:]
+                raise RuntimeError(f"extraction workers fail to start ({how}); the last worker's "
+                                   "stderr ended:\n" + "\n".join(last))
         return self._replace(w)
 
     def _reap_retiring(self) -> None:
@@ -516,7 +536,7 @@ class ExtractorPool:
                 still.append(w)
             else:
                 w.process.join()
-                remove_dump_dir(w.dump)
+                w.forget()
                 w.conn.close()
         self._retiring = still
 

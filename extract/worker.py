@@ -23,6 +23,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from .crash_log import redirect_stderr, relay, shows_logs, start_task
 from .passes import fired, remove_dump_dir
 
 __all__ = ["DEFAULT_LIMITS", "BadMessage", "ResourceLimits", "kill_group", "read_message",
@@ -136,26 +137,28 @@ def _rss_bytes() -> int:
 
 
 def worker_main(conn, skip_hashes, cache_dir, clear_every, jax_config, limits,
-                dump=None, backends=()) -> None:
+                dump=None, backends=(), log=None) -> None:
     """Worker process: extract tasks one at a time until told to stop or the pipe closes.
 
     A closed pipe (the parent is gone) ends the worker quietly. ``dump``: its XLA pass dump
     folder, removed when it ends (the parent removes it after a kill). ``backends``: specs
-    of the ``extract.backends`` every task runs through.
+    of the ``extract.backends`` every task runs through. ``log``: the file its stderr goes
+    to (``extract.crash_log``), emptied as each task starts.
     """
+    terminal = redirect_stderr(log) if log is not None else None
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _apply_memory(limits)
     try:
         with contextlib.suppress(BrokenPipeError, EOFError, ConnectionError):
             _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
-                   backends)
+                   backends, log, terminal if shows_logs() else None)
     finally:
         remove_dump_dir(dump)
 
 
 def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
-           backends) -> None:
+           backends, log, terminal) -> None:
     import jax
 
     for name, value in (jax_config or {}).items():
@@ -181,6 +184,8 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
             continue
         _, task_id, source, entry, args, task_grad, seed, oracles, shapes, levels = msg
         stage = ["trace"]
+        if log is not None:
+            start_task()
 
         def on_stage(name, task_id=task_id, stage=stage):
             stage[0] = name
@@ -199,6 +204,8 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
             fired(dump)  # leave the folder empty between programs
         if skip is not None and record["status"] != "duplicate" and "stablehlo_hash" in record:
             skip.add(record["stablehlo_hash"])
+        if terminal is not None:
+            relay(log, terminal)
         conn.send(("result", task_id, record))
         done += 1
         if clear_every and (done % clear_every == 0 or _rss_bytes() > CLEAR_ABOVE_RSS):

@@ -135,7 +135,7 @@ FINDINGS: tuple[Finding, ...] = (
             "XLA:CPU crashes converting a dead lax.reduce with a jnp.where reducer to HLO "
             "(r * 0 of its result, or inside lax.composite or sequential_vmap)", "crash",
             "findings/composite_dead_reduce_segfault.py", _BOTH,
-            (r"^crashed:SIG(?:SEGV|ABRT)$",), frozenset({"reduce_argmax"})),
+            (r"^crashed:SIG(?:SEGV|ABRT)(?::|$)",), frozenset({"reduce_argmax"})),
     Finding(10, "sequential_vmap_in_vmapped_cond",
             "jax.vmap of lax.cond with a batched predicate raises AssertionError: [True] when "
             "a branch calls a sequential_vmap function on an unbatched value", "exception",

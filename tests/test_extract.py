@@ -29,6 +29,7 @@ from extract import (
     signature,
 )
 from extract.clean import clean_hlo, clean_jaxpr, clean_mlir
+from extract.crash_log import abort_site
 from extract.failures import STAGES
 from extract.oracles import ORACLES
 from extract.pool import merge_xla_flags
@@ -723,6 +724,12 @@ HANG = "import time\n\ndef f(*x):\n    time.sleep(100)\n    return x\n"
 SEGV = "import os, signal\n\ndef f(*x):\n    os.kill(os.getpid(), signal.SIGSEGV)\n    return x\n"
 ABORT = "import os\n\ndef f(*x):\n    os.abort()\n"
 EXIT = "import os\n\ndef f(*x):\n    os._exit(3)\n"
+# XLA's failed check as glog writes it (the first lines of one a 30-minute run met), then
+# the abort: the worker's stderr says where
+CHECK = ("import os, sys\n\ndef f(*x):\n    print('a warning before it', file=sys.stderr)\n"
+         "    os.write(2, b'F1207 15:18:16.134914    4156 buffer_assignment_util.cc:46] Check "
+         "failed: const_instr == nullptr (0x7f9a vs. (null))\\n*** Check failure stack trace:"
+         " ***\\n')\n    os.abort()\n")
 
 
 def test_pool_survives_hang_and_crashes(records):
@@ -754,6 +761,35 @@ def test_pool_survives_hang_and_crashes(records):
         assert f["signature"] == f"crashed:{sig}"
     assert got["exit"]["status"] == "crashed"
     assert got["exit"]["failure"]["signature"] == "crashed:exit3"
+
+
+def test_a_failed_check_names_its_site_in_the_signature(capfd):
+    ok_source, entry, args, _ = PROGRAMS["elementwise"]
+    with ExtractorPool(1, timeout=60.0) as pool:
+        for task_id, source in (("check", CHECK), ("abort", ABORT), ("ok", ok_source)):
+            pool.submit(task_id, source, entry, args)
+        got = dict(pool.results())
+        logs = [w.log for w in pool._workers]
+    check = got["check"]["failure"]
+    assert check["signature"] == "crashed:SIGABRT:buffer_assignment_util.cc:46"
+    assert "at buffer_assignment_util.cc:46: Check failed: const_instr == nullptr" in \
+        check["message"]
+    # the next task starts with an empty log: a plain abort has no site
+    assert got["abort"]["failure"]["signature"] == "crashed:SIGABRT"
+    assert got["ok"]["status"] == "ok"
+    assert "Check failed" not in capfd.readouterr().err  # the terminal stays the run's
+    assert logs and not any(os.path.exists(p) for p in logs)  # removed with their workers
+
+
+@pytest.mark.parametrize(("text", "site"), [
+    ("W1207 warn.cc:1] no\nF1207 15:18:16.134914    4156 a_b.cc:46] Check failed: x == y\n",
+     ("a_b.cc:46", "Check failed: x == y")),
+    ("LLVM ERROR: Cannot select: 0x5\n", ("LLVM", "Cannot select: 0x5")),
+    ("Segmentation fault\n", None),
+    ("", None),
+])
+def test_abort_site_reads_glog_and_llvm(text, site):
+    assert abort_site(text) == site
 
 
 def test_pool_dedup_recycling_and_shared_hashes():

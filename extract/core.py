@@ -336,7 +336,7 @@ def extract_in_process(
                           exported=exported, polymorphic_shapes=shapes or (),
                           namespace=namespace, passes=tuple(order.get("", ())))
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
-            check(("interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
+            check(("unsimplified", "interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
             for b in backends:
                 judge(b.stage, lambda b=b: backend_oracle(b, ctx))
 

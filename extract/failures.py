@@ -26,7 +26,8 @@ __all__ = ["KNOWN", "STAGES", "Known", "classify", "failure", "match_known", "si
 # (extract.backends: "backend:<name>").
 FORWARD_STAGES = ("trace", "lower", "compile", "export", "run")
 GRAD_STAGES = ("grad_trace", "grad_lower", "grad_compile", "grad_run")
-ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter", "symbolic", "pallas")
+ORACLE_STAGES = ("jit_eager", "autodiff", "vmap", "interpreter", "unsimplified", "symbolic",
+                 "pallas")
 STAGES = FORWARD_STAGES + GRAD_STAGES + ORACLE_STAGES
 
 _MAX_MESSAGE = 4000

@@ -126,6 +126,12 @@ _BLOCKS = {
     with jax.disable_jit():
         want = leaves(fn(*[jax.device_put(x) for x in inputs]))
     bad = report("jit  ", got, "eager", want)''',
+    "unsimplified": '''
+    lowered = jax.jit(fn).lower(*inputs)
+    got = leaves(lowered.compile()(*inputs))
+    off = {"xla_disable_hlo_passes": ",".join(SIMPLIFICATION_PASSES)}
+    want = leaves(lowered.compile(compiler_options=off)(*inputs))
+    bad = report("jit         ", got, "unsimplified", want)''',
     "vmap": '''
     batch = [inputs] + [make_inputs(ARGS, (SEED * 64 + 3 * 8 + b) % 2**63) for b in (1, 2)]
     stacked = [np.stack(xs) for xs in zip(*batch)]
@@ -297,6 +303,7 @@ TOLERANCES = {tolerances!r}
 INPUT_SCALE = {_values.INPUT_SCALE!r}
 GRAD_RTOL = {dict(_values.GRAD_RTOL)!r}
 FD_EPS = {_oracles.FD_EPS!r}
+SIMPLIFICATION_PASSES = {_oracles.SIMPLIFICATION_PASSES!r}
 CHECK = {check[0]!r}
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ _WHAT = {
     "interpreter": "XLA:CPU gives other values than the StableHLO reference interpreter",
     "vmap": "`jax.vmap` gives other values than the program on each example",
     "symbolic": "`jax.export` over a symbolic shape gives other values than `jax.jit`",
+    "unsimplified": "`jax.jit` gives other values once XLA's simplification passes are off",
     "pallas": "a Pallas kernel in interpret mode gives other values than the same kernel "
               "over `jnp` blocks",
     "autodiff": "reverse and forward mode disagree",

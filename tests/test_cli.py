@@ -56,7 +56,7 @@ def test_run_writes_well_formed_unique_records(small_run):
         # every record ran on its seeded inputs and says what each oracle concluded
         assert r["inputs"]["recipe"] == "jaxsmith-inputs/1" and r["outputs"]
         assert set(r["oracles"]) == {"jit_eager", "autodiff", "vmap", "interpreter",
-                                     "symbolic", "pallas"}
+                                     "unsimplified", "symbolic", "pallas"}
         for name, verdict in r["oracles"].items():
             # a record stored forward-only has no gradient for autodiff to check
             forward_only = str(r["grad_skipped"]).startswith("known JAX limitation")
@@ -76,8 +76,8 @@ def test_stats_json_agrees_with_the_shards(small_run):
     assert stats["added"] + stats["duplicate_ir"] + stats["duplicate_source"] + stats[
         "failed"] + stats["timeout"] + stats["crashed"] - stats["forward_only"] == 12
     oracles = stats["oracles"]
-    assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter", "symbolic",
-                            "pallas"}
+    assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter", "unsimplified",
+                            "symbolic", "pallas"}
     assert 0 < sum(oracles["interpreter"].values()) <= stats["extracted"]
     assert stats["oracle_rates"] == DEFAULT_ORACLE_RATES and oracles["jit_eager"]["not sampled"]
     shown = fuzz("stats", str(corpus))

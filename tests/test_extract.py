@@ -175,8 +175,8 @@ def test_every_field_present(records, name):
     assert set(rec["versions"]) == {"jax", "jaxlib", "jaxsmith"}
     assert rec["versions"]["jax"] == jax.__version__
     assert rec["backend"] == jax.default_backend()
-    stages = ["trace", "lower", "compile", "run", "interpreter", "vmap", "jit_eager", "symbolic",
-              "pallas"]
+    stages = ["trace", "lower", "compile", "run", "unsimplified", "interpreter", "vmap",
+              "jit_eager", "symbolic", "pallas"]
     if wants_grad:
         assert rec["grad_skipped"] is None
         for key in BACKWARD:
@@ -715,7 +715,7 @@ def test_classify():
         classify("bogus", RuntimeError("x"))
     assert set(STAGES) == {"trace", "lower", "compile", "export", "run", "grad_trace",
                            "grad_lower", "grad_compile", "grad_run", "jit_eager", "autodiff",
-                           "vmap", "interpreter", "symbolic", "pallas"}
+                           "vmap", "interpreter", "unsimplified", "symbolic", "pallas"}
 
 
 # -- the worker pool -----------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_same_seed_same_programs_in_the_same_order(tmp_path):
     (["--ops", "add,frobnicate"], "unknown op frobnicate"),
     (["--workers", "0"], "--workers '0' must be"),
     (["--oracles", "vmap,nope"], "unknown oracle nope; accepted: autodiff, interpreter, "
-                                 "jit_eager, pallas, symbolic, vmap, or none"),
+                                 "jit_eager, pallas, symbolic, unsimplified, vmap, or none"),
     (["--oracle-rate", "2"], "'2' must be a share in (0, 1]"),
     (["--oracle-rate", "vmap=0.5,bogus=1"], "unknown oracle 'bogus'"),
     (["--corpus", "/proc/jaxsmith/corpus", "--budget", "1x"], "/proc/jaxsmith/corpus"),

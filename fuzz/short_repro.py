@@ -98,7 +98,8 @@ def _script(record: dict[str, Any], culprit: Sequence[str]) -> str | None:
     inputs = _inputs(args, int(record.get("inputs_seed") or 0))
     if inputs is None:
         return None
-    dtypes = list(dict.fromkeys([d for _, d in flatten_args(args)] + ["float32"]))
+    dtypes = list(dict.fromkeys(  # an output's dtype need not be an argument's
+        [d for _, d in flatten_args(args)] + ["float32", "float16", "bfloat16"]))
     if stage == "run":
         return head + inputs + f"\nprint(jax.jit({entry})(*xs))  # raises\n"
     if stage == "jit_eager":

@@ -84,7 +84,8 @@ def title(record: dict[str, Any]) -> str:
     culprit = culprit_passes(record)
     after = f" (XLA pass `{'`, `'.join(culprit)}`)" if culprit else ""
     if kind == "crash":
-        signal = str(failure.get("signature", "")).split(":")[-1]
+        parts = str(failure.get("signature", "")).split("crashed:", 1)[-1].split(":", 1)
+        signal = parts[0] + (f" at {parts[1]}" if len(parts) > 1 else "")  # SIGABRT at x.cc:46
         doing = _DOING.get(stage.removeprefix("grad_"), f"at `{stage}` of")
         who = "JAX" if stage.removeprefix("grad_") == "trace" else "XLA:CPU"
         grad = "the gradient of " if stage.startswith("grad_") else ""

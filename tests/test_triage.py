@@ -221,6 +221,11 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
         "stage": "compile", "type": "Crash", "signature": "crashed:SIGSEGV"}, "triage": {}}
     assert failure_class(crash) == "crash" and title(crash).startswith(
         "XLA:CPU crashes (SIGSEGV) compiling a program with")
+    check = {**crash, "failure": {**crash["failure"],
+                                  "signature": "crashed:SIGABRT:ir_emitter.cc:3828"}}
+    assert title(check).startswith("XLA:CPU crashes (SIGABRT at ir_emitter.cc:3828) compiling")
+    backend = {**crash, "failure": {**crash["failure"], "signature": "backend:x:crashed:SIGSEGV"}}
+    assert "crashes (SIGSEGV)" in title(backend)
 
 
 def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_path):

@@ -6,7 +6,8 @@ For each folder (a new unexplained bucket): statements before and after reductio
 reduction's state and extractions, seconds from the bucket's first failure to its finished
 report (``record.found_at`` to ``record.triage.finished_at``), the culprit and whether
 ``REPORT.md`` is there; then the issue's goals: the share of buckets at 6 statements or
-fewer, the median statements, the median minutes to a report. Reads files only: run it after
+fewer and the median statements (over those that reproduced when their reduction began: a
+flaky one has nothing to reduce), the median minutes to a report. Reads files only: run it after
 the fuzz run (``python -m fuzz --budget 300s --corpus CORPUS``).
 """
 
@@ -50,14 +51,17 @@ def main(argv: list[str]) -> int:
     if not table:
         print("no failure folders")
         return 0
-    small = sum(r["after"] <= 6 for r in table)
+    # a failure that did not happen again when its reduction began has nothing to reduce
+    real = [r for r in table if r["state"] != "not reproduced"]
+    small = sum(r["after"] <= 6 for r in real)
     times = [r["report_s"] for r in table if r["report_s"] is not None]
     timing = (f"median {statistics.median(times) / 60:.1f} min (max {max(times) / 60:.1f})"
               if times else "none")
-    print(f"{len(table)} buckets: {small / len(table):.0%} at 6 statements or fewer, median "
-          f"{statistics.median(r['after'] for r in table)} statements; "
-          f"{sum(r['report'] for r in table)} with REPORT.md; reports finished in the run: "
-          f"{len(times)}, {timing}")
+    sizes = (f"{small / len(real):.0%} at 6 statements or fewer, median "
+             f"{statistics.median(r['after'] for r in real)} statements" if real else "-")
+    print(f"{len(table)} buckets, {len(table) - len(real)} not reproduced; of the others, "
+          f"{sizes}; {sum(r['report'] for r in table)} with REPORT.md; reports finished in "
+          f"the run: {len(times)}, {timing}")
     return 0
 
 

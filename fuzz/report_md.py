@@ -173,6 +173,11 @@ def render_report(record: dict[str, Any]) -> str:
     lines = [f"# {title(record)}", "",
              f"**Class:** {kind}. **Signature:** `{failure.get('signature', '')}`. "
              f"**Stage:** `{failure.get('stage', '')}`.", ""]
+    if reduction.get("state") == "not reproduced":
+        lines += ["**Did not reproduce:** the program passed when its reduction began "
+                  f"({reduction.get('extractions', 0)} extraction): a flaky failure, such as a "
+                  "timeout on a loaded machine, or one that depends on what the worker ran "
+                  "before. Not a report to file as it stands.", ""]
     finding = triage.get("finding")
     if finding and finding.get("number"):
         lines += [f"**Known:** this is README's Finding {finding['number']} "

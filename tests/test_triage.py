@@ -217,6 +217,9 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
                                                        "versions": {}}}})
     assert "integers or booleans" in ints
     assert "Not searched yet" not in quiet  # the in-worker culprit names fusion
+    assert "Did not reproduce" not in report
+    flaky = render_report({**RECORD, "reduction": {"state": "not reproduced", "extractions": 1}})
+    assert "**Did not reproduce:**" in flaky.split("## What happened")[0]
     crash = {**RECORD, "status": "crashed", "failure": {
         "stage": "compile", "type": "Crash", "signature": "crashed:SIGSEGV"}, "triage": {}}
     assert failure_class(crash) == "crash" and title(crash).startswith(

@@ -197,6 +197,13 @@ FINDINGS: tuple[Finding, ...] = (
             "exception", "findings/strided_slice_beside_sharded_shard_map.py", _BOTH,
             (r"^compile:JaxRuntimeError:INTERNAL: during context \[hlo verifier\]: Expected "
              r"instruction to have shape",), frozenset({"shard_map"})),
+    Finding(20, "atan2_of_folded_zeros_nan",
+            "XLA:CPU (jaxlib 0.10.2): lax.atan2(0, 0) and jnp.angle(0j) are NaN under jax.jit "
+            "when the zeros reach the fused atan2 as constants (out of "
+            "lax.optimization_barrier); 0 op by op", "wrong value",
+            "findings/atan2_of_folded_zeros_nan.py", _OLD_ONLY,
+            (r"^(?:interpreter|jit_eager|unsimplified|vmap):value:float32$",),
+            frozenset({"optimization_barrier"}), (frozenset({"angle", "arctan2"}),)),
 )
 """README's findings in its order; ``match_finding`` returns the first that matches."""
 

@@ -55,6 +55,8 @@ EXAMPLES: dict[int, dict] = {
     19: failure("compile", "JaxRuntimeError", "INTERNAL: during context [hlo verifier]: "
                 "Expected instruction to have shape equal to f32[2,1], actual shape is "
                 "f32[1,1]:"),
+    20: Violation("interpreter", "value", "float32", "XLA (got) against the interpreter (want), "
+                  "output 1: NaN pattern differs").failure(),
 }
 MATCHABLE = [f for f in FINDINGS if f.signatures]
 REFERENCED = frozenset().union(*(f.ops.union(*f.any_ops) for f in FINDINGS))

@@ -334,7 +334,8 @@ def extract_in_process(
             ctx = Context(f, functools.partial(_run, compiled), specs, int(seed), inputs,
                           outputs, raw_stablehlo, runner(lowered), source=source,
                           exported=exported, polymorphic_shapes=shapes or (),
-                          namespace=namespace, passes=tuple(order.get("", ())))
+                          namespace=namespace, passes=tuple(order.get("", ())),
+                          on_stage=start)
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("unsimplified", "interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
             for b in backends:

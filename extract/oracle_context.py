@@ -13,8 +13,9 @@ import numpy as np
 from .failures import ORACLE_STAGES as ORACLES
 from .values import is_float
 
-__all__ = ["STRICT", "Context", "Violation", "check_oracles", "derive", "is_float", "leaves",
-           "runner", "same_failure", "split_culprit"]
+__all__ = ["CULPRIT_STAGE", "STRICT", "STRICT_STAGE", "Context", "Violation", "check_oracles",
+           "derive", "is_float", "leaves", "oracle_of", "runner", "same_failure",
+           "split_culprit"]
 
 # XLA may keep float16/bfloat16 intermediates in float32 inside a fusion and round once
 # (``xla_allow_excess_precision``, on by default); the references round after every op.
@@ -44,6 +45,22 @@ class Violation(Exception):
 
 
 _CULPRIT_SUFFIX = re.compile(r"^(?P<base>[\w:]+:value:\w+):(?P<culprit>[\w+-]+)$")
+
+
+STRICT_STAGE, CULPRIT_STAGE = ":strict", ":culprit"
+"""Suffixes of an oracle's stage while it compiles with non-default XLA options: without
+excess precision, and with passes disabled in the culprit search. A worker that dies there
+(XLA:CPU aborts on some modules with passes disabled: ``ir_emitter.cc:3828``) is the
+oracle's own compile crashing, with the program's discrepancy behind it."""
+
+
+def oracle_of(stage: str) -> str:
+    """The oracle of a stage in one of its own compiles (``"interpreter:culprit"`` gives
+    ``"interpreter"``), else ``stage`` itself."""
+    for suffix in (STRICT_STAGE, CULPRIT_STAGE):
+        if stage.endswith(suffix):
+            return stage.removesuffix(suffix)
+    return stage
 
 
 def split_culprit(signature: str) -> tuple[str, str | None]:
@@ -125,6 +142,10 @@ class Context:
     polymorphic_shapes: tuple[str, ...] = ()
     namespace: dict | None = None  # the module globals the program's functions read
     passes: tuple[str, ...] = ()  # XLA passes that changed it while it compiled, latest first
+    # on_stage(name): says which stage runs now; an oracle names the compiles it makes with
+    # non-default XLA options ("interpreter:strict", "interpreter:culprit"), so that a
+    # worker that dies in one is not taken for the program's own failure
+    on_stage: Callable[[str], object] = lambda name: None
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

@@ -42,8 +42,10 @@ from .autodiff import FD_EPS, autodiff
 from .backends import Backend, Unsupported
 from .inputs import make_inputs
 from .oracle_context import (
+    CULPRIT_STAGE,
     ORACLES,
     STRICT,
+    STRICT_STAGE,
     Context,
     Violation,
     check_oracles,
@@ -164,10 +166,12 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
         return "pass"
     verdict = "benign: excess_precision"
     if ctx.low_precision:
+        ctx.on_stage(f"{oracle}{STRICT_STAGE}")
         try:
             got2, want2 = strict()
         except Exception:  # the strict compile is not always possible: no explanation
             got2, want2 = got, want
+        ctx.on_stage(oracle)
         problems = {k: p for k, p in problems.items()
                     if compare_arrays(got2[k], want2[k]) is not None}
     terms = longest_half_sum(ctx.stablehlo_text)
@@ -186,8 +190,12 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
     if not problems:
         return verdict
     k, problem = min(problems.items())
-    culprit = None if not bisect else _culprit_pass(
-        ctx, want, ctx.passes if bisect is True else tuple(bisect))
+    if bisect:
+        ctx.on_stage(f"{oracle}{CULPRIT_STAGE}")
+        culprit = _culprit_pass(ctx, want, ctx.passes if bisect is True else tuple(bisect))
+        ctx.on_stage(oracle)
+    else:
+        culprit = None
     blame = f"; disabling XLA pass {culprit} removes it" if culprit else ""
     raise Violation(oracle, "value", np.dtype(want[k].dtype).name,
                     f"{what}, output {k}: {problem}{blame}", culprit)

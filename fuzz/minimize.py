@@ -19,7 +19,7 @@ from hypothesis.internal.conjecture.data import ConjectureData
 
 from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
-from extract.oracle_context import same_failure
+from extract.oracle_context import oracle_of, same_failure
 from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
 from fuzz.reduce import reduce, size
 from grammar import STATEMENT_SPAN, Program
@@ -142,6 +142,9 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
     ``backends``: the run's backends by stage, for a failure in one of them."""
     stage = failure.get("stage", "")
     backend = (backends or {}).get(stage)
+    if oracle_of(stage) != stage:  # a crash in an oracle's own compile: what it was checking
+        failure = {**failure, "stage": oracle_of(stage)}
+        stage = failure["stage"]
     if stage in ORACLE_STAGES or stage in ("run", "grad_run") or backend is not None:
         return oracle_reproducer(source, entry, args, failure, found_by, seed,
                                  polymorphic_shapes, backend)
@@ -310,7 +313,7 @@ class Minimizer:
         limit = started + self.max_seconds
         timeout = 10.0 if job.result.get("status") == "timeout" else 60.0
         stage = (job.result.get("failure") or {}).get("stage")
-        oracles = [stage] if stage in ORACLE_STAGES else []
+        oracles = [oracle_of(stage)] if oracle_of(stage) in ORACLE_STAGES else []
         calls = [0]
         side: dict[str, dict[str, Any]] = {}
         self._last = Outcome(job, job.program, job.choices, "pending")

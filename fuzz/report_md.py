@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from extract.failures import ORACLE_STAGES
+from extract.oracle_context import CULPRIT_STAGE, oracle_of
 from grammar.ops import OPS
 
 __all__ = ["culprit_passes", "failure_class", "render_report", "title"]
@@ -87,6 +88,10 @@ def title(record: dict[str, Any]) -> str:
         parts = str(failure.get("signature", "")).split("crashed:", 1)[-1].split(":", 1)
         signal = parts[0] + (f" at {parts[1]}" if len(parts) > 1 else "")  # SIGABRT at x.cc:46
         doing = _DOING.get(stage.removeprefix("grad_"), f"at `{stage}` of")
+        if oracle_of(stage) != stage:
+            what = "culprit search" if stage.endswith(CULPRIT_STAGE) else "strict recompile"
+            doing = (f"compiling with non-default XLA options (the `{oracle_of(stage)}` "
+                     f"oracle's {what}) of")
         who = "JAX" if stage.removeprefix("grad_") == "trace" else "XLA:CPU"
         grad = "the gradient of " if stage.startswith("grad_") else ""
         return f"{who} crashes ({signal}) {doing} {grad}a program with {api}{after}"

@@ -12,7 +12,7 @@ import pytest
 
 from extract import BENIGN, extract_in_process, make_inputs
 from extract.interpreter import run_module, unsupported
-from extract.oracle_context import same_failure, split_culprit
+from extract.oracle_context import oracle_of, same_failure, split_culprit
 from extract.oracles import longest_half_sum
 from extract.values import Tolerance, compare_arrays
 from fuzz.minimize import reproducer
@@ -577,3 +577,25 @@ def test_a_half_precision_dot_summed_in_another_order_is_benign():
     got, want = np.array([0.92], np.float32), np.array([0.88], np.float32)
     assert compare_arrays(got, want, Tolerance(0.04 + 6 * 2**-8, 0)) is None
     assert compare_arrays(got + 0.1, want, Tolerance(0.04 + 6 * 2**-8, 0)) is not None
+
+
+def test_an_oracles_own_compiles_are_stages_of_their_own(tmp_path):
+    # a worker that dies in the culprit search's compile (XLA:CPU aborts on some modules with
+    # passes disabled) is then taken for the oracle's compile, not the program's failure
+    stages = []
+    rec = extract_in_process(PLANTED_EAGER, "f", [((3,), F32)], seed=11,
+                             oracles=["jit_eager"], on_stage=stages.append)
+    assert rec["failure"]["stage"] == "jit_eager"
+    at = stages.index("jit_eager:culprit")
+    assert stages[at - 1] == "jit_eager" and stages[at + 1] == "jit_eager"
+    assert oracle_of("jit_eager:culprit") == oracle_of("jit_eager:strict") == "jit_eager"
+    assert oracle_of("backend:x") == "backend:x" and oracle_of("compile") == "compile"
+    # its reproducer shows the discrepancy the oracle was blaming on a pass
+    crash = {"stage": "jit_eager:culprit", "type": "Crash",
+             "signature": "crashed:SIGABRT:ir_emitter.cc:3828", "message": "died"}
+    script = reproducer(PLANTED_EAGER, "f", [((3,), F32)], crash, "test", 11)
+    path = tmp_path / "repro.py"
+    path.write_text(script)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "max |diff|" in done.stdout, done.stdout + done.stderr

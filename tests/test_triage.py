@@ -227,6 +227,9 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
     check = {**crash, "failure": {**crash["failure"],
                                   "signature": "crashed:SIGABRT:ir_emitter.cc:3828"}}
     assert title(check).startswith("XLA:CPU crashes (SIGABRT at ir_emitter.cc:3828) compiling")
+    search = {**check, "failure": {**check["failure"], "stage": "interpreter:culprit"}}
+    assert "compiling with non-default XLA options (the `interpreter` oracle's culprit " \
+        "search) of a program" in title(search)
     backend = {**crash, "failure": {**crash["failure"], "signature": "backend:x:crashed:SIGSEGV"}}
     assert "crashes (SIGSEGV)" in title(backend)
 

@@ -378,6 +378,8 @@ def pallas(ctx: Context) -> str:
     ctx.namespace["pl"] = pallas_reference
     try:  # a new function object, so that jit traces it again with the reference bound
         want = leaves(jax.jit(lambda *xs: ctx.f(*xs))(*ctx.inputs))
+    except pallas_reference.GridTooLarge as e:
+        return f"skipped: {e}"
     finally:
         ctx.namespace["pl"] = real
     return compare("pallas", ctx, ctx.outputs, want, ctx.inputs,

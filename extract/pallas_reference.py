@@ -21,7 +21,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["BlockSpec", "cdiv", "ds", "num_programs", "pallas_call", "program_id", "when"]
+__all__ = ["MAX_GRID_STEPS", "BlockSpec", "GridTooLarge", "cdiv", "ds", "num_programs",
+           "pallas_call", "program_id", "when"]
+
+MAX_GRID_STEPS = 256
+"""The most grid steps a kernel may have here: the loop runs while jit traces, so each step
+adds the kernel's ops to the module again (a 4,101-step kernel took the oracle past the
+worker's 60 s timeout in a 15-minute run; about 15 ms a step)."""
+
+
+class GridTooLarge(Exception):
+    """A kernel's grid has more than :data:`MAX_GRID_STEPS` steps."""
 
 _GRID: list[tuple[tuple[int, ...], tuple[int, ...]]] = []  # (ids, grid) of running kernels
 
@@ -107,6 +117,9 @@ def _listed(x: Any) -> tuple[list, bool]:
 def pallas_call(kernel: Callable, out_shape: Any, *, grid: Any = (), in_specs: Any = None,
                 out_specs: Any = None, **_: Any) -> Callable:
     grid = tuple(grid) if isinstance(grid, tuple | list) else (grid,)
+    if (steps := int(np.prod(grid, dtype=np.int64))) > MAX_GRID_STEPS:
+        raise GridTooLarge(f"a grid of {steps} steps (the reference unrolls it while jit "
+                           f"traces; at most {MAX_GRID_STEPS})")
     shapes, several = _listed(out_shape)
     out_blocks = _listed(out_specs)[0] if out_specs is not None else [BlockSpec()] * len(shapes)
 

@@ -11,6 +11,7 @@ source is taken from ``extract.inputs``, ``extract.values`` and ``extract.interp
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 from typing import Any
 
@@ -56,9 +57,9 @@ def entry_on_leaves(entry: str, args: list) -> tuple[str, str, list]:
 
 def _module_body(module: Any) -> str:
     """A module's source without its docstring, ``__future__`` import and ``__all__``."""
-    text = inspect.getsource(module)
-    lines = text.split('"""', 2)[2].splitlines()
-    return "\n".join(ln for ln in lines if not ln.startswith(("from __future__", "__all__")))
+    body = re.sub(r"^__all__ = \[.*?\]\n", "", inspect.getsource(module).split('"""', 2)[2],
+                  flags=re.M | re.S)
+    return "\n".join(ln for ln in body.splitlines() if not ln.startswith("from __future__"))
 
 
 _COMMON = '''

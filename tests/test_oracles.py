@@ -599,3 +599,25 @@ def test_an_oracles_own_compiles_are_stages_of_their_own(tmp_path):
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1 and "max |diff|" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_pallas_grid_too_long_to_unroll_is_skipped():
+    # the reference loops over the grid while jit traces: 4,101 steps took a 15-minute run's
+    # program past the worker's 60 s timeout
+    source = src("""
+        from jax.experimental import pallas as pl
+
+        def f(x):
+            def kernel(x_ref, o_ref):
+                o_ref[...] = x_ref[...] + 1.0
+
+            spec = pl.BlockSpec((1,), lambda i: (i,))
+            return pl.pallas_call(kernel, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                  grid=(x.shape[0],), in_specs=[spec], out_specs=spec,
+                                  interpret=True)(x)
+        """)
+    long = extract_in_process(source, "f", [((257,), F32)], grad=False, oracles=["pallas"])
+    assert long["oracles"]["pallas"] == "skipped: a grid of 257 steps (the reference " \
+        "unrolls it while jit traces; at most 256)", long["oracles"]
+    short = extract_in_process(source, "f", [((4,), F32)], grad=False, oracles=["pallas"])
+    assert short["oracles"]["pallas"] == "pass"

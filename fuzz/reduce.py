@@ -344,7 +344,8 @@ def reduce(program: Program, test: Callable[[Sequence[Program]], list[bool]], *,
     whether it still fails as ``program`` does), and the passes that made each step. Stops
     when a whole round changes nothing, or when ``spent()``; ``program`` is taken to
     fail. ``progress(best, steps)`` hears of each step as it is made."""
-    current = dataclasses.replace(program, style="ssa")  # one style: the same IR, less work
+    current = program  # in its own style: a failure may be the rendering's (a literal
+    # inlined where a method is called on it), which the ssa style would not show
     steps: list[str] = []
     tried: set[tuple[str, str]] = set()
     while not spent():
@@ -366,6 +367,6 @@ def reduce(program: Program, test: Callable[[Sequence[Program]], list[bool]], *,
         steps.append(found[0])
         current = found[1]
         if progress is not None:
-            progress(dataclasses.replace(current, style=program.style), steps)
-    return dataclasses.replace(current, style=program.style), steps
+            progress(current, steps)
+    return current, steps
 

@@ -264,6 +264,17 @@ def _literals(items) -> set[str]:
 
 
 class _Methods(cst.CSTTransformer):
+    # a call turned operator below an attribute or a subscript keeps parentheses around it:
+    # jnp.add(x, 0.001).at[i] is (x + 0.001).at[i], not x + (0.001).at[i] (a 15-minute run's
+    # trace:AttributeError bucket)
+    def leave_Attribute(self, original: cst.Attribute,
+                        updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(value=paren(updated.value))
+
+    def leave_Subscript(self, original: cst.Subscript,
+                        updated: cst.Subscript) -> cst.Subscript:
+        return updated.with_changes(value=paren(updated.value))
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         path = dotted_name(updated.func)
         args = updated.args

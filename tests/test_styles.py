@@ -149,6 +149,10 @@ def test_a_run_records_style_and_variant_group(tmp_path):
     ("jnp.reshape(x, -1)", "x.flatten()"),
     ("jnp.ravel(x)", "x.ravel()"),
     ("jnp.transpose(x)", "x.T"),
+    # an operator formed under an attribute or subscript keeps its parentheses (a 15-minute
+    # run's bucket: x + (0.001).at[...], an AttributeError at trace)
+    ("jnp.add(x, 0.5).at[i].get()", "(x + 0.5).at[i].get()"),
+    ("jnp.multiply(x, 2.0)[0]", "(x * 2.0)[0]"),
 ])
 def test_method_forms_lower_as_the_calls_they_replace(call, written):
     import jax.numpy as jnp

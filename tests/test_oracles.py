@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -76,6 +77,17 @@ WRONG_JVP = src("""
     """)
 
 
+def _algsimp_folds_log_exp() -> bool:
+    """Whether this jaxlib's algsimp rewrites log(exp(y)) to y: PLANTED_ALGSIMP's trigger."""
+    def f(x):
+        return jnp.log(jnp.exp(x * 100.0 + 100.0))
+
+    x = np.ones(3, np.float32)
+    lowered = jax.jit(f).lower(x)
+    off = lowered.compile(compiler_options={"xla_disable_hlo_passes": "algsimp"})(x)
+    return bool(np.isfinite(lowered.compile()(x)).all() and not np.isfinite(off).any())
+
+
 def _run_repro(tmp_path, record, source, args, seed):
     script = reproducer(source, "f", args, record["failure"], "test", seed)
     path = tmp_path / "repro.py"
@@ -93,6 +105,8 @@ def _run_repro(tmp_path, record, source, args, seed):
 ])
 def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, signature):
     args = [((3,), F32)]
+    if oracle == "unsimplified" and not _algsimp_folds_log_exp():
+        pytest.skip("this jaxlib's algsimp no longer rewrites log(exp(y)) to y (0.12 does not)")
     rec = extract_in_process(source, "f", args, seed=11)
     assert rec["status"] == "failed", rec["oracles"]
     assert rec["failure"]["stage"] == oracle and rec["failure"]["signature"] == signature

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
 from . import interpreter as interp
+from .accumulation import is_half, longest_half_sum, summed_tolerance
 from .autodiff import FD_EPS, autodiff
 from .backends import Backend, Unsupported
 from .inputs import make_inputs
@@ -55,7 +54,7 @@ from .oracle_context import (
 )
 from .passes import ddmin
 from .symbolic import symbolic
-from .values import Tolerance, compare_arrays, tolerance
+from .values import compare_arrays
 
 __all__ = ["BENIGN", "FD_EPS", "INTERPRETER", "ORACLES", "STRICT", "Context", "Violation",
            "backend_oracle", "check_oracles", "compare", "derive", "run_oracle",
@@ -175,10 +174,10 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
         problems = {k: p for k, p in problems.items()
                     if compare_arrays(got2[k], want2[k]) is not None}
     terms = longest_half_sum(ctx.stablehlo_text)
-    if terms > 1 and any(np.dtype(want[k].dtype).name in _UNIT_ROUNDOFF for k in problems):
+    if terms > 1 and any(is_half(want[k].dtype) for k in problems):
         verdict = "benign: accumulation_order"
-        problems = {k: p for k, p in problems.items()
-                    if compare_arrays(got[k], want[k], _summed(want[k].dtype, terms)) is not None}
+        problems = {k: p for k, p in problems.items() if compare_arrays(
+            got[k], want[k], summed_tolerance(want[k].dtype, terms)) is not None}
     bits = {k for k in problems if _same_as_float_bits(ctx, got[k], want[k])}
     if bits:
         verdict = "benign: float_bits"
@@ -199,32 +198,6 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
     blame = f"; disabling XLA pass {culprit} removes it" if culprit else ""
     raise Violation(oracle, "value", np.dtype(want[k].dtype).name,
                     f"{what}, output {k}: {problem}{blame}", culprit)
-
-
-_UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
-_HALF_DOT = re.compile(r"stablehlo\.dot_general [^\n]*contracting_dims = \[([\d, ]*)\] x "
-                       r"[^\n]*: \(tensor<((?:\d+x)*)b?f16>")
-_HALF_SUM = re.compile(r"stablehlo\.reduce\([^\n]*applies stablehlo\.add across dimensions = "
-                       r"\[([\d, ]*)\] : \(tensor<((?:\d+x)*)b?f16>")
-
-
-def longest_half_sum(text: str) -> int:
-    """The most float16 or bfloat16 terms one element of a sum adds in the StableHLO module
-    ``text``: a ``dot_general``'s contraction or a ``reduce`` with ``add``; 1 if none."""
-    longest = 1
-    for match in (*_HALF_DOT.finditer(text), *_HALF_SUM.finditer(text)):
-        dims = [int(d) for d in match[2].split("x") if d]
-        axes = [int(a) for a in match[1].split(",") if a.strip()]
-        longest = max(longest, math.prod(dims[a] for a in axes if a < len(dims)))
-    return longest
-
-
-def _summed(dtype: Any, terms: int) -> Tolerance:
-    """The value tolerance of ``dtype`` widened by the bound on reordering a sum of
-    ``terms`` half-precision terms (``accumulation_order``)."""
-    tol = tolerance(dtype)
-    extra = (terms - 1) * _UNIT_ROUNDOFF.get(np.dtype(dtype).name, 0.0)
-    return Tolerance(tol.rtol + extra, tol.atol + extra)
 
 
 _FLOATS_OF_WIDTH = {2: ("f16", "bf16"), 4: ("f32",), 8: ("f64",)}

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from extract import BENIGN, extract_in_process, make_inputs
+from extract.accumulation import longest_half_sum
 from extract.interpreter import run_module, unsupported
 from extract.oracle_context import oracle_of, same_failure, split_culprit
-from extract.oracles import longest_half_sum
 from extract.values import Tolerance, compare_arrays
 from fuzz.minimize import reproducer
 

@@ -106,6 +106,11 @@ BENIGN = {
         "interpreter adds one term after another, XLA in blocks), and the rounding error of "
         "a recursive sum is at most (K - 1) unit roundoffs of its terms (Higham, Accuracy "
         "and Stability of Numerical Algorithms, 4.2), taken on the output's scale"),
+    "vector_sign": (
+        "an output of a module that calls a LAPACK eigen-, singular-value or QR "
+        "decomposition differs, and agrees once some of its columns are negated: those "
+        "vectors are defined up to sign (LAPACK's, and jnp.linalg's, documentation), and a "
+        "last-bit change upstream (a simplification pass, another order) may flip one"),
     "ill_conditioned": (
         "the values differ, but moving each floating input by one ulp already moves the "
         "compiled program's output by more than the tolerance: the program is discontinuous "
@@ -178,6 +183,11 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
         verdict = "benign: accumulation_order"
         problems = {k: p for k, p in problems.items() if compare_arrays(
             got[k], want[k], summed_tolerance(want[k].dtype, terms)) is not None}
+    if problems and _FACTORS.search(ctx.stablehlo_text):
+        flipped = {k for k in problems if _same_up_to_column_signs(got[k], want[k])}
+        if flipped:
+            verdict = "benign: vector_sign"
+            problems = {k: p for k, p in problems.items() if k not in flipped}
     bits = {k for k in problems if _same_as_float_bits(ctx, got[k], want[k])}
     if bits:
         verdict = "benign: float_bits"
@@ -198,6 +208,24 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
     blame = f"; disabling XLA pass {culprit} removes it" if culprit else ""
     raise Violation(oracle, "value", np.dtype(want[k].dtype).name,
                     f"{what}, output {k}: {problem}{blame}", culprit)
+
+
+# LAPACK factorizations whose vectors are defined up to sign (a unit phase when complex):
+# eigh (syevd/heevd), eig (geev), svd (gesdd/gesvd), qr (geqrf)
+_FACTORS = re.compile(r"custom_call @lapack_[sdcz](?:syevd|heevd|geev|gesdd|gesvd|geqrf)")
+
+
+def _same_up_to_column_signs(got: np.ndarray, want: np.ndarray) -> bool:
+    """Whether real ``got`` agrees with ``want`` once each column (the last axis, per batch)
+    is negated where that brings it closer: eigenvectors and singular vectors of a
+    decomposition are defined up to sign, and a last-bit change upstream may flip one."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.ndim < 2 or got.shape != want.shape or not is_float(want.dtype):
+        return False
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    flip = np.sum(np.abs(g + w), axis=-2, keepdims=True) < np.sum(np.abs(g - w), axis=-2,
+                                                                   keepdims=True)
+    return compare_arrays(np.where(flip, -got, got).astype(want.dtype), want) is None
 
 
 _FLOATS_OF_WIDTH = {2: ("f16", "bf16"), 4: ("f32",), 8: ("f64",)}

@@ -635,3 +635,51 @@ def test_a_pallas_grid_too_long_to_unroll_is_skipped():
         "unrolls it while jit traces; at most 256)", long["oracles"]
     short = extract_in_process(source, "f", [((4,), F32)], grad=False, oracles=["pallas"])
     assert short["oracles"]["pallas"] == "pass"
+
+
+# README's first command met it as unsimplified:value:float32:algsimp (47 statements, reduced
+# to these): algsimp's last-bit change before jnp.linalg.eigh flips one eigenvector's sign
+EIGH_SIGN = src("""
+    def f(arg, images, params):
+        proj = jnp.outer(params["w"], params["b"])
+        solved = jnp.sort(
+            jnp.real(
+                jnp.linalg.eigvals(
+                    (jnp.tanh(proj) * 0.125) + jnp.diag(jnp.arange(1.0, 5.0))
+                )
+            )
+        )
+        basis = lax.linalg.cholesky_update(
+            jnp.triu(jnp.tanh(proj)) + (8.0 * jnp.eye(4)), solved
+        )
+        factor = lax.linalg.symmetric_product(
+            basis,
+            basis + jnp.swapaxes(basis, -1, -2),
+            alpha=1.0,
+            beta=0.0,
+            symmetrize_output=True,
+        )
+        sample_key = jax.random.key(jnp.ones((), dtype=jnp.int32))
+        sample_key0, sample_key1 = jax.random.split(sample_key)
+        sample_keep = jax.random.bernoulli(sample_key1, 0.5, (4, 4))
+        sample = jnp.where(sample_keep, factor / 0.5, 0.0)
+        basis2, basis3 = jnp.linalg.eigh(
+            jnp.tanh(sample + jnp.swapaxes(sample, -1, -2)) + (8.0 * jnp.eye(4))
+        )
+        return basis3
+    """)
+
+
+def test_an_eigenvector_of_the_other_sign_is_benign():
+    args = [[[6, 5], "bool"], [[3, 1, 1], "float32"],
+            {"b": [[4], "float32"], "w": [[4], "float32"]}]
+    rec = extract_in_process(EIGH_SIGN, "f", args, seed=8185262165193445971, grad=False,
+                             oracles=["unsimplified"])
+    assert rec["oracles"]["unsimplified"] == "benign: vector_sign", rec.get("failure")
+    assert "vector_sign" in BENIGN
+    from extract.oracles import _same_up_to_column_signs
+
+    v = np.array([[0.6, 0.8], [0.8, -0.6]], np.float32)
+    assert _same_up_to_column_signs(v * np.array([1, -1], np.float32), v)
+    assert not _same_up_to_column_signs(v[::-1], v)  # other vectors, not other signs
+    assert not _same_up_to_column_signs(v[:, 0], v[:, 0] * -1)  # a lone vector: no columns

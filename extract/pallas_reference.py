@@ -27,7 +27,7 @@ __all__ = ["MAX_GRID_STEPS", "BlockSpec", "GridTooLarge", "cdiv", "ds", "num_pro
 MAX_GRID_STEPS = 256
 """The most grid steps a kernel may have here: the loop runs while jit traces, so each step
 adds the kernel's ops to the module again (a 4,101-step kernel took the oracle past the
-worker's 60 s timeout in a 15-minute run; about 15 ms a step)."""
+worker's 60 s timeout in a 15-minute run: at least 15 ms a step)."""
 
 
 class GridTooLarge(Exception):

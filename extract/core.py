@@ -189,6 +189,7 @@ def extract_in_process(
     levels: Sequence[str] | None = LEVELS,
     pass_dump: str | None = None,
     backends: Sequence[Backend | str] = (),
+    culprit_search: bool = True,
 ) -> dict:
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
     ``make_inputs(args, seed)`` and check it with ``oracles``.
@@ -209,7 +210,8 @@ def extract_in_process(
     XLA dumps changed modules into (``extract.passes``); the passes each compile fired go
     into ``passes`` and ``grad_passes``. ``backends`` (``extract.backends``: loaded, or
     specs to load): each runs every executed program and is judged against XLA, its verdict
-    under ``backend:<name>`` in ``oracles``.
+    under ``backend:<name>`` in ``oracles``. ``culprit_search=False``: a value discrepancy
+    is reported without searching for its culprit pass.
     """
     levels = check_levels(levels)
     execute = execute and COMPILED in levels
@@ -335,7 +337,7 @@ def extract_in_process(
                           outputs, raw_stablehlo, runner(lowered), source=source,
                           exported=exported, polymorphic_shapes=shapes or (),
                           namespace=namespace, passes=tuple(order.get("", ())),
-                          on_stage=start)
+                          on_stage=start, culprit_search=culprit_search)
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("unsimplified", "interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
             for b in backends:

@@ -49,9 +49,10 @@ _CULPRIT_SUFFIX = re.compile(r"^(?P<base>[\w:]+:value:\w+):(?P<culprit>[\w+-]+)$
 
 STRICT_STAGE, CULPRIT_STAGE = ":strict", ":culprit"
 """Suffixes of an oracle's stage while it compiles with non-default XLA options: without
-excess precision, and with passes disabled in the culprit search. A worker that dies there
-(XLA:CPU aborts on some modules with passes disabled: ``ir_emitter.cc:3828``) is the
-oracle's own compile crashing, with the program's discrepancy behind it."""
+excess precision, and with passes disabled in the culprit search. A worker that dies in the
+strict compile is the oracle's own compile crashing, with the program's discrepancy behind
+it; one that dies in the culprit search (XLA:CPU aborts on some modules with passes
+disabled: ``ir_emitter.cc:3828``) runs the program again without it (``extract.pool``)."""
 
 
 def oracle_of(stage: str) -> str:
@@ -146,6 +147,9 @@ class Context:
     # non-default XLA options ("interpreter:strict", "interpreter:culprit"), so that a
     # worker that dies in one is not taken for the program's own failure
     on_stage: Callable[[str], object] = lambda name: None
+    # whether a value discrepancy's culprit pass is searched for (the pool turns it off for a
+    # re-run after XLA crashed or hung in that search: see extract.pool)
+    culprit_search: bool = True
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

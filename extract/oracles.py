@@ -199,7 +199,7 @@ def compare(oracle: str, ctx: Context, got: Sequence[np.ndarray],
     if not problems:
         return verdict
     k, problem = min(problems.items())
-    if bisect:
+    if bisect and ctx.culprit_search:
         ctx.on_stage(f"{oracle}{CULPRIT_STAGE}")
         culprit = _culprit_pass(ctx, want, ctx.passes if bisect is True else tuple(bisect))
         ctx.on_stage(oracle)

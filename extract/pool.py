@@ -6,13 +6,16 @@ when each in-flight task started and which stage it reached (the worker reports 
 as it starts); a task past its timeout has its worker's whole session killed with SIGKILL
 and the worker replaced, and yields ``status="timeout"``. A worker that dies on its own
 (segfault, abort, ``os._exit``, a resource limit) or sends a malformed message yields
-``status="crashed"`` and is replaced too.
+``status="crashed"`` and is replaced too. A crash or hang in an oracle's culprit search
+(``<oracle>:culprit``: XLA compiling with passes disabled, which ``xla_disable_hlo_passes``
+does not promise to support) is not the program's failure: the task runs again with the
+search off, and its record says in ``culprit_search`` what stopped it.
 
 The module stays above 400 lines because ``ExtractorPool`` is one state machine (spawn,
 dispatch, pump, timeout, death, retirement over the same worker table) that reads best whole.
 
 Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles,
-polymorphic_shapes, levels)``,
+polymorphic_shapes, levels, culprit_search)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
@@ -33,7 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import connection, get_context
 from typing import Any
 
@@ -42,6 +45,7 @@ from .backends import STAGE_PREFIX, load_all
 from .crash_log import abort_site, new_log, remove_log, tail
 from .inputs import check_inputs
 from .levels import LEVELS, check_levels
+from .oracle_context import CULPRIT_STAGE
 from .oracles import ORACLES, check_oracles
 from .passes import dump_flags, make_dump_dir, remove_dump_dir
 from .worker import (
@@ -123,6 +127,7 @@ class Task:
     oracles: tuple[str, ...]
     polymorphic_shapes: tuple[str, ...] | None
     levels: tuple[str, ...]
+    culprit_search: bool = True
 
 
 def make_task(task_id: Hashable, source: str, entry: str, args, *, grad: bool,
@@ -248,6 +253,7 @@ class ExtractorPool:
         self._pending: deque[Task] = deque()
         self._finished: deque[tuple[Hashable, dict]] = deque()
         self._retiring: list[_Worker] = []
+        self._stopped_search: dict[Hashable, str] = {}  # task id -> what stopped its search
         self._startup_failures = 0
         self._closed = False
         self._workers = [self._spawn() for _ in range(workers)]
@@ -409,7 +415,8 @@ class ExtractorPool:
                 task = self._pending.popleft()
                 w.task, w.started, w.stage = task, time.monotonic(), None
                 msg = ("task", task.task_id, task.source, task.entry, task.args, task.grad,
-                       task.seed, task.oracles, task.polymorphic_shapes, task.levels)
+                       task.seed, task.oracles, task.polymorphic_shapes, task.levels,
+                       task.culprit_search)
                 if not self._send(w, msg):
                     w.task = None
                     self._pending.appendleft(task)
@@ -463,6 +470,10 @@ class ExtractorPool:
         elif kind == "result":
             task_id, record = msg[1], msg[2]
             w.task, w.stage = None, None
+            if (stopped := self._stopped_search.pop(task_id, None)) is not None:
+                record["culprit_search"] = stopped
+                if record.get("failure"):
+                    record["failure"]["culprit_search"] = stopped
             w.done += 1
             if self._skip is not None and "stablehlo_hash" in record:
                 self._skip.add(record["stablehlo_hash"])
@@ -483,6 +494,8 @@ class ExtractorPool:
         w.process.join()
         w.forget()
         message = f"extraction exceeded the {task.timeout:g} s timeout in stage {stage}"
+        if self._search_again(task, stage, message):
+            return self._replace(w)
         self._finished.append(
             (task.task_id, _failure("timeout", stage, "Timeout", message, _own(stage, "timeout")))
         )
@@ -517,6 +530,8 @@ class ExtractorPool:
             stage = w.stage or "compile"
             message = f"extraction worker {'sent' if w.bad_message else 'died with'} {how} in " \
                       f"stage {stage}"
+            if self._search_again(w.task, stage, message):
+                return self._replace(w)
             record = _failure("crashed", stage, "Crash", message, _own(stage, f"crashed:{key}"),
                               signal=sig)
             self._finished.append((w.task.task_id, record))
@@ -528,6 +543,14 @@ class ExtractorPool:
                 raise RuntimeError(f"extraction workers fail to start ({how}); the last worker's "
                                    "stderr ended:\n" + "\n".join(last))
         return self._replace(w)
+
+    def _search_again(self, task: Task, stage: str, message: str) -> bool:
+        """Queue ``task`` again without the culprit search if it crashed or hung in one."""
+        if not (stage.endswith(CULPRIT_STAGE) and task.culprit_search):
+            return False
+        self._stopped_search[task.task_id] = message
+        self._pending.appendleft(replace(task, culprit_search=False))
+        return True
 
     def _reap_retiring(self) -> None:
         still = []

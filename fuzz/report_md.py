@@ -188,6 +188,10 @@ def render_report(record: dict[str, Any]) -> str:
         lines += [f"**Known:** this is README's Finding {finding['number']} "
                   f"({finding['name']}): {finding['title']}", ""]
     lines += ["## What happened", "", str(failure.get("message", "")).strip()[:1500] or "-", ""]
+    if failure.get("culprit_search"):
+        lines += ["The search for a culprit pass stopped, so none is named: "
+                  f"{failure['culprit_search']} (XLA with some passes disabled; "
+                  "`xla_disable_hlo_passes` is a debugging option).", ""]
     for judged in (_judgement(record, output), _against_float64(record)):
         if judged:
             lines += [judged, ""]

@@ -781,6 +781,29 @@ def test_a_failed_check_names_its_site_in_the_signature(capfd):
     assert logs and not any(os.path.exists(p) for p in logs)  # removed with their workers
 
 
+# jit and eager disagree (a tracer adds 1), and the culprit search aborts: the worker's
+# module patched as XLA:CPU behaves on some modules with passes disabled
+CULPRIT_ABORT = """import os
+import extract.oracles
+
+extract.oracles._culprit_pass = lambda *a: os.abort()
+
+
+def f(x):
+    return x + (1.0 if type(x).__name__.endswith("Tracer") else 0.0)
+"""
+
+
+def test_a_crash_in_the_culprit_search_runs_the_task_again_without_it():
+    with ExtractorPool(1, timeout=60.0, grad=False) as pool:
+        pool.submit("t", CULPRIT_ABORT, "f", [((3,), F32)], oracles=["jit_eager"])
+        (task_id, record), = pool.results()
+    failure = record["failure"]
+    # the program's own discrepancy, not the search's crash; the record says what stopped it
+    assert failure["signature"] == "jit_eager:value:float32", failure
+    assert "SIGABRT in stage jit_eager:culprit" in record["culprit_search"]
+
+
 @pytest.mark.parametrize(("text", "site"), [
     ("W1207 warn.cc:1] no\nF1207 15:18:16.134914    4156 a_b.cc:46] Check failed: x == y\n",
      ("a_b.cc:46", "Check failed: x == y")),

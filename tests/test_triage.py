@@ -230,6 +230,9 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
     search = {**check, "failure": {**check["failure"], "stage": "interpreter:culprit"}}
     assert "compiling with non-default XLA options (the `interpreter` oracle's culprit " \
         "search) of a program" in title(search)
+    stopped = {**RECORD, "failure": {**RECORD["failure"], "culprit_search": "died with SIGABRT"}}
+    assert "The search for a culprit pass stopped, so none is named: died with SIGABRT" in \
+        render_report(stopped)
     backend = {**crash, "failure": {**crash["failure"], "signature": "backend:x:crashed:SIGSEGV"}}
     assert "crashes (SIGSEGV)" in title(backend)
 

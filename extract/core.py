@@ -190,9 +190,10 @@ def extract_in_process(
     pass_dump: str | None = None,
     backends: Sequence[Backend | str] = (),
     culprit_search: bool = True,
+    recipe: str = RECIPE,
 ) -> dict:
     """Extract every IR level of ``entry`` in ``source`` for abstract ``args``, run it on
-    ``make_inputs(args, seed)`` and check it with ``oracles``.
+    ``make_inputs(args, seed, recipe)`` and check it with ``oracles``.
 
     ``args`` is a list of ``(shape, dtype name)`` pairs, or of tuples and dicts of them
     (``extract.args``: the entry is called on that pytree); invalid specs, seeds and oracle
@@ -222,7 +223,7 @@ def extract_in_process(
     wanted = check_oracles(oracles if execute else ())
     backends = tuple(b if isinstance(b, Backend) else load(b) for b in backends) \
         if execute else ()
-    inputs = make_inputs(specs, seed) if execute else None
+    inputs = make_inputs(specs, seed, recipe) if execute else None
     set_cache_dir(cache_dir)
     timings: dict[str, float] = {}
     result: dict = {
@@ -233,7 +234,7 @@ def extract_in_process(
         "levels": list(levels),
     }
     if execute:
-        result["inputs"] = {"seed": int(seed), "recipe": RECIPE}
+        result["inputs"] = {"seed": int(seed), "recipe": recipe}
         result["oracles"] = {name: "not run" if name in wanted else "off" for name in ORACLES}
         result["oracles"].update({b.stage: "not run" for b in backends})
     stage = "trace"
@@ -337,7 +338,8 @@ def extract_in_process(
                           outputs, raw_stablehlo, runner(lowered), source=source,
                           exported=exported, polymorphic_shapes=shapes or (),
                           namespace=namespace, passes=tuple(order.get("", ())),
-                          on_stage=start, culprit_search=culprit_search)
+                          on_stage=start, culprit_search=culprit_search,
+                          recipe=recipe)
             result["sensitive"] = sorted(sensitive_outputs(ctx, inputs, outputs))
             check(("unsimplified", "interpreter", "vmap", "jit_eager", "symbolic", "pallas"), ctx)
             for b in backends:

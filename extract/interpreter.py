@@ -130,6 +130,8 @@ def run_module(text: str, inputs: Sequence[np.ndarray], *,
         PassManager.parse("builtin.module(func.func(chlo-legalize-to-stablehlo))").run(
             module.operation)
         _copy_scatter_operands(ir, stablehlo, module.operation)
+        _total_order_compares(ir, stablehlo, module.operation)
+        _defined_integer_division(ir, stablehlo, module.operation)
         if sums_without_init:
             _negative_zero_sum_inits(ir, stablehlo, module.operation)
         results = stablehlo.eval_module(module, [_attribute(ir, np.asarray(x)) for x in inputs])
@@ -147,11 +149,33 @@ def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
     if reason:
         raise Unsupported(reason)
     try:
-        return run_module(stablehlo, inputs, sums_without_init=sums_without_init)
+        return run_module(stablehlo, [_flush_subnormals(x) for x in inputs],
+                          sums_without_init=sums_without_init)
     except TypeError as e:  # the bindings cannot read a value of this type back (issue 28's
         if "Unsupported floating-point type" not in str(e):  # interpreter:TypeError bucket)
             raise
         raise Unsupported(f"a value type the interpreter's bindings cannot read: {e}") from None
+
+
+def _flush_subnormals(x: np.ndarray) -> np.ndarray:
+    """``x`` with its floats that are subnormal in the type XLA:CPU computes them in (float32
+    for narrower ones: a float16 subnormal is a float32 normal, a bfloat16 one is not) as
+    zeros of their sign: XLA:CPU computes with denormals-are-zero, so ``sign``, ``log`` and
+    ``sqrt`` of ``-1e-45`` are what they are of ``-0.0`` there (0, ``-inf``, ``-0.0``),
+    where the interpreter would see the subnormal."""
+    x = np.asarray(x)
+    if x.dtype.kind == "c":
+        out = x.copy()
+        out.real, out.imag = _flush_subnormals(x.real), _flush_subnormals(x.imag)
+        return out
+    if x.dtype.kind != "f" and x.dtype != np.dtype("bfloat16"):
+        return x
+    import ml_dtypes
+
+    tiny = float(ml_dtypes.finfo(np.float64 if x.dtype == np.float64
+                                 else np.float32).smallest_normal)
+    wide = x.astype(np.float64)
+    return np.where(np.abs(wide) < tiny, np.copysign(0.0, wide), wide).astype(x.dtype)
 
 
 def _ops_named(root, name: str) -> list:
@@ -176,6 +200,80 @@ def _copy_scatter_operands(ir, stablehlo, root) -> None:
         with ir.InsertionPoint(op):
             for i in range((len(op.operands) - 1) // 2):  # inputs..., indices, updates...
                 op.operands[i] = stablehlo.ReshapeOp(op.operands[i].type, op.operands[i]).result
+
+
+def _splat(ir, stablehlo, kind, value: int):
+    """A constant tensor of integer type ``kind`` holding ``value`` everywhere."""
+    element = ir.IntegerType(kind.element_type)
+    return stablehlo.ConstantOp(ir.DenseElementsAttr.get_splat(
+        kind, ir.IntegerAttr.get(element, value))).result
+
+
+def _total_order_compares(ir, stablehlo, root) -> None:
+    """Compare floats under ``TOTALORDER`` as the spec says (IEEE 754 totalOrder: -NaN < -inf
+    < ... < -0 < +0 < ... < +inf < +NaN): as signed integers of their bits, each negative
+    one's magnitude bits flipped. The interpreter compares them as ``FLOAT`` does, so
+    ``1 < NaN`` and ``-0 < +0`` come out false and ``jnp.sort`` puts NaN anywhere (found by
+    this oracle; README, "Findings", 22)."""
+    for op in _ops_named(root, "stablehlo.compare"):
+        if "compare_type" not in op.attributes or \
+                "TOTALORDER" not in str(op.attributes["compare_type"]):
+            continue
+        lhs_type = ir.RankedTensorType(op.operands[0].type)
+        try:
+            width = ir.FloatType(lhs_type.element_type).width
+        except ValueError:  # an integer's total order is its own
+            continue
+        as_int = ir.RankedTensorType.get(lhs_type.shape, ir.IntegerType.get_signless(width))
+        with ir.InsertionPoint(op):
+            keys = []
+            for x in op.operands:
+                bits = stablehlo.BitcastConvertOp(as_int, x).result
+                sign = stablehlo.ShiftRightArithmeticOp(
+                    bits, _splat(ir, stablehlo, as_int, width - 1)).result
+                keys.append(stablehlo.XorOp(bits, stablehlo.ShiftRightLogicalOp(
+                    sign, _splat(ir, stablehlo, as_int, 1)).result).result)
+            signed = stablehlo.CompareOp(keys[0], keys[1], op.attributes["comparison_direction"],
+                                         compare_type=stablehlo.ComparisonTypeAttr.get("SIGNED"))
+        op.result.replace_all_uses_with(signed.result)
+        op.operation.erase()
+
+
+def _defined_integer_division(ir, stablehlo, root) -> None:
+    """Give integer ``divide`` and ``remainder`` XLA's results where the spec leaves them to
+    the implementation (by zero, and the most negative value by -1): ``x / 0 = -1``,
+    ``x % 0 = x``, ``MIN / -1 = MIN``, ``MIN % -1 = 0``. The interpreter divides in C++
+    there and the process dies of SIGFPE (README, "Findings", 23)."""
+    eq = stablehlo.ComparisonDirectionAttr.get("EQ")
+    for name, make, by_zero, overflow in (
+            ("stablehlo.divide", stablehlo.DivOp, -1, None),
+            ("stablehlo.remainder", stablehlo.RemOp, None, 0)):
+        for op in _ops_named(root, name):
+            kind = ir.RankedTensorType(op.result.type)
+            try:
+                element = ir.IntegerType(kind.element_type)
+            except ValueError:  # a float's division is defined everywhere
+                continue
+            lhs, rhs = op.operands
+            with ir.InsertionPoint(op):
+                def const(value: int, kind=kind):
+                    return _splat(ir, stablehlo, kind, value)
+
+                zero = stablehlo.CompareOp(rhs, const(0), eq).result
+                bad = over = None
+                if not element.is_unsigned:
+                    lowest = const(-(1 << (element.width - 1)))
+                    over = stablehlo.AndOp(stablehlo.CompareOp(lhs, lowest, eq).result,
+                                           stablehlo.CompareOp(rhs, const(-1), eq).result).result
+                    bad = stablehlo.OrOp(zero, over).result
+                out = make(lhs, stablehlo.SelectOp(bad or zero, const(1), rhs).result).result
+                if over is not None:
+                    out = stablehlo.SelectOp(over, lhs if overflow is None else const(overflow),
+                                             out).result
+                out = stablehlo.SelectOp(zero, lhs if by_zero is None else const(by_zero),
+                                         out).result
+            op.result.replace_all_uses_with(out)
+            op.operation.erase()
 
 
 def _negative_zero_sum_inits(ir, stablehlo, root) -> None:

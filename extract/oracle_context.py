@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .failures import ORACLE_STAGES as ORACLES
+from .inputs import RECIPE
 from .values import is_float
 
 __all__ = ["CULPRIT_STAGE", "STRICT", "STRICT_STAGE", "Context", "Violation", "check_oracles",
@@ -150,6 +151,7 @@ class Context:
     # whether a value discrepancy's culprit pass is searched for (the pool turns it off for a
     # re-run after XLA crashed or hung in that search: see extract.pool)
     culprit_search: bool = True
+    recipe: str = RECIPE  # of the inputs (extract.inputs); an oracle's batches use it too
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

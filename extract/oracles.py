@@ -121,11 +121,15 @@ BENIGN = {
 
 
 def _ulp_step(x: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """``x`` moved by one ulp away from or toward zero where ``direction`` is 1 or 0."""
+    """``x`` moved by one ulp away from or toward zero where ``direction`` is 1 or 0; zeros,
+    infinities, NaN and the largest finite values (special inputs) stay where they are."""
     uint = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize]
     bits = np.ascontiguousarray(x).view(uint).astype(np.int64)
     moved = np.where(direction.astype(bool), bits + 1, bits - 1)
-    return moved.astype(uint).view(x.dtype).reshape(x.shape)
+    moved = moved.astype(uint).view(x.dtype).reshape(x.shape)
+    with np.errstate(invalid="ignore"):  # a NaN moved may be a signalling one
+        wide, after = x.astype(np.float64), moved.astype(np.float64)
+    return np.where(np.isfinite(wide) & (wide != 0) & np.isfinite(after), moved, x)
 
 
 def sensitive_outputs(ctx: Context, inputs: Sequence[np.ndarray],
@@ -293,7 +297,7 @@ def vmap(ctx: Context) -> str:
         # jax.random's table of implementations promises "exact jax.vmap over keys" for
         # threefry only: a batch of rbg keys draws other bits than each key alone.
         return "skipped: rbg keys (rng_bit_generator) are not exact under vmap"
-    batch = [ctx.inputs] + [make_inputs(ctx.specs, derive(ctx.seed, _BATCH, b))
+    batch = [ctx.inputs] + [make_inputs(ctx.specs, derive(ctx.seed, _BATCH, b), ctx.recipe)
                             for b in range(1, BATCH_SIZE)]
     stacked = [np.stack([inputs[i] for inputs in batch]) for i in range(len(ctx.specs))]
     batched_fn = jax.jit(jax.vmap(ctx.f))

@@ -15,7 +15,7 @@ The module stays above 400 lines because ``ExtractorPool`` is one state machine 
 dispatch, pump, timeout, death, retirement over the same worker table) that reads best whole.
 
 Protocol - parent to worker: ``("task", id, source, entry, args, grad, seed, oracles,
-polymorphic_shapes, levels, culprit_search)``,
+polymorphic_shapes, levels, culprit_search, recipe)``,
 ``("skip", hashes)``, ``("stop",)``; worker to parent: ``("ready",)``, ``("stage", id, stage)``,
 ``("result", id, record)``.
 
@@ -43,7 +43,7 @@ from typing import Any
 from .args import check_polymorphic_shapes, leaves_of, normalize_args
 from .backends import STAGE_PREFIX, load_all
 from .crash_log import abort_site, new_log, remove_log, tail
-from .inputs import check_inputs
+from .inputs import RECIPE, check_inputs
 from .levels import LEVELS, check_levels
 from .oracle_context import CULPRIT_STAGE
 from .oracles import ORACLES, check_oracles
@@ -128,22 +128,24 @@ class Task:
     polymorphic_shapes: tuple[str, ...] | None
     levels: tuple[str, ...]
     culprit_search: bool = True
+    recipe: str = RECIPE
 
 
 def make_task(task_id: Hashable, source: str, entry: str, args, *, grad: bool,
               timeout: float, seed: int, oracles: Sequence[str] | None,
-              polymorphic_shapes: Sequence[str] | None, levels: Sequence[str] | None) -> Task:
+              polymorphic_shapes: Sequence[str] | None, levels: Sequence[str] | None,
+              recipe: str = RECIPE) -> Task:
     """One task, checked: invalid ``timeout``, ``args``, ``seed``, ``oracles``,
     ``polymorphic_shapes`` or ``levels`` raise ``ValueError`` here, not in a worker."""
     if not timeout > 0:
         raise ValueError(f"timeout={timeout!r} must be positive")
     wanted = check_oracles(oracles)
-    check_inputs(args, seed)  # the program will run: fail here, not in the worker
+    check_inputs(args, seed, recipe)  # the program will run: fail here, not in the worker
     tree = normalize_args(args)
     shapes = (None if polymorphic_shapes is None
               else check_polymorphic_shapes(leaves_of(tree), polymorphic_shapes))
     return Task(task_id, str(source), str(entry), tree, bool(grad), float(timeout), seed, wanted,
-                shapes, check_levels(levels))
+                shapes, check_levels(levels), recipe=recipe)
 
 
 @dataclass(eq=False)
@@ -273,11 +275,12 @@ class ExtractorPool:
         oracles: Sequence[str] | None = ORACLES,
         polymorphic_shapes: Sequence[str] | None = None,
         levels: Sequence[str] | None = None,
+        recipe: str = RECIPE,
     ) -> None:
-        """Queue one task; never blocks on extraction. Invalid ``args``, ``seed``,
+        """Queue one task; never blocks on extraction. Invalid ``args``, ``seed``, ``recipe``,
         ``oracles``, ``polymorphic_shapes`` or ``levels`` raise here. The program runs on
-        ``make_inputs(args, seed)`` and every oracle named in ``oracles`` checks it (``None``
-        or ``[]``: none); with ``polymorphic_shapes`` it is also exported over them.
+        ``make_inputs(args, seed, recipe)`` and every oracle named in ``oracles`` checks it
+        (``None`` or ``[]``: none); with ``polymorphic_shapes`` it is also exported over them.
         ``levels``: the IR levels extracted (``extract.levels``; default: the pool's)."""
         if self._closed:
             raise RuntimeError("submit() on a closed ExtractorPool")
@@ -285,7 +288,7 @@ class ExtractorPool:
                          grad=self._grad if grad is None else bool(grad),
                          timeout=self._timeout if timeout is None else timeout, seed=seed,
                          oracles=oracles, polymorphic_shapes=polymorphic_shapes,
-                         levels=self._levels if levels is None else levels)
+                         levels=self._levels if levels is None else levels, recipe=recipe)
         self._pending.append(task)
         self._dispatch()
 
@@ -416,7 +419,7 @@ class ExtractorPool:
                 w.task, w.started, w.stage = task, time.monotonic(), None
                 msg = ("task", task.task_id, task.source, task.entry, task.args, task.grad,
                        task.seed, task.oracles, task.polymorphic_shapes, task.levels,
-                       task.culprit_search)
+                       task.culprit_search, task.recipe)
                 if not self._send(w, msg):
                     w.task = None
                     self._pending.appendleft(task)
@@ -584,10 +587,10 @@ atexit.register(_close_shared)
 
 def extract(source: str, entry: str, args, *, grad: bool = True, timeout: float = 60.0,
             seed: int = 0, oracles: Sequence[str] | None = ORACLES,
-            polymorphic_shapes: Sequence[str] | None = None) -> dict:
+            polymorphic_shapes: Sequence[str] | None = None, recipe: str = RECIPE) -> dict:
     """Extract one program in a reused single-worker pool (started lazily, closed at exit),
     so a hang gives ``status="timeout"`` and a native crash ``status="crashed"``. The
-    program runs on ``make_inputs(args, seed)``, checked by every oracle in ``oracles``;
+    program runs on ``make_inputs(args, seed, recipe)``, checked by every oracle in ``oracles``;
     with ``polymorphic_shapes`` it is also exported over them."""
     global _shared
     with _shared_lock:
@@ -595,7 +598,7 @@ def extract(source: str, entry: str, args, *, grad: bool = True, timeout: float 
             _shared = ExtractorPool(1, timeout=timeout)
         task_id = ("extract", next(_task_ids))
         _shared.submit(task_id, source, entry, args, grad=grad, timeout=timeout, seed=seed,
-                       oracles=oracles, polymorphic_shapes=polymorphic_shapes)
+                       oracles=oracles, polymorphic_shapes=polymorphic_shapes, recipe=recipe)
         for done_id, record in _shared.results():
             if done_id == task_id:
                 return record

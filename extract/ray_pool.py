@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from .inputs import RECIPE
 from .levels import LEVELS, check_levels
 from .oracles import ORACLES
 from .pool import ExtractorPool, Task, make_task
@@ -50,7 +51,8 @@ class _Extractor:
     def extract(self, task: Task) -> dict:
         self.pool.submit(task.task_id, task.source, task.entry, task.args, grad=task.grad,
                          timeout=task.timeout, seed=task.seed, oracles=task.oracles,
-                         polymorphic_shapes=task.polymorphic_shapes, levels=task.levels)
+                         polymorphic_shapes=task.polymorphic_shapes, levels=task.levels,
+                         recipe=task.recipe)
         for _, record in self.pool.results():
             return record
         raise RuntimeError("the extraction task vanished")  # pragma: no cover
@@ -132,7 +134,7 @@ class RayPool:
                grad: bool | None = None, timeout: float | None = None, seed: int = 0,
                oracles: Sequence[str] | None = ORACLES,
                polymorphic_shapes: Sequence[str] | None = None,
-               levels: Sequence[str] | None = None) -> None:
+               levels: Sequence[str] | None = None, recipe: str = RECIPE) -> None:
         """Queue one task (checked here, as ``ExtractorPool.submit`` does)."""
         if self._closed:
             raise RuntimeError("submit() on a closed RayPool")
@@ -140,7 +142,7 @@ class RayPool:
             task_id, source, entry, args, grad=self._grad if grad is None else grad,
             timeout=self._timeout if timeout is None else timeout, seed=seed, oracles=oracles,
             polymorphic_shapes=polymorphic_shapes,
-            levels=self._levels if levels is None else levels))
+            levels=self._levels if levels is None else levels, recipe=recipe))
         self._dispatch()
 
     def poll(self, timeout: float | None = 0.0) -> list[tuple[Hashable, dict]]:

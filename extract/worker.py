@@ -182,7 +182,8 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
         if msg[0] == "skip":
             skip = (skip or set()) | set(msg[1])
             continue
-        _, task_id, source, entry, args, task_grad, seed, oracles, shapes, levels, culprit = msg
+        (_, task_id, source, entry, args, task_grad, seed, oracles, shapes, levels, culprit,
+         recipe) = msg
         stage = ["trace"]
         if log is not None:
             start_task()
@@ -196,7 +197,7 @@ def _serve(conn, skip_hashes, cache_dir, clear_every, jax_config, limits, dump,
             record = extract_in_process(
                 source, entry, args, grad=task_grad, skip_hashes=skip, on_stage=on_stage,
                 seed=seed, oracles=oracles, polymorphic_shapes=shapes, levels=levels,
-                pass_dump=dump, backends=loaded, culprit_search=culprit,
+                pass_dump=dump, backends=loaded, culprit_search=culprit, recipe=recipe,
             )
         except BaseException as exc:  # KeyboardInterrupt & co. raised by the program itself
             record = {"status": "failed", "failure": classify(stage[0], exc)}

@@ -85,6 +85,19 @@ def oracle_rates(known: tuple[str, ...]) -> Callable[[str], dict[str, float]]:
     return parse
 
 
+def share(flag: str) -> Callable[[str], float]:
+    """A share in [0, 1] for ``flag``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= 1:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: must be a share in [0, 1]")
+        return value
+    return parse
+
+
 def _non_negative(flag: str, unit: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:

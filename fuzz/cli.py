@@ -23,10 +23,12 @@ from fuzz.argtypes import (
     oracle_rates,
     positive_int,
     positive_seconds,
+    share,
 )
 from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
 from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
+from fuzz.run_options import SPECIAL_SHARE
 from fuzz.store import CorpusError
 from grammar import ALL_DTYPES, CATEGORIES, OPS, STYLES
 
@@ -112,6 +114,11 @@ def run_parser() -> argparse.ArgumentParser:
                    help="share of programs each oracle checks: one number for all, or "
                         "name=share pairs; default: " + ",".join(
                             f"{k}={v:g}" for k, v in DEFAULT_ORACLE_RATES.items()))
+    p.add_argument("--special-inputs", type=share("--special-inputs"), default=SPECIAL_SHARE,
+                   metavar="SHARE",
+                   help="share of programs run on inputs with special values (+-0, +-inf, "
+                        "NaN, subnormals, the largest floats, INT_MIN, INT_MAX: recipe "
+                        f"jaxsmith-inputs/1+special); 1 runs only those; default {SPECIAL_SHARE}")
     p.add_argument("--backend", action="append", default=[], dest="backends",
                    metavar="MODULE:FUNCTION",
                    help="another implementation to judge against XLA on every program that "
@@ -192,7 +199,7 @@ def _run(argv: Sequence[str]) -> int:
                       oracle_rates={name: rates[name] for name in a.oracles},
                       limits=limits(a, p.error), levels=a.levels, engine=a.engine,
                       ray_address=a.ray_address, guide=a.guide,
-                      backends=tuple(a.backends))
+                      backends=tuple(a.backends), special_inputs=a.special_inputs)
     try:
         from grammar import programs
         programs(**grammar)

@@ -65,9 +65,9 @@ def failure_files(outcome: Outcome,
             "side_crashes": [{**c, "args": args_json(c["args"])} for c in outcome.side],
             "found_at": job.found_at,
             "versions": job.result.get("versions"), "found_by": job.found_by,
-            "inputs_seed": job.seed}
+            "inputs_seed": job.seed, "inputs_recipe": job.recipe}
     script = reproducer(best.source, best.entry, best.args, failure, job.found_by, job.seed,
-                        best.polymorphic_shapes, backends)
+                        best.polymorphic_shapes, backends, job.recipe)
     return meta, script
 
 

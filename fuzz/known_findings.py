@@ -204,6 +204,20 @@ FINDINGS: tuple[Finding, ...] = (
             "findings/atan2_of_folded_zeros_nan.py", _OLD_ONLY,
             (r"^(?:interpreter|jit_eager|unsimplified|vmap):value:float32$",),
             frozenset({"optimization_barrier"}), (frozenset({"angle", "arctan2"}),)),
+    Finding(21, "abs_of_int_min_folded_nonnegative",
+            "XLA algebraic simplifier (jaxlib 0.10.2): jnp.abs(x) >= 0 folds to True for int32, "
+            "but abs(INT_MIN) is INT_MIN", "wrong value",
+            "findings/abs_of_int_min_folded_nonnegative.py", _OLD_ONLY,
+            (r"^(?:unsimplified|jit_eager|interpreter|vmap):value:bool$",),
+            frozenset({"abs"}), (frozenset({"greater", "greater_equal"}),), culprit="algsimp"),
+    Finding(22, "interpreter_totalorder_compare",
+            "StableHLO reference interpreter: compare with TOTALORDER orders floats as FLOAT "
+            "does (1 < NaN and -0 < +0 are false)", "reference defect",
+            "findings/interpreter_totalorder_compare.py", _BOTH),
+    Finding(23, "interpreter_integer_division_sigfpe",
+            "StableHLO reference interpreter: an integer divide or remainder by zero, or of "
+            "INT_MIN by -1, kills the process with SIGFPE", "reference defect",
+            "findings/interpreter_integer_division_sigfpe.py", _BOTH),
 )
 """README's findings in its order; ``match_finding`` returns the first that matches."""
 

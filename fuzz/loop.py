@@ -51,7 +51,7 @@ class FuzzRun:
         self._epoch_strategies: dict[int, Any] = {}
         self._epochs_saved = 0  # epochs of op weights in guide-<seed>.json
         self.started = time.monotonic()
-        self.in_flight: dict[int, tuple[Any, tuple, str, int, Plan | None]] = {}
+        self.in_flight: dict[int, tuple[Any, tuple, str, tuple[int, str], Plan | None]] = {}
         self.minimizing: set[str] = set()
         self.line = StatusLine(options.quiet, out)
         self._last_stats = 0.0
@@ -214,10 +214,12 @@ class FuzzRun:
             self.tally.duplicate_source += 1
             return
         seed = sampling.input_seed(self.o.seed, index)
+        recipe = sampling.input_recipe(self.o.seed, index, self.o.special_inputs)
         oracles = sampling.sampled_oracles(self.o.seed, index, source_hash, self.o.oracle_rates)
-        self.in_flight[index] = (program, choices, source_hash, seed, plan)
+        self.in_flight[index] = (program, choices, source_hash, (seed, recipe), plan)
         pool.submit(index, program.source, program.entry, program.args, seed=seed,
-                    oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
+                    oracles=oracles, polymorphic_shapes=program.polymorphic_shapes,
+                    recipe=recipe)
 
     def _draw(self, index: int, plan: Plan | None) -> tuple[Any, Plan | None]:
         """Program ``index`` (and its choices) drawn as ``plan`` says, or None; a guided
@@ -250,7 +252,7 @@ class FuzzRun:
             self.tally.oracles.setdefault(name, Counter())[verdict_kind(verdict)] += 1
 
     def _handle(self, index: int, result: dict, minimizer: Minimizer | None) -> None:
-        program, choices, source_hash, seed, plan = self.in_flight.pop(index)
+        program, choices, source_hash, (seed, recipe), plan = self.in_flight.pop(index)
         t = self.tally
         self._verdicts(result)
         t.extracted += 1
@@ -290,7 +292,8 @@ class FuzzRun:
             self.minimizing.add(signature)
             minimizer.submit(Job(signature, program, choices, result,
                                  self._found_by(index, plan), seed, self._strategy(plan),
-                                 self._grammar(plan), self.o.backends, self.o.grad))
+                                 self._grammar(plan), self.o.backends, self.o.grad,
+                                 recipe=recipe))
 
     def _strategy(self, plan: Plan | None) -> Any:
         """The strategy a program is drawn from: in a guided run, the grammar under the op

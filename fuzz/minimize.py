@@ -19,6 +19,7 @@ from hypothesis.internal.conjecture.data import ConjectureData
 
 from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
+from extract.inputs import RECIPE
 from extract.oracle_context import oracle_of, same_failure
 from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
 from fuzz.reduce import reduce, size
@@ -135,9 +136,9 @@ def _comment(text: object) -> str:
 def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
                found_by: str, seed: int = 0,
                polymorphic_shapes: list[str] | None = None,
-               backends: Mapping[str, Backend] | None = None) -> str:
+               backends: Mapping[str, Backend] | None = None, recipe: str = RECIPE) -> str:
     """A standalone script: the program, then a main block that raises the failure, or for
-    an oracle's failure prints both values (on the inputs of ``seed``) and exits 1; a
+    an oracle's failure prints both values (on the inputs of ``seed`` by ``recipe``) and exits 1; a
     program with ``polymorphic_shapes`` is exported over them as the extractor does.
     ``backends``: the run's backends by stage, for a failure in one of them."""
     stage = failure.get("stage", "")
@@ -147,7 +148,7 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
         stage = failure["stage"]
     if stage in ORACLE_STAGES or stage in ("run", "grad_run") or backend is not None:
         return oracle_reproducer(source, entry, args, failure, found_by, seed,
-                                 polymorphic_shapes, backend)
+                                 polymorphic_shapes, backend, recipe)
     steps = [_FORWARD] if stage not in GRAD_STAGES else []
     if stage == "export":
         steps.append("export_symbolic(fn)")
@@ -189,6 +190,7 @@ class Job:
     backends: tuple[str, ...] = ()  # the run's --backend specs (resuming)
     grad: bool = True  # the run's --grad (resuming)
     found_at: float = field(default_factory=time.time)  # wall clock of the first failure
+    recipe: str = RECIPE  # of the inputs the failure was found with (extract.inputs)
 
 
 @dataclass
@@ -327,7 +329,8 @@ class Minimizer:
             for k, program in enumerate(programs):
                 pool.submit(k, program.source, program.entry, program.args, grad=self.grad,
                             timeout=max(1.0, min(timeout, left)), seed=job.seed,
-                            oracles=oracles, polymorphic_shapes=program.polymorphic_shapes)
+                            oracles=oracles, polymorphic_shapes=program.polymorphic_shapes,
+                            recipe=job.recipe)
             calls[0] += len(programs)
             verdicts = [False] * len(programs)
             while pool.outstanding:

@@ -76,9 +76,13 @@ import numpy as np
 {words}
 
 
-def make_inputs(args, seed):
-    return [from_words(_words(seed, i, word_count(tuple(s), np.dtype(d))), tuple(s), np.dtype(d))
-            for i, (s, d) in enumerate(args)]
+def make_inputs(args, seed, special=False):
+    out = []
+    for i, (s, d) in enumerate(args):
+        n = word_count(tuple(s), np.dtype(d))
+        x = from_words(_words(seed, i, n), tuple(s), np.dtype(d))
+        out.append(with_specials(x, _special_words(seed, i, n)) if special else x)
+    return out
 
 
 # -- the comparison (extract/values.py): norm-wise, NaN == NaN, ints exact --
@@ -134,7 +138,8 @@ _BLOCKS = {
     want = leaves(lowered.compile(compiler_options=off)(*inputs))
     bad = report("jit         ", got, "unsimplified", want)''',
     "vmap": '''
-    batch = [inputs] + [make_inputs(ARGS, (SEED * 64 + 3 * 8 + b) % 2**63) for b in (1, 2)]
+    batch = [inputs] + [make_inputs(ARGS, (SEED * 64 + 3 * 8 + b) % 2**63, SPECIAL)
+                        for b in (1, 2)]
     stacked = [np.stack(xs) for xs in zip(*batch)]
     rows = leaves(jax.jit(jax.vmap(fn))(*stacked))
     bad = 0
@@ -254,10 +259,11 @@ def _comment(text: object) -> str:
 def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
                       found_by: str, seed: int,
                       polymorphic_shapes: list[str] | None = None,
-                      backend: Backend | None = None) -> str:
+                      backend: Backend | None = None, recipe: str = _inputs.RECIPE) -> str:
     """The reproducer script of a failure while running the program (stage ``run`` or
     ``grad_run``) or of an oracle's (``failure["stage"]`` names the oracle);
-    ``polymorphic_shapes`` as the extractor took them (the ``symbolic`` oracle needs them).
+    ``polymorphic_shapes`` as the extractor took them (the ``symbolic`` oracle needs them);
+    ``recipe``: of the inputs (``extract.inputs``).
     A backend's failure (stage ``backend:<name>``) needs that ``backend``: the script
     imports it by its target, from the folder it is run in or from ``sys.path``."""
     oracle = failure.get("stage")
@@ -268,8 +274,10 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
                          f"{list(_BLOCKS)}")
     check = str(failure.get("signature", "")).split(":")[1:2] or [""]
     common = _COMMON.format(
-        recipe=_inputs.RECIPE,
-        words=_source(_inputs._words, _inputs.word_count, _inputs.from_words),
+        recipe=recipe,
+        words=_source(_inputs._words, _inputs.word_count, _inputs.from_words,
+                      *((_inputs._special_words, _inputs._specials, _inputs.with_specials)
+                        if recipe == _inputs.SPECIAL_RECIPE else ())),
         compare=_source(_values.Tolerance, _values.is_float, _values._fmt, _values.real_view,
                         _values.ulps_apart, _values.compare_arrays))
     tolerances = {name: (t.rtol, t.atol) for name in _values.VALUE_RTOL
@@ -311,8 +319,9 @@ if __name__ == "__main__":
     ARGS = {shapes!r}
     SHAPES = {polymorphic_shapes!r}
     SEED = {int(seed)!r}
+    SPECIAL = {recipe == _inputs.SPECIAL_RECIPE!r}  # the recipe {recipe}
     fn = {fn}
-    inputs = make_inputs(ARGS, SEED)
+    inputs = make_inputs(ARGS, SEED, SPECIAL)
     print("jax", jax.__version__, "on", jax.default_backend())
 {textwrap.indent(textwrap.dedent(_BLOCKS[oracle]).strip(), "    ")}
     sys.exit(1 if bad else 0)

@@ -38,6 +38,7 @@ from typing import Any
 
 from extract import ORACLES, ExtractorPool
 from extract.failures import GRAD_STAGES
+from extract.inputs import RECIPE
 from extract.oracles import check_oracles
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_int, positive_seconds
@@ -176,6 +177,14 @@ class _Item:
         older record has none: 0)."""
         inputs = self.record.get("inputs")
         return inputs["seed"] if inputs is not None else self.record.get("inputs_seed") or 0
+
+    @property
+    def recipe(self) -> str:
+        """The recipe of the record's inputs (``extract.inputs``; a saved failure keeps it as
+        ``inputs_recipe``; an older record has none: ``jaxsmith-inputs/1``)."""
+        inputs = self.record.get("inputs")
+        return inputs["recipe"] if inputs is not None else \
+            self.record.get("inputs_recipe") or RECIPE
 
 
 def _folder(root: Path) -> tuple[list[Path], list[Path]]:
@@ -388,11 +397,11 @@ def replay(path: str | os.PathLike | Sequence[str | os.PathLike], *,
                             item.record["args"], grad=task_grad, seed=item.seed,
                             oracles=task_oracles,
                             polymorphic_shapes=item.record.get("polymorphic_shapes"),
-                            levels=item.record.get("levels"))
+                            levels=item.record.get("levels"), recipe=item.recipe)
             except (ValueError, TypeError) as e:  # args the extractor cannot build
                 done(index, Outcome("malformed", item.where, item.record.get("id"),
-                                    reason=f"field 'args', 'polymorphic_shapes' or 'levels': "
-                                           f"{e}"))
+                                    reason=f"field 'args', 'polymorphic_shapes', 'levels' or "
+                                           f"'inputs': {e}"))
                 continue
             in_flight[index] = (item, task_grad)
             while pool.outstanding >= 2 * workers:

@@ -31,8 +31,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from extract import RECIPE, canonical_stablehlo, compare_summaries
+from extract import canonical_stablehlo, compare_summaries
 from extract.failures import GRAD_STAGES
+from extract.inputs import RECIPES
 
 __all__ = ["COMPARED", "STATUSES", "Outcome", "canonical", "classify", "compare_artifacts",
            "compare_values", "cost_diff", "format_quality", "hlo_instructions", "quality_metrics",
@@ -333,7 +334,7 @@ def classify(where: str, rec: Mapping[str, Any], result: Mapping[str, Any], grad
              saved: Mapping[str, Any] | None = None) -> Outcome:
     """The outcome of stored record ``rec`` (at ``where``; ``saved``: its saved failure, for
     a reproducer) given ``result``, its extraction again (``grad``: with its backward pass).
-    Values are compared only when ``rec`` records inputs by ``extract.RECIPE``."""
+    Values are compared only when ``rec`` records inputs by a recipe of ``extract.inputs``."""
     ok = result.get("status") == "ok"
     if saved is not None:
         previous = saved.get("signature")
@@ -347,7 +348,7 @@ def classify(where: str, rec: Mapping[str, Any], result: Mapping[str, Any], grad
         return Outcome("now_fails", where, rec.get("id"), failure=_failure(result))
     both = grad and ok
     changed, renumbered = compare_artifacts(rec, result, COMPARED if both else FORWARD)
-    same_inputs = isinstance(rec.get("inputs"), Mapping) and rec["inputs"].get("recipe") == RECIPE
+    same_inputs = isinstance(rec.get("inputs"), Mapping) and rec["inputs"].get("recipe") in RECIPES
     values, sensitive = compare_values(rec, result, both) if same_inputs else ({}, {})
     changed.update(sensitive)  # a one-ulp change moves these outputs: not a regression
     status = ("value_changed" if values else "ir_changed" if changed

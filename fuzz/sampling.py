@@ -17,6 +17,8 @@ from hypothesis.internal.conjecture.choice import choice_permitted
 from hypothesis.internal.conjecture.data import ConjectureData
 from hypothesis.internal.conjecture.providers import GLOBAL_CONSTANTS, HypothesisProvider
 
+from extract.inputs import RECIPE, SPECIAL_RECIPE
+
 
 class _SeededProvider(HypothesisProvider):
     """Hypothesis' own provider, less the constants it collects from the local modules that
@@ -67,6 +69,14 @@ def input_seed(seed: int, index: int) -> int:
     """Input seed of program ``index`` of a run seeded ``seed``: the first 8 bytes of
     sha256("jaxsmith-inputs:<seed>:<index>"), big-endian, shifted right once (< 2**63)."""
     return _unit("jaxsmith-inputs", seed, index)
+
+
+def input_recipe(seed: int, index: int, special_share: float) -> str:
+    """The input recipe of program ``index``: ``jaxsmith-inputs/1+special`` (special values,
+    ``extract.inputs``) for a share ``special_share`` of programs, drawn from sha256 of
+    ("jaxsmith-recipe", seed, index), else ``jaxsmith-inputs/1``."""
+    special = _unit("jaxsmith-recipe", seed, index) < special_share * 2**63
+    return SPECIAL_RECIPE if special else RECIPE
 
 
 def sampled_oracles(seed: int, index: int, source_hash: str,

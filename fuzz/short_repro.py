@@ -21,7 +21,7 @@ import numpy as np
 
 from extract.args import flatten_args, is_flat, normalize_args
 from extract.failures import FORWARD_STAGES
-from extract.inputs import make_inputs
+from extract.inputs import RECIPE, make_inputs
 from extract.values import INPUT_SCALE, is_float, tolerance
 
 __all__ = ["MAX_ELEMENTS", "REFERENCE_MARK", "reference_script", "short_reproducer"]
@@ -40,7 +40,7 @@ def _literal(x: np.ndarray) -> str:
         as32 = x.astype(np.float32) if dtype == "bfloat16" else x
         values = ", ".join(
             "np.nan" if np.isnan(v) else ("np.inf" if v > 0 else "-np.inf") if np.isinf(v)
-            else np.format_float_positional(v, unique=True, trim="0") for v in as32.ravel())
+            else _number(v) for v in as32.ravel())
         maker = "jnp.bfloat16" if dtype == "bfloat16" else f"np.{dtype}"
     else:
         values = ", ".join(str(v) for v in x.ravel().tolist())
@@ -48,13 +48,21 @@ def _literal(x: np.ndarray) -> str:
     return f"np.array([{values}], {maker}).reshape({tuple(x.shape)})"
 
 
+def _number(v: float) -> str:
+    """The shortest exact literal of a finite float: positional unless it is huge or tiny
+    (the largest float32, a subnormal)."""
+    if v != 0 and not 1e-4 <= abs(v) < 1e16:
+        return np.format_float_scientific(v, unique=True, trim="0")
+    return np.format_float_positional(v, unique=True, trim="0")
+
+
 def _specs(args: Sequence) -> str:
     return ", ".join(f"jax.ShapeDtypeStruct({tuple(s)}, jnp.{'bool_' if d == 'bool' else d})"
                      for s, d in flatten_args(args))
 
 
-def _inputs(args: Sequence, seed: int) -> str | None:
-    arrays = make_inputs(args, seed)
+def _inputs(args: Sequence, seed: int, recipe: str) -> str | None:
+    arrays = make_inputs(args, seed, recipe)
     if sum(x.size for x in arrays) > MAX_ELEMENTS:
         return None
     return "\n".join(f"x{i} = {_literal(x)}" for i, x in enumerate(arrays)) + \
@@ -69,7 +77,7 @@ bad = False
 for k, (g, w) in enumerate(zip(got, want)):
     rtol, atol = TOL.get(np.asarray(w).dtype.name, (0, 0))
     g, w = np.asarray(g).astype(complex), np.asarray(w).astype(complex)
-    limit = atol + rtol * max(np.nanmax(np.abs(w), initial=0), {INPUT_SCALE!r})
+    limit = atol + rtol * max(np.max(np.abs(w[np.isfinite(w)]), initial=0), {INPUT_SCALE!r})
     ok = np.array_equal(np.isnan(g), np.isnan(w)) and np.allclose(g, w, 0, limit, True)
     print(f"output {{k}}: {{g.real.ravel()[:8]}} against {{w.real.ravel()[:8]}}:", ok)
     bad |= not ok
@@ -95,7 +103,8 @@ def _script(record: dict[str, Any], culprit: Sequence[str]) -> str | None:
     if stage in ("trace", "lower", "compile") or (
             record.get("status") in ("crashed", "timeout") and stage in FORWARD_STAGES):
         return head + f"jax.jit({entry}).lower({_specs(args)}).compile()  # raises, or crashes\n"
-    inputs = _inputs(args, int(record.get("inputs_seed") or 0))
+    inputs = _inputs(args, int(record.get("inputs_seed") or 0),
+                     record.get("inputs_recipe") or RECIPE)
     if inputs is None:
         return None
     dtypes = list(dict.fromkeys(  # an output's dtype need not be an argument's
@@ -136,7 +145,8 @@ def reference_script(record: dict[str, Any]) -> str | None:
     if ":value:" not in str(failure.get("signature", "")) or not is_flat(args) or \
             record.get("polymorphic_shapes") or "make_mesh" in source:
         return None
-    inputs = _inputs(args, int(record.get("inputs_seed") or 0))
+    inputs = _inputs(args, int(record.get("inputs_seed") or 0),
+                     record.get("inputs_recipe") or RECIPE)
     if inputs is None:
         return None
     eager = _SIDES.get(stage, "\neager = None").format(entry=entry)

@@ -9,6 +9,7 @@ from typing import Any
 
 from extract import ExtractorPool
 from extract.backends import load_all
+from extract.inputs import RECIPE
 from fuzz import sampling
 from fuzz.failure_record import decode_choices, failure_files, save
 from fuzz.minimize import Job, Minimizer
@@ -37,7 +38,8 @@ def resume_reduction(folder: Path, meta: dict[str, Any], *, workers: int,
     result = {"status": record.get("status"), "failure": record.get("failure")}
     minimizer.submit(Job(record["signature"], program, choices, result, record["found_by"],
                          int(record.get("inputs_seed") or 0), strategy,
-                         resume.get("grammar"), specs, grad))
+                         resume.get("grammar"), specs, grad,
+                         recipe=record.get("inputs_recipe") or RECIPE))
     minimizer.shutdown(finish=True, wait=max_seconds + 60)
     if minimizer.done.empty():
         raise ValueError(f"{folder}: its reduction stopped without a result (see above)")

@@ -37,7 +37,7 @@ def records(corpus: Path) -> list[dict]:
 def small_run(tmp_path_factory):
     corpus = tmp_path_factory.mktemp("corpus")
     done = fuzz("--budget", "12x", "--corpus", str(corpus), "--seed", "11", "--workers", "2",
-                "--quiet")
+                "--quiet", "--special-inputs", "0.5")
     return corpus, done
 
 
@@ -54,7 +54,8 @@ def test_run_writes_well_formed_unique_records(small_run):
         assert r["grad_stablehlo"] or r["grad_skipped"]
         assert set(r["categories"]) and set(r["ops"])
         # every record ran on its seeded inputs and says what each oracle concluded
-        assert r["inputs"]["recipe"] == "jaxsmith-inputs/1" and r["outputs"]
+        index = int(re.search(r"program #(\d+)", r["found_by"]).group(1))
+        assert r["inputs"]["recipe"] == sampling.input_recipe(11, index, 0.5) and r["outputs"]
         assert set(r["oracles"]) == {"jit_eager", "autodiff", "vmap", "interpreter",
                                      "unsimplified", "symbolic", "pallas"}
         for name, verdict in r["oracles"].items():
@@ -66,6 +67,23 @@ def test_run_writes_well_formed_unique_records(small_run):
     assert {r["inputs"]["seed"] for r in recs} == {
         sampling.input_seed(11, int(re.search(r"program #(\d+)", r["found_by"]).group(1)))
         for r in recs}
+
+
+def test_special_inputs_are_drawn_and_replay_unchanged(small_run):
+    corpus, _ = small_run
+    recipes = {r["inputs"]["recipe"] for r in records(corpus)}
+    assert recipes == {"jaxsmith-inputs/1", "jaxsmith-inputs/1+special"}
+    done = fuzz("replay", str(corpus), "--workers", "2", "--json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    statuses = {r["status"] for r in report["results"] if ".jsonl:" in r["where"]}
+    assert statuses == {"unchanged"}, report["results"]
+
+
+def test_a_share_outside_0_1_is_refused_in_one_line():
+    done = fuzz("--special-inputs", "2", "--budget", "1x")
+    assert done.returncode == 2 and "--special-inputs '2': must be a share in [0, 1]" in \
+        done.stderr and "Traceback" not in done.stderr
 
 
 def test_stats_json_agrees_with_the_shards(small_run):

@@ -57,6 +57,8 @@ EXAMPLES: dict[int, dict] = {
                 "f32[1,1]:"),
     20: Violation("interpreter", "value", "float32", "XLA (got) against the interpreter (want), "
                   "output 1: NaN pattern differs").failure(),
+    21: Violation("unsimplified", "value", "bool", "jit (got) against jit with XLA's "
+                  "simplification passes off (want)", "algsimp").failure(),
 }
 MATCHABLE = [f for f in FINDINGS if f.signatures]
 REFERENCED = frozenset().union(*(f.ops.union(*f.any_ops) for f in FINDINGS))

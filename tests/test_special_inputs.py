@@ -1,0 +1,134 @@
+"""Special-value inputs (recipe ``jaxsmith-inputs/1+special``, issue 28): the recipe, its
+share of a run, the interpreter driver's rules for what the spec leaves open, and public
+kinds of XLA bug caught on generated inputs."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extract.core import extract_in_process
+from extract.inputs import RECIPE, SPECIAL_RECIPE, check_recipe, make_inputs
+from extract.interpreter import run_module
+from fuzz.known_findings import finding
+from fuzz.minimize import reproducer
+from fuzz.sampling import input_recipe
+
+FLOATS = ("float32", "float16", "bfloat16")
+
+
+def test_the_special_recipe_keeps_the_plain_values_and_adds_every_special_one():
+    plain = make_inputs([((4000,), "float32"), ((4000,), "int32")], 5)
+    x, i = make_inputs([((4000,), "float32"), ((4000,), "int32")], 5, SPECIAL_RECIPE)
+    kept = x == plain[0]
+    assert 0.7 < kept.mean() < 0.8  # a quarter of the elements is special (some by chance equal)
+    assert np.isnan(x).any() and np.isposinf(x).any() and np.isneginf(x).any()
+    assert (np.signbit(x) & (x == 0)).any() and (~np.signbit(x) & (x == 0)).any()
+    assert (x == np.finfo(np.float32).max).any() and (x == -np.finfo(np.float32).max).any()
+    assert ((x != 0) & (np.abs(x) < np.finfo(np.float32).tiny)).any()  # subnormals
+    assert (i == np.iinfo(np.int32).min).any() and (i == np.iinfo(np.int32).max).any()
+    again = make_inputs([((4000,), "float32"), ((4000,), "int32")], 5, SPECIAL_RECIPE)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(again, (x, i), strict=True))
+    b, = make_inputs([((64,), "bool")], 5, SPECIAL_RECIPE)
+    assert np.array_equal(b, make_inputs([((64,), "bool")], 5)[0])  # bool has no specials
+
+
+@pytest.mark.parametrize("dtype", [*FLOATS, "complex64", "uint8", "int8"])
+def test_each_dtype_gets_the_specials_of_its_own_type(dtype):
+    x, = make_inputs([((2000,), dtype)], 3, SPECIAL_RECIPE)
+    assert x.dtype == np.dtype(dtype)
+    if dtype in FLOATS:
+        wide = x.astype(np.float64)
+        assert np.isinf(wide).any() and np.nanmax(wide[np.isfinite(wide)]) == float(
+            __import__("ml_dtypes").finfo(dtype).max)
+    elif dtype == "complex64":
+        assert np.isnan(x.real).any() and np.isinf(x.imag).any()
+    else:
+        assert x.min() == np.iinfo(dtype).min or x.max() == np.iinfo(dtype).max
+
+
+def test_an_unknown_recipe_is_refused_with_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"recipe='jaxsmith-inputs/9' must be one of "
+                                         r"jaxsmith-inputs/1, jaxsmith-inputs/1\+special"):
+        check_recipe("jaxsmith-inputs/9")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from([0.0, 0.125, 0.5, 1.0]))
+def test_the_share_of_special_programs_is_drawn_from_seed_and_index(seed, share):
+    drawn = [input_recipe(seed, index, share) for index in range(400)]
+    assert drawn == [input_recipe(seed, index, share) for index in range(400)]
+    special = drawn.count(SPECIAL_RECIPE) / len(drawn)
+    assert abs(special - share) < 0.1 and set(drawn) <= {RECIPE, SPECIAL_RECIPE}
+
+
+def _oracles(body: str, args, seed: int = 3) -> dict:
+    source = f"import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\ndef f(x, i):\n" \
+             f"    return {body}\n"
+    record = extract_in_process(source, "f", args, seed=seed, recipe=SPECIAL_RECIPE,
+                                grad=False, oracles=["interpreter", "jit_eager", "vmap"])
+    assert record["inputs"] == {"seed": seed, "recipe": SPECIAL_RECIPE}
+    return record
+
+
+@pytest.mark.parametrize("body", [
+    "jnp.sort(x), lax.top_k(x, 5)[0], jnp.argmax(x)",  # NaN under TOTALORDER (Finding 22)
+    "i // (i - 1), i % (i + 1), lax.div(i, i), lax.rem(i, i)",  # by zero, INT_MIN / -1 (23)
+    "jnp.sign(x), jnp.log(x), jnp.sqrt(x), jnp.arccos(x)",  # subnormals: denormals-are-zero
+    "jnp.maximum(x, x[::-1]), jnp.max(x), jnp.minimum(x, 0.5), jnp.clip(x, -1, 1)",  # NaN
+])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_the_oracles_agree_with_xla_where_the_spec_or_xla_defines_the_result(body, dtype):
+    record = _oracles(body, [((64,), dtype), ((16,), "int32")])
+    assert record["status"] == "ok", record.get("failure")
+    assert record["oracles"]["interpreter"] == "pass", record["oracles"]
+
+
+def test_the_interpreter_driver_compares_under_totalorder_as_the_spec_says():
+    a = np.array([1.0, -0.0, np.nan, -2.0], np.float32)
+    b = np.array([np.nan, 0.0, 1.0, -1.0], np.float32)
+    text = jax.jit(lambda a, b: a < b).lower(a, b).as_text().replace(", FLOAT", ", TOTALORDER")
+    assert run_module(text, [a, b])[0].tolist() == [True, True, False, True]
+
+
+def test_abs_of_int_min_folded_to_nonnegative_is_caught_on_special_inputs():
+    """Finding 21, the public ``abs(x) >= 0`` fold: caught by ``unsimplified`` on generated
+    special inputs where the folding jaxlib runs, and blamed on algsimp."""
+    args = [((64,), "int32")]
+    assert np.iinfo(np.int32).min in make_inputs(args, 3, SPECIAL_RECIPE)[0]
+    source = "import jax.numpy as jnp\n\n\ndef f(i):\n    return jnp.abs(i) >= 0\n"
+    plain = extract_in_process(source, "f", args, seed=3, grad=False, oracles=["unsimplified"])
+    assert plain["status"] == "ok"  # the plain recipe never draws INT_MIN
+    record = extract_in_process(source, "f", args, seed=3, recipe=SPECIAL_RECIPE, grad=False,
+                                oracles=["unsimplified"])
+    if not finding(21).reproduces.get(jax.__version__):
+        assert record["status"] == "ok", record.get("failure")
+        return
+    failure = record["failure"]
+    assert failure["signature"] == "unsimplified:value:bool:algsimp", failure
+    assert finding(21).matches(failure["signature"], {"abs", "greater_equal"})
+
+
+@pytest.mark.slow
+def test_a_reproducer_rebuilds_the_special_inputs(tmp_path):
+    source = "import jax.numpy as jnp\n\n\ndef f(x):\n    return jnp.sign(x) * 2.0\n"
+    failure = {"stage": "jit_eager", "signature": "jit_eager:value:float32", "message": "-"}
+    script = reproducer(source, "f", [((64,), "float32")], failure, "test", 3,
+                        recipe=SPECIAL_RECIPE)
+    assert re.search(r"SPECIAL = True\b", script) and "def with_specials" in script
+    path = tmp_path / "repro.py"
+    exit_line = "    sys.exit(1 if bad else 0)"
+    assert exit_line in script
+    path.write_text(script.replace(exit_line, "    np.save(sys.argv[1], inputs[0])\n" + exit_line))
+    out = tmp_path / "x.npy"
+    done = subprocess.run([sys.executable, str(path), str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr  # eager and jit agree: exit 0, inputs saved
+    want, = make_inputs([((64,), "float32")], 3, SPECIAL_RECIPE)
+    assert np.array_equal(np.load(out), want, equal_nan=True)

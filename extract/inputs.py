@@ -104,7 +104,7 @@ def with_specials(values: np.ndarray, words: np.ndarray) -> np.ndarray:
     """``values`` with special values of their dtype where ``words % 4 == 0`` (the second
     stream of recipe ``jaxsmith-inputs/1+special``; one word per element, two if complex)."""
     if np.issubdtype(values.dtype, np.complexfloating):
-        n, out = words.size // 2, values.copy()
+        n, out = words.size // 2, np.array(values)  # an array, even of shape ()
         out.real = with_specials(values.real.copy(), words[:n])
         out.imag = with_specials(values.imag.copy(), words[n:])  # not real + 1j * inf: NaN
         return out

@@ -172,3 +172,12 @@ def test_reproducer_exits_1_where_readme_says(f: Finding) -> None:
     output = proc.stdout + proc.stderr
     assert "Traceback (most recent call last)" not in proc.stderr, output
     assert proc.returncode == (1 if f.reproduces[jax.__version__] else 0), output
+
+
+def test_the_cumprod_symptom_of_finding_18_counts_as_it() -> None:
+    signature = failure("grad_trace", "TypeError", "primal and tangent arguments to jax.jvp must "
+                        "have the same tree structure; primals have tree structure "
+                        "PyTreeDef((*,)) whereas tangents have tree structure "
+                        "PyTreeDef((CustomNode(Zero[float0[2,8]], []),)).")["signature"]
+    assert match_finding(signature, {"optimization_barrier", "cumprod"}) is finding(18)
+    assert match_finding(signature, {"cumprod"}) is None

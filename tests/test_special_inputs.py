@@ -39,6 +39,13 @@ def test_the_special_recipe_keeps_the_plain_values_and_adds_every_special_one():
     assert np.array_equal(b, make_inputs([((64,), "bool")], 5)[0])  # bool has no specials
 
 
+@pytest.mark.parametrize("shape", [(), (1,), (3, 2)])
+def test_complex_scalars_and_arrays_take_specials(shape):
+    for seed in range(40):  # a 150-program run met a complex64 argument of shape ()
+        x, = make_inputs([(shape, "complex64")], seed, SPECIAL_RECIPE)
+        assert x.shape == shape and x.dtype == np.complex64
+
+
 @pytest.mark.parametrize("dtype", [*FLOATS, "complex64", "uint8", "int8"])
 def test_each_dtype_gets_the_specials_of_its_own_type(dtype):
     x, = make_inputs([((2000,), dtype)], 3, SPECIAL_RECIPE)
@@ -88,6 +95,26 @@ def test_the_oracles_agree_with_xla_where_the_spec_or_xla_defines_the_result(bod
     record = _oracles(body, [((64,), dtype), ((16,), "int32")])
     assert record["status"] == "ok", record.get("failure")
     assert record["oracles"]["interpreter"] == "pass", record["oracles"]
+
+
+def test_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
+    """A 150-program special run's bucket: an argmax-style reduce over a sum that is NaN; XLA
+    keeps the init (-inf), the interpreter the NaN, and both orders are legal."""
+    source = (
+        "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\ndef f(t13, t5):\n"
+        "    t8 = jnp.sum(t5, axis=None, keepdims=True)\n"
+        "    def t10_argmax(acc, cur):\n"
+        "        acc_v, acc_i = acc\n"
+        "        cur_v, cur_i = cur\n"
+        "        pick = (cur_v > acc_v) | ((cur_v == acc_v) & (cur_i < acc_i))\n"
+        "        return jnp.where(pick, cur_v, acc_v), jnp.where(pick, cur_i, acc_i)\n"
+        "    t10, t11 = lax.reduce((t8, lax.broadcasted_iota(jnp.int32, (1, 1, 1, 1), 2)), "
+        "(jnp.array(-jnp.inf, dtype=jnp.float32), 0), t10_argmax, (2,))\n"
+        "    return jnp.less_equal(t10, jnp.ones((4, 8, 2), dtype=jnp.float32))\n")
+    args = [((), "float32"), ((3, 2, 3, 2), "float32")]
+    record = extract_in_process(source, "f", args, seed=6427722627688731815, grad=False,
+                                recipe=SPECIAL_RECIPE, oracles=["interpreter"])
+    assert record["oracles"]["interpreter"] == "benign: reduce_order", record.get("failure")
 
 
 def test_the_interpreter_driver_compares_under_totalorder_as_the_spec_says():

@@ -28,7 +28,7 @@ from fuzz.argtypes import (
 from fuzz.argtypes import seed as seed_type
 from fuzz.budget import Budget
 from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
-from fuzz.run_options import SPECIAL_SHARE
+from fuzz.run_options import LARGE_SHAPES, SPECIAL_SHARE
 from fuzz.store import CorpusError
 from grammar import ALL_DTYPES, CATEGORIES, OPS, STYLES
 
@@ -95,6 +95,10 @@ def run_parser() -> argparse.ArgumentParser:
                    help="how often each op is drawn: 'real' (default) leans toward what real "
                         "JAX code calls most (python -m fuzz api-coverage), every op keeping "
                         "a share; 'uniform' draws every op alike")
+    p.add_argument("--large-shapes", type=int, default=LARGE_SHAPES, metavar="N",
+                   help="one program in N has large shapes: a first argument of 2**15 to "
+                        "2**20 elements, at most 8 statements of ops about linear in size; "
+                        f"1: all, 0: none; default {LARGE_SHAPES}")
     p.add_argument("--max-statements", type=positive_int("--max-statements"), default=50,
                    help="most statements per program, nested ones included; default 50")
     p.add_argument("--max-depth", type=int, default=2, choices=range(0, 5), metavar="0-4",
@@ -177,11 +181,16 @@ def check_backends(specs: Sequence[str], levels: Sequence[str]) -> None:
 def _run(argv: Sequence[str]) -> int:
     p = run_parser()
     a = p.parse_args(argv)
+    if a.large_shapes < 0:
+        raise UsageError(f"--large-shapes {a.large_shapes}: must be 0 (none) or N >= 1 (one "
+                         "program in N)")
     grammar = {"max_statements": a.max_statements, "max_depth": a.max_depth,
                "known_failures": not a.no_known_failures}
     for key in ("categories", "ops", "dtypes", "styles"):
         if getattr(a, key) is not None:
             grammar[key] = getattr(a, key)
+    if a.large_shapes:
+        grammar["large_shapes"] = a.large_shapes
     if a.op_weights == "real":
         from fuzz.api_coverage import op_weights
 

@@ -15,7 +15,7 @@ from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.budget import Budget
 
 __all__ = ["AFTER_RUN_S", "AFTER_RUN_SHARE", "DEFAULT_CORPUS", "DEFAULT_ORACLE_RATES", "DRAIN_S",
-           "SPECIAL_SHARE", "Options", "Tally"]
+           "LARGE_SHAPES", "SPECIAL_SHARE", "Options", "Tally"]
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
 DRAIN_S = 10.0
@@ -30,6 +30,9 @@ DEFAULT_ORACLE_RATES = {"jit_eager": 0.03, "autodiff": 0.25, "vmap": 0.15, "inte
                         "unsimplified": 0.25,  # at 1: 0.66x throughput (one more compile)
                         "symbolic": 1.0,  # symbolic runs on symbolic_shape programs only
                         "pallas": 1.0}  # and pallas on programs with a Pallas kernel
+LARGE_SHAPES = 50
+"""One program in this many has large shapes by default (``grammar.programs(large_shapes=)``):
+2 %, at 0.4 to 3.4 s each with every oracle, against about 1 s for the rest."""
 SPECIAL_SHARE = 0.125
 """Share of programs run on special-value inputs (``extract.inputs.SPECIAL_RECIPE``) by
 default: one in eight, so the rest keep every oracle (autodiff skips special inputs)."""

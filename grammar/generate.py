@@ -7,7 +7,8 @@ of a type it accepts is made for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -16,7 +17,15 @@ from grammar.layout import draw_batch, draw_returns, draw_signature, draw_style
 from grammar.opdef import Draw, Env, Op, RegionSpec, choice, flag, integer, tensor
 from grammar.ops import FAMILIES, OPS
 from grammar.program import Apply, Const, Operand, Program, Region, Value, reads
-from grammar.types import COMPLEX, Limits, Lit, TensorType
+from grammar.types import (
+    COMPLEX,
+    LARGE_ELEMENTS,
+    LARGE_LIMITS,
+    LARGE_MIN_ELEMENTS,
+    Limits,
+    Lit,
+    TensorType,
+)
 
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _OPS = tuple(OPS.values())
@@ -47,6 +56,7 @@ class Config:
     symbolic: bool = False  # every program is batched (category symbolic_shape)
     styles: tuple[str, ...] = ("ssa", "inlined", "methods", "named", "idiomatic")
     weights: tuple[tuple[str, int], ...] = ()  # op -> how many times as often (default 1)
+    large: int = 0  # one program in this many has large shapes (LARGE_LIMITS); 0: none
     entry: str = "f"
 
 
@@ -278,8 +288,43 @@ and its "one more?" draw): deleting the span deletes the statement, and the choi
 keep their meaning (the minimiser's statement pass, ``fuzz.minimize``)."""
 
 
+LARGE_FAMILIES = frozenset({"unary", "binary", "select", "conversion", "reduction", "sorting",
+                            "shape", "indexing", "gather", "nn", "misc", "creation", "linalg"})
+"""The op families of a large-shape program: those whose cost grows about linearly with
+the elements, and contractions (a matmul whose operands and result each hold at most
+2**20 elements does at most 2**30 multiply-adds: a matvec over many rows is where jax#39103
+broke). No decomposition, window or cumulative op: a cumsum over 2**20 elements is a
+reduce_window of 2**40 steps on XLA:CPU."""
+LARGE_EXCLUDED = frozenset({"conv", "conv_transpose", "dot_product_attention"})
+"""Contractions over windows or heads, whose cost is not bounded that way."""
+LARGE_STATEMENTS = 8
+
+
+def _large(draw: Draw, cfg: Config) -> Config | None:
+    """``cfg`` for a large-shape program when this draw makes one (one in ``cfg.large``)."""
+    if not cfg.large or cfg.forced or cfg.symbolic or cfg.vector:
+        return None
+    if integer(draw, 0, cfg.large - 1) != cfg.large - 1:
+        return None
+    ops = tuple(n for n in cfg.ops
+                if OPS[n].family in LARGE_FAMILIES and n not in LARGE_EXCLUDED)
+    return replace(cfg, ops=ops or cfg.ops, limits=LARGE_LIMITS, large=0,
+                   min_statements=min(cfg.min_statements, LARGE_STATEMENTS),
+                   max_statements=min(cfg.max_statements, LARGE_STATEMENTS)) if ops else None
+
+
+def _large_tensor(draw: Draw, dtypes: Sequence[str]) -> TensorType:
+    """The first argument of a large-shape program: 2**15 to 2**20 elements, rank 1 or 2."""
+    n = integer(draw, LARGE_MIN_ELEMENTS, LARGE_ELEMENTS)
+    rows = integer(draw, 1, 64)
+    shape = (n,) if rows == 1 else (rows, max(n // rows, LARGE_MIN_ELEMENTS // rows))
+    return TensorType(shape, choice(draw, list(dtypes)))
+
+
 def build_program(draw: Draw, cfg: Config) -> Program:
     """Draw one program under ``cfg``."""
+    large = _large(draw, cfg)
+    cfg = large or cfg
     families = [f for f in FAMILIES if flag(draw)] if cfg.swarm else FAMILIES
     enabled = frozenset(_INDEX[n] for n in cfg.ops if OPS[n].family in families)
     forced_ops = frozenset(_INDEX[n] for n, _ in cfg.forced)
@@ -289,7 +334,8 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     first_rank = (1, 1) if cfg.vector else (0, cfg.limits.max_rank)
     # Few ops take complex values: a complex parameter comes when one of them asks for it.
     first_dtypes = [d for d in cfg.dtypes if d not in COMPLEX] or cfg.dtypes
-    b.new_param(tensor(draw, b.env, first_dtypes, *first_rank))
+    b.new_param(_large_tensor(draw, first_dtypes) if large else
+                tensor(draw, b.env, first_dtypes, *first_rank))
     body = b.block(list(b.params), list(cfg.forced))
     used = reads(body, set())
     results = tuple(v for s in body for v in s.outputs if v.name not in used)

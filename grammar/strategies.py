@@ -83,7 +83,8 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
              max_rank: int = 4, max_dim: int = 8, max_elements: int = 4096,
              known_failures: bool = True, swarm: bool = True,
              styles: Iterable[str] | None = None,
-             weights: Mapping[str, int] | None = None) -> st.SearchStrategy[Program]:
+             weights: Mapping[str, int] | None = None,
+             large_shapes: int = 0) -> st.SearchStrategy[Program]:
     """Random, valid JAX programs.
 
     ``ops`` restricts the ops drawn from (default: all); ``categories`` lists categories
@@ -93,7 +94,10 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     ``while_loop``); ``swarm`` enables a random subset of op families per program;
     ``styles`` restricts the source styles drawn (``grammar.STYLES``; default: all);
     ``weights`` draws an op that many times as often as one of weight 1 (default: every op
-    once; ``python -m fuzz`` weighs them by real-world use, ``fuzz.api_coverage``).
+    once; ``python -m fuzz`` weighs them by real-world use, ``fuzz.api_coverage``);
+    ``large_shapes=N`` makes one program in N (a draw, so it replays and shrinks) a
+    large-shape one: a first argument of 2**15 to 2**20 elements, at most 8 statements of
+    ops whose cost is about linear (``grammar.generate.LARGE_FAMILIES``); 0: none.
     """
     _check_int("min_statements", min_statements, 1)
     _check_int("max_statements", max_statements, 1, MAX_STATEMENTS)
@@ -105,6 +109,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     _check_int("max_rank", max_rank, 1, MAX_LIMITS.max_rank)
     _check_int("max_dim", max_dim, 1, MAX_LIMITS.max_dim)
     _check_int("max_elements", max_elements, 1, MAX_LIMITS.max_elements)
+    _check_int("large_shapes", large_shapes, 0, 10**6)
     op_names = _names("ops", ops, OPS) or tuple(OPS)
     if not known_failures:
         kept = tuple(n for n in op_names if not isinstance(OPS[n].known_failure, str))
@@ -138,7 +143,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
                  max_params=max_params, dtypes=dtype_names,
                  limits=Limits(max_rank, max_dim, max_elements), forced=forced,
                  vector="vector" in required, swarm=swarm, known_failures=known_failures,
-                 symbolic=symbolic, styles=style_names, weights=weighed)
+                 symbolic=symbolic, styles=style_names, weights=weighed, large=large_shapes)
     return _strategy(cfg)
 
 

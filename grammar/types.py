@@ -59,7 +59,20 @@ class Limits:
 
 
 MAX_LIMITS = Limits(max_rank=4, max_dim=64, max_elements=2**16)
-"""The largest ``Limits`` that ``programs`` accepts; the validator's caps derive from it."""
+"""The largest ``Limits`` that ``programs`` accepts."""
+
+LARGE_MIN_ELEMENTS, LARGE_ELEMENTS = 2**15, 2**20
+"""A large-shape program's (``programs(large_shapes=...)``) first argument holds this many
+elements, where size thresholds in compilers sit (jax#39103: a vmapped matvec wrong past
+16,384 rows)."""
+LARGE_LIMITS = Limits(max_rank=2, max_dim=8, max_elements=8 * LARGE_ELEMENTS)
+"""The limits the rest of a large-shape program is drawn under: its other fresh dimensions
+stay small (an op's partner shape takes a dimension of the large operand and adds one of at
+most 8), so no array exceeds 8 x 2**20 elements."""
+
+VALID_LIMITS = Limits(max_rank=MAX_LIMITS.max_rank, max_dim=LARGE_ELEMENTS,
+                      max_elements=LARGE_LIMITS.max_elements)
+"""The largest shapes any generated program has: the validator's caps derive from it."""
 
 
 def axis_dtype(dtype: str) -> str:

@@ -57,9 +57,9 @@ from grammar.ops import (
 from grammar.ops_control import MAX_TRIPS
 from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
 from grammar.syntax import _BINOPS, _COMPARES, MODULE_ALIASES, parse_python
-from grammar.types import ALL_DTYPES, MAX_LIMITS
+from grammar.types import ALL_DTYPES, VALID_LIMITS
 
-MAX_ARG_RANK = MAX_LIMITS.max_rank + 1
+MAX_ARG_RANK = VALID_LIMITS.max_rank + 1
 """An argument's largest rank: the grammar's, plus a symbolic_shape program's batch axis."""
 
 __all__ = ["ALLOWED_CONSTANTS", "IMPORTS", "MAX_DEPTH", "MAX_INT", "MAX_LITERAL_ELEMENTS",
@@ -75,10 +75,10 @@ MAX_DEPTH = 40
 MAX_NODES = 10 * 20 * MAX_STATEMENTS
 """Most Python syntax-tree nodes accepted: ten times the about 20 per statement that
 generated programs have."""
-MAX_INT = MAX_LIMITS.max_elements
+MAX_INT = VALID_LIMITS.max_elements
 """Largest integer literal: no dimension, axis, index or count the grammar renders is larger
 than the largest array it allows."""
-MAX_LITERAL_ELEMENTS = MAX_LIMITS.max_elements
+MAX_LITERAL_ELEMENTS = VALID_LIMITS.max_elements
 """A tuple or list of integer literals (a shape) may not multiply to more than this."""
 
 IMPORTS: tuple[str, ...] = ("import jax", "import jax.numpy as jnp", "from jax import lax")
@@ -651,7 +651,7 @@ def check_args(args: object) -> list[str]:
     """The problems that keep ``args`` (a record's ``[[shape, dtype], ...]``, an argument
     possibly a dict or a tuple of such pairs) from being the argument types of a generated
     program: at most ``MAX_PARAMS`` arrays, the grammar's dtypes, and shapes within
-    ``MAX_LIMITS``.  Empty when they fit; never raises."""
+    ``VALID_LIMITS``.  Empty when they fit; never raises."""
     if not isinstance(args, list | tuple):
         return [f"args must be a list of [shape, dtype] pairs, got {type(args).__name__}"]
     leaves = _arg_leaves(args)
@@ -668,11 +668,11 @@ def check_args(args: object) -> list[str]:
             problems.append(f"{i} dtype {str(dtype)[:40]!r} is not one of the grammar's "
                             f"({', '.join(ALL_DTYPES)})")
         if len(shape) > MAX_ARG_RANK or any(
-                not 0 <= d <= MAX_LIMITS.max_dim for d in shape) or math.prod(
-                shape) > MAX_LIMITS.max_elements:
+                not 0 <= d <= VALID_LIMITS.max_dim for d in shape) or math.prod(
+                shape) > VALID_LIMITS.max_elements:
             problems.append(f"{i} shape {str(shape)[:60]} is outside the grammar's "
                             f"limits (rank <= {MAX_ARG_RANK}, dims <= "
-                            f"{MAX_LIMITS.max_dim}, <= {MAX_LIMITS.max_elements} elements)")
+                            f"{VALID_LIMITS.max_dim}, <= {VALID_LIMITS.max_elements} elements)")
     return problems
 
 

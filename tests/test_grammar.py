@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +277,34 @@ def test_mesh_programs_run_under_jit_on_one_set_of_devices(program):
     assert MESH_DEVICES == DEVICES == len(jax.devices())
     out = jax.jit(load(program))(*ones_args(program))
     assert observed(out) == declared(program)
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(large_shapes=1, max_statements=20))
+def test_a_large_shape_program_is_valid_and_stays_linear(program):
+    from extract.args import flatten_args
+    from grammar.generate import LARGE_EXCLUDED, LARGE_FAMILIES, LARGE_STATEMENTS
+    from grammar.validate import check_args, validate
+
+    sizes = [math.prod(shape) for shape, _ in flatten_args(program.args)]
+    assert 2**15 <= sizes[0] <= 2**20 and max(sizes) <= 8 * 2**20
+    assert program.statement_count <= LARGE_STATEMENTS
+    assert all(OPS[op].family in LARGE_FAMILIES and op not in LARGE_EXCLUDED
+               for op in program.ops if op in OPS)
+    assert not validate(program.source, program.entry) and not check_args(program.args)
+
+
+def test_one_program_in_n_is_large_and_none_without_the_option():
+    from extract.args import flatten_args
+    from fuzz.sampling import draw
+
+    def large(strategy, index):
+        program = draw(strategy, 5, index)[0]
+        return math.prod(flatten_args(program.args)[0][0]) >= 2**15 and \
+            program.statement_count <= 8
+
+    share = sum(large(programs(large_shapes=4), i) for i in range(80)) / 80
+    assert 0.1 < share < 0.45
+    (plain, choices), (same, same_choices) = (draw(programs(large_shapes=0), 5, 3),
+                                              draw(programs(), 5, 3))
+    assert plain.source == same.source and choices == same_choices  # no extra draw

@@ -14,6 +14,7 @@ import grammar
 from fuzz import sampling
 from fuzz.budget import Budget
 from fuzz.features import record_features
+from fuzz.run_options import LARGE_SHAPES
 from fuzz.guide import (
     COST_PRIOR,
     EPOCH,
@@ -209,5 +210,6 @@ def test_a_guided_run_names_each_mutants_parent(tmp_path):
                  rec["found_by"]))}
     assert fresh, found
     for index, (candidate, epoch, source) in fresh.items():
-        strategy = grammar.programs(max_statements=15, weights=state["weights"][epoch])
+        strategy = grammar.programs(max_statements=15, weights=state["weights"][epoch],
+                                    large_shapes=LARGE_SHAPES)  # the CLI's defaults
         assert sampling.draw(strategy, 5, index, candidate=candidate)[0].source == source

@@ -14,7 +14,6 @@ import grammar
 from fuzz import sampling
 from fuzz.budget import Budget
 from fuzz.features import record_features
-from fuzz.run_options import LARGE_SHAPES
 from fuzz.guide import (
     COST_PRIOR,
     EPOCH,
@@ -29,6 +28,7 @@ from fuzz.guide import (
     tree_features,
 )
 from fuzz.loop import FuzzRun, Options
+from fuzz.run_options import LARGE_SHAPES
 from fuzz.schema import normalized_source_hash
 from fuzz.store import iter_records
 

@@ -94,7 +94,9 @@ def _oracles(body: str, args, seed: int = 3) -> dict:
 def test_the_oracles_agree_with_xla_where_the_spec_or_xla_defines_the_result(body, dtype):
     record = _oracles(body, [((64,), dtype), ((16,), "int32")])
     assert record["status"] == "ok", record.get("failure")
-    assert record["oracles"]["interpreter"] == "pass", record["oracles"]
+    # lax.div(i, i): jaxlib 0.12's simplifier folds it to 1 where i is 0 (run time: -1)
+    allowed = ("pass", "benign: integer_division") if "lax.div" in body else ("pass",)
+    assert record["oracles"]["interpreter"] in allowed, record["oracles"]
 
 
 def test_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
@@ -115,6 +117,14 @@ def test_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
     record = extract_in_process(source, "f", args, seed=6427722627688731815, grad=False,
                                 recipe=SPECIAL_RECIPE, oracles=["interpreter"])
     assert record["oracles"]["interpreter"] == "benign: reduce_order", record.get("failure")
+
+
+def test_the_interpreter_driver_divides_integers_as_xla_does_where_the_spec_is_open():
+    x = np.array([7, -7, np.iinfo(np.int32).min, 9], np.int32)
+    d = np.array([0, 0, -1, 2], np.int32)
+    for op in (jax.lax.div, jax.lax.rem):
+        text = jax.jit(op).lower(x, d).as_text()
+        assert run_module(text, [x, d])[0].tolist() == np.asarray(jax.jit(op)(x, d)).tolist()
 
 
 def test_the_interpreter_driver_compares_under_totalorder_as_the_spec_says():

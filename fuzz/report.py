@@ -38,16 +38,16 @@ VERDICTS = ("pass", "skipped", "benign", "failed", "not run", "not sampled", "of
 # Where the README describes a known limitation beyond the list in "The extractor" (none
 # has an upstream issue we know of).
 README_MENTIONS = {
-    "eager_python_loop_index": "README, Findings 4",
-    "eager_pallas_kernel_constant": "README, Findings 16",
-    "xla_cpu_fft_layout": "README, Findings 6; findings/fft_feeding_lapack.py",
-    "xla_cpu_collective_reduction": "README, Findings 11",
+    "eager_python_loop_index": "docs/findings.md, Findings 4",
+    "eager_pallas_kernel_constant": "docs/findings.md, Findings 16",
+    "xla_cpu_fft_layout": "docs/findings.md, Findings 6; findings/fft_feeding_lapack.py",
+    "xla_cpu_collective_reduction": "docs/findings.md, Findings 11",
     "checkpoint_policy_complex":
-        "README, Findings 12; findings/checkpoint_policy_complex_residual.py",
+        "docs/findings.md, Findings 12; findings/checkpoint_policy_complex_residual.py",
     "export_batched_all_gather":
-        "README, Findings 15; findings/all_gather_symbolic_batch_export.py",
+        "docs/findings.md, Findings 15; findings/all_gather_symbolic_batch_export.py",
 }
-KNOWN_MENTION = "README, The extractor (extract.KNOWN)"
+KNOWN_MENTION = "docs/oracles.md, The extractor (extract.KNOWN)"
 _IDLE = ("skipped", "not ", "off")  # verdicts of an oracle that did not judge the program
 
 
@@ -347,7 +347,7 @@ def _failures(c: Corpus) -> Section:
                      README_MENTIONS.get(known, KNOWN_MENTION) if known else "-"])
     notes = ["Failure buckets: count in the run (stats.json buckets) and over all runs "
              "(stats.json store), each with its reproducer (failures/*/repro.json) and, for "
-             "a known limitation, where the README describes it." if rows else
+             "a known limitation, where the docs describe it." if rows else
              "No failures."]
     return Section("failures", "Failures", notes, [Table("failures", [
         "run", "all runs", "stage", "known", "signature", "reproducer", "README"], rows)])

@@ -66,9 +66,9 @@ UNRELATED = sorted(set(OPS) - REFERENCED)
 
 
 def _readme_items() -> dict[int, str]:
-    """README's numbered items under "### Findings", by number."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n### Findings\n", 1)[1].split("\n## ", 1)[0]
+    """docs/findings.md's numbered items under "## Findings", by number."""
+    text = (ROOT / "docs" / "findings.md").read_text()
+    section = text.split("\n## Findings\n", 1)[1].split("\n## ", 1)[0]
     parts = re.split(r"^(\d+)\. (?=\*\*)", section, flags=re.M)
     return {int(n): body for n, body in zip(parts[1::2], parts[2::2], strict=True)}
 

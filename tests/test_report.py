@@ -248,12 +248,13 @@ def test_failures_name_reproducer_and_readme_mention(runs, tmp_path):
                                        str(folder), "-"]
     assert rows["grad_trace:TypeError:<x>"] == [
         "-", "1", "-", "checkpoint_policy_complex", "grad_trace:TypeError:<x>", "-",
-        "README, Findings 12; findings/checkpoint_policy_complex_residual.py"]
+        "docs/findings.md, Findings 12; findings/checkpoint_policy_complex_residual.py"]
 
 
 def test_readme_mentions_are_in_the_readme():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    findings = readme.split("### Findings", 1)[1].split("\n## ", 1)[0]
+    readme = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
+    findings = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8").split(
+        "\n## Findings\n", 1)[1].split("\n## ", 1)[0]
     items = dict(re.findall(r"(?m)^(\d+)\. (.*?)(?=^\d+\. |\Z)", findings, re.S))
     assert set(report.README_MENTIONS) <= {k.name for k in KNOWN}
     for name, mention in report.README_MENTIONS.items():

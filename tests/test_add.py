@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from runner import fuzz
 
 from fuzz.store import MalformedLine, iter_records
@@ -26,6 +27,7 @@ def broken(w, x):
 ARGS = '[[[8, 4], "float32"], [[2, 4], "float32"]]'
 
 
+@pytest.mark.slow
 def test_add_then_replay_only_when_trusted(tmp_path):
     program = tmp_path / "mine.py"
     program.write_text(USER_PROGRAM)
@@ -58,6 +60,7 @@ def test_add_then_replay_only_when_trusted(tmp_path):
     assert trusted.returncode == 0 and "1 unchanged" in trusted.stdout, trusted.stdout
 
 
+@pytest.mark.slow
 def test_add_refuses_bad_input_in_one_line(tmp_path):
     program = tmp_path / "mine.py"
     program.write_text(USER_PROGRAM)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from fuzz.api_coverage import (
     LEFT_OUT,
     api_coverage,
@@ -104,6 +106,7 @@ def test_set_mesh_is_left_out_because_jax_refuses_it_inside_jit():
     assert "jax.jit" in left_out("jax.set_mesh")
 
 
+@pytest.mark.slow
 def test_the_command_reports_grammar_and_corpus(tmp_path):
     done = fuzz("api-coverage", "corpus", "--json")
     assert done.returncode == 0, done.stderr

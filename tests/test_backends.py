@@ -195,6 +195,7 @@ def test_the_interpreter_oracle_is_the_builtin_backend():
         "skipped: unsupported op stablehlo.custom_call"
 
 
+@pytest.mark.slow
 def test_a_hanging_backend_times_out_in_a_bucket_of_its_own_and_the_pool_goes_on(tools):
     sin = TANH.replace("tanh", "sin")
     with ExtractorPool(1, timeout=60, backends=["tool_mod:hangs"]) as pool:
@@ -209,6 +210,7 @@ def test_a_hanging_backend_times_out_in_a_bucket_of_its_own_and_the_pool_goes_on
         ExtractorPool(1, backends=["tool_mod:nope"])
 
 
+@pytest.mark.slow
 def test_a_short_fuzz_run_flags_a_wrong_backend_with_a_minimised_reproducer(tools, tmp_path):
     # the wrong tool of tests/test_cases.py (README alone finds it with cases()), as a
     # transformation backend, beside a correct one installed as an entry point
@@ -239,6 +241,7 @@ def test_a_short_fuzz_run_flags_a_wrong_backend_with_a_minimised_reproducer(tool
     assert got.shape == want.shape and not np.allclose(got, want), run.stdout
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_bad_backend_without_a_traceback(tools):
     r = fuzz("--budget", "1x", "--backend", "no_such_module_x:f",
              env={"PYTHONPATH": str(tools)})

@@ -21,6 +21,7 @@ FEW = settings(max_examples=8, deadline=None, derandomize=True, database=None,
                suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow
 @FEW
 @given(cases(max_statements=6))
 def test_a_case_runs_and_its_expected_outputs_are_jits(case):
@@ -64,6 +65,7 @@ GUARDED = sorted(n for n, op in OPS.items()
                  and "decomposition" not in op.categories)
 
 
+@pytest.mark.slow
 @FEW
 @given(cases(ops=GUARDED, dtypes=["float32"], max_statements=4, max_depth=0))
 def test_ops_with_an_input_domain_give_finite_values(case):
@@ -161,6 +163,7 @@ def wrongly_simplified(case):
     return jex.jaxpr_as_fun(simplify_wrongly(closed))(*case.input_leaves)
 
 
+@pytest.mark.slow
 def test_a_wrong_tool_fails_and_shrinks_to_a_small_case():
     failing = []
 

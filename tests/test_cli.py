@@ -41,6 +41,7 @@ def small_run(tmp_path_factory):
     return corpus, done
 
 
+@pytest.mark.slow
 def test_run_writes_well_formed_unique_records(small_run):
     corpus, done = small_run
     assert done.returncode == 0, done.stderr
@@ -69,6 +70,7 @@ def test_run_writes_well_formed_unique_records(small_run):
         for r in recs}
 
 
+@pytest.mark.slow
 def test_special_inputs_are_drawn_and_replay_unchanged(small_run):
     corpus, _ = small_run
     recipes = {r["inputs"]["recipe"] for r in records(corpus)}
@@ -86,6 +88,7 @@ def test_a_share_outside_0_1_is_refused_in_one_line():
         done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_stats_json_agrees_with_the_shards(small_run):
     corpus, _ = small_run
     stats = json.loads((corpus / "stats.json").read_text())
@@ -102,6 +105,7 @@ def test_stats_json_agrees_with_the_shards(small_run):
     assert shown.returncode == 0 and str(len(records(corpus))) in shown.stdout
 
 
+@pytest.mark.slow
 def test_same_seed_same_programs_in_the_same_order(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -126,6 +130,7 @@ def test_same_seed_same_programs_in_the_same_order(tmp_path):
     (["--corpus", "/proc/jaxsmith/corpus", "--budget", "1x"], "/proc/jaxsmith/corpus"),
     (["stats", "/nonexistent/corpus"], "is not a directory"),
 ])
+@pytest.mark.slow
 def test_bad_arguments_exit_2_with_one_line(args, words, tmp_path):
     done = fuzz(*args)
     assert done.returncode == 2
@@ -134,6 +139,7 @@ def test_bad_arguments_exit_2_with_one_line(args, words, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_keeps_records_and_resumes_without_duplicates(tmp_path):
     corpus = tmp_path / "corpus"
     proc = subprocess.Popen([sys.executable, "-m", "fuzz", *SMALL, "--budget", "120s", "--corpus",
@@ -162,6 +168,7 @@ def test_sigkill_mid_run_keeps_records_and_resumes_without_duplicates(tmp_path):
         assert len(store) == len(after)
 
 
+@pytest.mark.slow
 def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
     """A while_loop program fails reverse-mode differentiation (a known JAX limitation);
     its first failure is shrunk and saved as a standalone script."""
@@ -192,6 +199,7 @@ def test_failure_is_minimised_into_a_reproducer_that_runs(tmp_path):
     assert again["failure"]["signature"] == meta["signature"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     corpus = tmp_path / "corpus"
     proc = subprocess.Popen([sys.executable, "-m", "fuzz", *SMALL, "--budget", "120s", "--corpus",
@@ -244,6 +252,7 @@ def test_the_first_ctrl_c_is_a_request_and_the_second_interrupts():
         signal.signal(signal.SIGINT, outer)
 
 
+@pytest.mark.slow
 def test_known_limitations_are_counted_not_minimised_by_default(tmp_path):
     corpus = tmp_path / "corpus"
     # Seed 2 draws three while loops that carry a float through their body (a loop whose

@@ -43,6 +43,7 @@ def covering(records: list[dict]) -> list[dict]:
     return chosen
 
 
+@pytest.mark.slow
 def test_corpus_replays_without_regressions(records, tmp_path):
     """A JAX release that breaks a stored program fails here (IR changes are only reported).
     The suite replays the records that reach every category and op of the corpus (about a

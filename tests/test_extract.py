@@ -287,6 +287,7 @@ json.dump({n: {k: v for k, v in r.items() if k != "timings"} for n, r in out.ite
 """
 
 
+@pytest.mark.slow
 def test_byte_identical_across_processes(records):
     names = ["fori_loop", "mixed_pytree_bf16", "int_only"]
     payload = json.dumps({n: PROGRAMS[n][:3] for n in names})
@@ -732,6 +733,7 @@ CHECK = ("import os, sys\n\ndef f(*x):\n    print('a warning before it', file=sy
          " ***\\n')\n    os.abort()\n")
 
 
+@pytest.mark.slow
 def test_pool_survives_hang_and_crashes(records):
     ok_source, entry, args, _ = PROGRAMS["elementwise"]
     tasks = [
@@ -763,6 +765,7 @@ def test_pool_survives_hang_and_crashes(records):
     assert got["exit"]["failure"]["signature"] == "crashed:exit3"
 
 
+@pytest.mark.slow
 def test_a_failed_check_names_its_site_in_the_signature(capfd):
     ok_source, entry, args, _ = PROGRAMS["elementwise"]
     with ExtractorPool(1, timeout=60.0) as pool:
@@ -794,6 +797,7 @@ def f(x):
 """
 
 
+@pytest.mark.slow
 def test_a_crash_in_the_culprit_search_runs_the_task_again_without_it():
     with ExtractorPool(1, timeout=60.0, grad=False) as pool:
         pool.submit("t", CULPRIT_ABORT, "f", [((3,), F32)], oracles=["jit_eager"])
@@ -815,6 +819,7 @@ def test_abort_site_reads_glog_and_llvm(text, site):
     assert abort_site(text) == site
 
 
+@pytest.mark.slow
 def test_pool_dedup_recycling_and_shared_hashes():
     ok_source, entry, args, _ = PROGRAMS["matmul"]
     other = PROGRAMS["elementwise"]
@@ -836,6 +841,7 @@ def test_pool_dedup_recycling_and_shared_hashes():
     assert later[4]["status"] == "duplicate" and later[4]["stablehlo_hash"] == h_other
 
 
+@pytest.mark.slow
 def test_pool_poll_validation_and_cache(tmp_path):
     with pytest.raises(ValueError, match="workers=0"):
         ExtractorPool(0)
@@ -872,6 +878,7 @@ def test_pool_poll_validation_and_cache(tmp_path):
         pool.submit(2, "def f(x):\n    return x\n", "f", [((2,), F32)])
 
 
+@pytest.mark.slow
 def test_public_extract_reuses_one_worker():
     rec = extract(PROGRAMS["cond"][0], "f", PROGRAMS["cond"][2])
     assert rec["status"] == "ok" and rec["grad_skipped"] is None
@@ -899,6 +906,7 @@ def test_eager_python_loop_index_also_covers_array_methods():
     assert rec["oracles"]["jit_eager"] == "skipped: known JAX limitation eager_python_loop_index"
 
 
+@pytest.mark.slow
 def test_extract_works_from_a_plain_script_without_a_main_guard(tmp_path):
     """Spawned workers never re-import the caller's __main__ (issue 13)."""
     script = tmp_path / "script.py"
@@ -913,6 +921,7 @@ def test_extract_works_from_a_plain_script_without_a_main_guard(tmp_path):
     assert "STATUS ok" in done.stdout and "bootstrapping" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level, quiet", [(None, True), ("0", False)])
 def test_workers_keep_xla_error_logs_off_the_terminal(tmp_path, level, quiet):
     """XLA logs an error with a C++ stack trace before raising it; the worker records the

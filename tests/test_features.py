@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from runner import fuzz
 
 from extract import ExtractorPool
@@ -60,6 +61,7 @@ def test_record_features_by_kind():
     assert coverage.counts()["passes"] == 3 and coverage.lists()["grad_passes"] == ["dce"]
 
 
+@pytest.mark.slow
 def test_passes_are_attributed_per_program_and_leave_the_hlo_alone():
     with ExtractorPool(1) as dumped, ExtractorPool(1, passes=False) as plain:
         folder = dumped._workers[0].dump
@@ -81,6 +83,7 @@ def test_passes_are_attributed_per_program_and_leave_the_hlo_alone():
     assert not os.path.exists(folder)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_leaves_no_dump_behind():
     with ExtractorPool(1, timeout=3) as pool:
         first = pool._workers[0].dump
@@ -111,6 +114,7 @@ def test_a_new_pool_removes_the_dumps_of_parents_that_are_gone():
             os.rmdir(path)
 
 
+@pytest.mark.slow
 def test_a_run_records_passes_and_a_time_series_that_resumes(tmp_path):
     corpus = tmp_path / "c"
     for seed in ("3", "4"):

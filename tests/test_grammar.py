@@ -106,6 +106,7 @@ def test_source_round_trips_through_libcst(program):
     assert program.source == grammar.render.render(program)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(programs(max_statements=SMALL))
 def test_programs_run_under_jit(program):
@@ -199,6 +200,7 @@ print(smallest.source)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cumsum", "matmul", "where"])
 def test_shrinks_to_a_small_program(name):
     done = subprocess.run([sys.executable, "-c", SHRINK, name], capture_output=True, text=True,
@@ -257,6 +259,7 @@ def test_scatter_multiply_with_an_index_array_is_declared_a_known_failure():
     check()
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None, derandomize=True)
 @given(programs(min_statements=30))
 def test_long_programs_run_under_jit(program):
@@ -266,6 +269,7 @@ def test_long_programs_run_under_jit(program):
     assert observed(out) == declared(program)
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, derandomize=True)
 @given(programs(categories=["shard_map", "sharding"], max_statements=10))
 def test_mesh_programs_run_under_jit_on_one_set_of_devices(program):

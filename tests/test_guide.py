@@ -188,6 +188,7 @@ def test_a_mutant_that_repeats_a_known_program_is_drawn_fresh(tmp_path, monkeypa
                                          candidate=plan.candidate)[0].source  # it replays
 
 
+@pytest.mark.slow
 def test_a_guided_run_names_each_mutants_parent(tmp_path):
     corpus = tmp_path / "c"
     done = fuzz("--budget", "12x", "--seed", "5", "--workers", "1", "--corpus", str(corpus),

@@ -87,6 +87,7 @@ def mixed(tmp_path_factory) -> tuple[Path, list[dict]]:
     return path, good
 
 
+@pytest.mark.slow
 def test_replay_stats_and_a_fuzz_run_survive_a_hostile_corpus(mixed, tmp_path):
     corpus, good = mixed
     before = (corpus / "shard-00000.jsonl").read_bytes()
@@ -112,6 +113,7 @@ def test_replay_stats_and_a_fuzz_run_survive_a_hostile_corpus(mixed, tmp_path):
     assert (corpus / "shard-00000.jsonl").read_bytes().startswith(before)
 
 
+@pytest.mark.slow
 def test_a_shard_that_is_a_directory_and_a_closed_pipe_are_one_line_at_most(mixed, tmp_path):
     corpus, good = mixed
     odd = tmp_path / "odd"
@@ -130,6 +132,7 @@ def test_a_shard_that_is_a_directory_and_a_closed_pipe_are_one_line_at_most(mixe
     assert piped.stdout.startswith("corpus ") and piped.stderr == "", piped.stderr
 
 
+@pytest.mark.slow
 def test_the_pool_survives_programs_that_attack_it(tmp_path):
     """A message forged into the pipe, KeyboardInterrupt and BaseException from the program,
     the CPU and memory limits, and a child process left behind by a timed-out program."""
@@ -171,6 +174,7 @@ def test_the_pool_survives_programs_that_attack_it(tmp_path):
     assert gone(int(child_pid.read_text()), 5), "the program's child outlived its worker"
 
 
+@pytest.mark.slow
 def test_a_worker_whose_parent_was_killed_exits_quietly(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""\

@@ -47,6 +47,7 @@ def test_a_grad_failure_keeps_an_uncompiled_record_forward_only():
     assert storable({**result, "levels": list(LEVELS)}) is None  # compiled, yet no HLO
 
 
+@pytest.mark.slow
 def test_cli_levels_run_then_replay(tmp_path):
     corpus = tmp_path / "c"
     done = fuzz("--budget", "4x", "--corpus", str(corpus), "--seed", "5", "--workers", "1",
@@ -64,6 +65,7 @@ def test_cli_levels_run_then_replay(tmp_path):
     assert {r["status"] for r in report["results"]} == {"unchanged"}, report["results"]
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_levels(tmp_path):
     done = fuzz("--budget", "1x", "--corpus", str(tmp_path / "c"), "--levels", "hlo")
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -3,6 +3,8 @@ between its rounds."""
 
 from __future__ import annotations
 
+import pytest
+
 from fuzz import sampling
 from fuzz.minimize import _drop_statements, shrink
 from grammar import programs
@@ -40,6 +42,7 @@ def test_the_statement_pass_deletes_the_statements_that_only_feed_the_failing_on
     assert _drop_statements(STRATEGY, choices, has_multiply, lambda: True) is None  # spent
 
 
+@pytest.mark.slow
 def test_every_shrink_ends_at_one_statement_where_one_fails():
     # without the statement pass about one shrink in thirteen kept 2 to 8 statements
     for program, choices in drawn(10, lambda p: has_multiply(p) and p.statement_count >= 2):

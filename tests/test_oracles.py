@@ -103,6 +103,7 @@ def _run_repro(tmp_path, record, source, args, seed):
     (PLANTED_PALLAS, "pallas", "pallas:value:float32"),
     (PLANTED_ALGSIMP, "unsimplified", "unsimplified:value:float32:algsimp"),
 ])
+@pytest.mark.slow
 def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, signature):
     args = [((3,), F32)]
     if oracle == "unsimplified" and not _algsimp_folds_log_exp():
@@ -145,6 +146,7 @@ def test_the_sign_of_a_zero_sum_is_left_to_the_implementation():
     assert np.signbit(run_module(text, minus_zero, sums_without_init=True)[0])
 
 
+@pytest.mark.slow
 def test_the_interpreter_oracles_reproducer_runs_on_its_own(tmp_path):
     """It carries extract/interpreter.py's source, which must import nothing of jaxsmith's
     at module level (a relative import made every such reproducer an ImportError)."""
@@ -159,6 +161,7 @@ def test_the_interpreter_oracles_reproducer_runs_on_its_own(tmp_path):
     assert "output 0 float32[3]: same" in done.stdout, done.stdout
 
 
+@pytest.mark.slow
 def test_a_pytree_programs_reproducer_rebuilds_its_arguments(tmp_path):
     source = src("""
         def f(x, params):
@@ -201,6 +204,7 @@ def test_recorded_outputs_are_reproduced_from_the_regenerated_inputs():
     assert rec["inputs"] == {"seed": 7, "recipe": "jaxsmith-inputs/1"}
 
 
+@pytest.mark.slow
 def test_benign_excess_precision_is_recognised():
     # Layer-normalising pairs of bfloat16 values gives +-1 up to the last bit; XLA keeps the
     # chain in float32 inside a fusion, the references round after every op, and argsort
@@ -312,6 +316,7 @@ def test_known_oracle_limitations_skip_rather_than_fail():
     assert rec["oracles"]["vmap"] == "skipped: known JAX limitation vmap_pure_callback"
 
 
+@pytest.mark.slow
 def test_float32_finite_differences_that_float64_ones_correct_are_rounding():
     """A 20-minute run's bucket (35 -> 3 statements): the power spectrum of a 6x6 eigvals,
     whose float32 central differences are off by 0.03; in float64 they agree with reverse
@@ -345,6 +350,7 @@ def test_benign_surrogate_derivative_is_recognised():
     assert rec["oracles"]["autodiff"] == "benign: surrogate_derivative", rec.get("failure")
 
 
+@pytest.mark.slow
 def test_benign_low_precision_rounding_is_recognised():
     # sin(t)**2 + cos(t)**2 is 1 whatever x: <v, J u> is 0 up to rounding of terms 1000
     # times the output, above 64 float32 ulps of sum |v y|; on float64 arguments they agree
@@ -383,6 +389,7 @@ def test_benign_low_precision_rounding_is_recognised():
         "failure")
 
 
+@pytest.mark.slow
 def test_reduce_precision_jvp_and_vjp_are_not_adjoint_and_registered():
     source = src("""
         def f(x):
@@ -407,6 +414,7 @@ def test_float32_accumulation_of_float16_convolutions_is_excess_precision():
         "failure")
 
 
+@pytest.mark.slow
 def test_attention_over_constant_values_has_a_zero_derivative_up_to_rounding():
     # the output is the values whatever the weights: jvp gives 0, vjp -1.8e-8 (found by the
     # default 10-minute run, seed 20261130); 64 float32 ulps of sum |v y| cover it
@@ -455,6 +463,7 @@ def test_a_derivative_that_cancels_to_zero_is_rounding():
     assert rec["oracles"]["autodiff"].startswith("pass"), rec.get("failure")
 
 
+@pytest.mark.slow
 def test_a_failure_while_running_has_a_reproducer_that_runs_the_program(tmp_path):
     source = src("""
         import numpy as np
@@ -471,6 +480,7 @@ def test_a_failure_while_running_has_a_reproducer_that_runs_the_program(tmp_path
     assert done.returncode != 0 and "boom at run time" in done.stderr, done.stdout
 
 
+@pytest.mark.slow
 def test_pallas_kernels_are_checked_against_jnp_blocks():
     """Every kernel the grammar writes (map, program_id, accumulate) agrees with its jnp
     reference, and the gradient is skipped because JAX has none for it."""
@@ -609,6 +619,7 @@ def test_a_half_precision_dot_summed_in_another_order_is_benign():
     assert compare_arrays(got + 0.1, want, Tolerance(0.04 + 6 * 2**-8, 0)) is not None
 
 
+@pytest.mark.slow
 def test_an_oracles_own_compiles_are_stages_of_their_own(tmp_path):
     # a worker that dies in the culprit search's compile (XLA:CPU aborts on some modules with
     # passes disabled) is then taken for the oracle's compile, not the program's failure
@@ -686,6 +697,7 @@ EIGH_SIGN = src("""
     """)
 
 
+@pytest.mark.slow
 def test_an_eigenvector_of_the_other_sign_is_benign():
     args = [[[6, 5], "bool"], [[3, 1, 1], "float32"],
             {"b": [[4], "float32"], "w": [[4], "float32"]}]

@@ -65,6 +65,7 @@ def _marked(mark: bytes) -> list[str]:
     return [line.decode(errors="replace") for line in found]
 
 
+@pytest.mark.slow
 def test_ray_pool_classifies_hangs_and_crashes_and_goes_on(ray_tmp):
     import ray
 
@@ -100,6 +101,7 @@ def sources(corpus: Path) -> list[str]:
     return [rec["source"] for _, _, rec in iter_records(corpus)]
 
 
+@pytest.mark.slow
 def test_cli_ray_engine_stores_what_the_local_pool_stores(tmp_path, ray_tmp):
     common = ("--budget", "4x", "--seed", "4", "--workers", "1", "--no-grad", "--quiet",
               "--no-minimize", "--no-guide")  # a guided run's draws follow its timings
@@ -111,6 +113,7 @@ def test_cli_ray_engine_stores_what_the_local_pool_stores(tmp_path, ray_tmp):
     assert not ray_processes(ray_tmp), "the run left Ray processes behind"
 
 
+@pytest.mark.slow
 def test_cli_refuses_ray_options_it_cannot_use(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -145,6 +148,7 @@ def _stop(nodes: list[subprocess.Popen]) -> None:
         node.wait()
 
 
+@pytest.mark.slow
 def test_a_run_on_a_two_node_cluster(tmp_path, ray_tmp):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,6 +176,7 @@ def test_a_run_on_a_two_node_cluster(tmp_path, ray_tmp):
     assert not ray_processes(ray_tmp), "stopping the nodes left Ray processes behind"
 
 
+@pytest.mark.slow
 def test_a_pool_refuses_more_workers_than_the_cluster_has_cpus(ray_tmp):
     import ray
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import libcst
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ def traces(program) -> bool:
     return True
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SMALL)
 def test_every_candidate_is_strictly_smaller(program):
@@ -46,6 +48,7 @@ def test_every_candidate_is_strictly_smaller(program):
         assert size(candidate) < own, (name, candidate.source)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SMALL)
 def test_structural_candidates_are_valid_programs(program):

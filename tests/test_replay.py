@@ -53,6 +53,7 @@ def failing(source: str) -> str:
     return f"{head}{sep}    t99 = jnp.ones((2, 3)) @ jnp.ones((4, 5))\n{body}"
 
 
+@pytest.mark.slow
 def test_a_fresh_corpus_replays_unchanged(corpus, cache):
     done = fuzz("replay", str(corpus), "--workers", "1", "--cache-dir", str(cache), "--json",
                 "--quiet")
@@ -67,6 +68,7 @@ def test_a_fresh_corpus_replays_unchanged(corpus, cache):
     assert any(cache.iterdir()), "the persistent compilation cache stayed empty"
 
 
+@pytest.mark.slow
 def test_edits_failures_hostile_and_malformed_records(corpus, cache, tmp_path):
     records = lines(corpus)
     canary = tmp_path / "canary"
@@ -126,6 +128,7 @@ def test_edits_failures_hostile_and_malformed_records(corpus, cache, tmp_path):
     assert "now_fails" in text and "REGRESSED" in text and f"{shard}:{n + 1}" in text
 
 
+@pytest.mark.slow
 def test_changed_ir_fails_only_when_strict(corpus, cache, tmp_path):
     records = lines(corpus)
     records[0]["stablehlo"] += "// edited\n"
@@ -312,6 +315,7 @@ def test_canonical_jaxpr_drops_default_and_loop_bookkeeping_params():
         canonical_jaxpr(old)
 
 
+@pytest.mark.slow
 def test_replay_reads_jsonl_files_of_any_name_and_several_paths(corpus, cache, tmp_path):
     """Issue 13.4: a renamed file, a folder whose file is named otherwise, and both at once."""
     records = lines(corpus)
@@ -329,6 +333,7 @@ def test_replay_reads_jsonl_files_of_any_name_and_several_paths(corpus, cache, t
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_replay_that_judges_few_records_warns(corpus, cache, tmp_path):
     """Issue 15.7: a corpus whose records are mostly rejected still exits 0, but says so; with
     --strict it fails."""

@@ -144,6 +144,7 @@ def check_numbers(tables: dict[str, list[list[str]]], a: dict, b: dict) -> None:
     assert {row[0]: int(row[1]) for row in tables["families"][1:]} == families
 
 
+@pytest.mark.slow
 def test_every_figure_is_embedded_and_decodes(page):
     from matplotlib.image import imread
 
@@ -160,6 +161,7 @@ def test_every_figure_is_embedded_and_decodes(page):
     assert all(u.startswith(("data:image/png;base64,", "#")) for u in page.urls)
 
 
+@pytest.mark.slow
 def test_numbers_equal_stats_json(page, runs):
     check_numbers(page.tables, stats(runs[0]), stats(runs[1]))
     records = [r for _, _, r in iter_records(runs[0])]
@@ -167,6 +169,7 @@ def test_numbers_equal_stats_json(page, runs):
     assert sizes == len(records) == stats(runs[0])["corpus_records"]
 
 
+@pytest.mark.slow
 def test_text_view_has_the_same_numbers(page, text, runs):
     tables = text_tables(text)
     check_numbers(tables, stats(runs[0]), stats(runs[1]))
@@ -176,6 +179,7 @@ def test_text_view_has_the_same_numbers(page, text, runs):
         assert tables[name][0] == [c for c in rows[0] if c], name
 
 
+@pytest.mark.slow
 def test_stage_timings_leave_out_oracles_that_did_not_judge(page, runs):
     records = [r for _, _, r in iter_records(runs[0])]
     rows = {row[0]: row[1:] for row in page.tables["timings"][1:]}
@@ -189,6 +193,7 @@ def test_stage_timings_leave_out_oracles_that_did_not_judge(page, runs):
         assert float(top) == round(max(judged) * 1000, 1), stage
 
 
+@pytest.mark.slow
 def test_passes_never_fired_are_those_only_a_compared_run_fired(page, text, runs):
     def fired(corpus):
         seen = [set(r.get("passes") or ()) | set(r.get("grad_passes") or ())
@@ -203,6 +208,7 @@ def test_passes_never_fired_are_those_only_a_compared_run_fired(page, text, runs
         assert int(n) == sum(name in s for s in a)
 
 
+@pytest.mark.slow
 def test_compare_draws_two_runs(runs, page):
     corpora = [report.read_corpus(p, p.name) for p in runs]
     sections = {s.id: s for s in report.build(corpora[0], corpora[1:])}
@@ -220,6 +226,7 @@ def test_compare_draws_two_runs(runs, page):
     assert page.tables["features"][0] == ["kind", "a", "b"]
 
 
+@pytest.mark.slow
 def test_corpus_without_time_series_reports_with_a_note(runs, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(runs[0], old, ignore=shutil.ignore_patterns("coverage.tsv"))

@@ -3,6 +3,8 @@
 import importlib
 import sys
 
+import pytest
+
 import grammar
 from fuzz import sampling
 
@@ -48,6 +50,7 @@ def test_a_region_result_too_large_for_its_budget_is_summed():
     assert result.type == TensorType((), "bool")
 
 
+@pytest.mark.slow
 def test_every_category_is_at_least_two_percent_of_the_fuzz_loop_draws():
     # issue 10's floor, on drawn programs (a run's records differ by the few that fail)
     from collections import Counter

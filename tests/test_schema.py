@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ SCHEMA_FILE = ROOT / "schema" / "record.schema.json"
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())
 
 
+@pytest.mark.slow
 def test_the_committed_schema_is_the_generated_one():
     committed = json.loads(SCHEMA_FILE.read_text())
     assert committed == json_schema(), "regenerate: python -m fuzz schema > " \

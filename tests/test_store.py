@@ -254,6 +254,7 @@ def _wait_for_bytes(proc: subprocess.Popen, path: Path, n: int) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_moment_loses_nothing_complete(tmp_path):
     rng = random.Random()
     path = tmp_path / "c"

@@ -36,6 +36,7 @@ def canonical_ir(program, style: str) -> str:
 
 @settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
+@pytest.mark.slow
 @given(programs(max_statements=SMALL))
 def test_every_style_traces_to_the_same_ir(program):  # 500 trees: bench/bench_styles.py
     """A style changes the text only: every style of one tree lowers to the same canonical
@@ -87,6 +88,7 @@ def test_inlining_folds_within_its_limits(program):
     assert max(len(line) for line in text.splitlines()) <= MAX_LINE, text
 
 
+@pytest.mark.slow
 def test_each_style_rewrites_what_it_says():
     drawn = {}
 
@@ -122,6 +124,7 @@ def test_programs_draw_only_the_styles_asked_for():
         programs(styles=["fancy"])
 
 
+@pytest.mark.slow
 def test_a_run_records_style_and_variant_group(tmp_path):
     import json
 

@@ -148,6 +148,7 @@ def test_bad_polymorphic_shapes_name_the_entry(shapes, message):
         check_polymorphic_shapes(flatten_args(BATCHED_ARGS), shapes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["symbolic", "export"])
 def test_reproducers_export_as_the_extractor_does(tmp_path, stage):
     script = reproducer(BATCHED, "f", BATCHED_ARGS, {"stage": stage, "signature": "s"},
@@ -160,6 +161,7 @@ def test_reproducers_export_as_the_extractor_does(tmp_path, stage):
     assert ("every symbol at 1" in run.stdout) == (stage == "symbolic")
 
 
+@pytest.mark.slow
 def test_a_symbolic_shape_run_stores_exported_records(tmp_path):
     corpus = tmp_path / "corpus"
     run = fuzz("--budget", "3x", "--corpus", str(corpus), "--seed", "3", "--categories",

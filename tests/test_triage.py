@@ -159,6 +159,7 @@ def test_the_budget_is_the_budget_and_triage_finishes_what_is_left(planted, tmp_
     assert again.returncode == 0 and record_of(folder)["triage"] == record["triage"]
 
 
+@pytest.mark.slow
 def test_triage_refuses_a_path_without_failures(tmp_path):
     r = fuzz("triage", str(tmp_path))
     assert r.returncode == 2 and "no failure folder" in r.stderr and "Traceback" not in r.stderr
@@ -237,6 +238,7 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
     assert "crashes (SIGSEGV)" in title(backend)
 
 
+@pytest.mark.slow
 def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_path):
     # a seed whose 2x2 input is not positive definite: cholesky fails, and jit fuses exp
     seed = next(s for s in range(200) if np.linalg.eigvalsh(
@@ -260,6 +262,7 @@ def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_p
     assert f"'float16': ({half.rtol!r}, {half.atol!r})" in source.replace('"', "'")
 
 
+@pytest.mark.slow
 def test_the_float64_reference_points_at_the_side_that_is_off(tmp_path):
     from fuzz.triage import _reference
 

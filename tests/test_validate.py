@@ -269,6 +269,7 @@ def canary_source(name: str, folder: Path) -> tuple[str, Path]:
     return HOSTILE[name][0].replace("CANARY", str(canary)), canary
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(programs(max_statements=15))
 def test_every_grammar_program_validates_clean(program_):
@@ -277,6 +278,7 @@ def test_every_grammar_program_validates_clean(program_):
 
 @given(programs(max_depth=3, max_statements=15,
                 categories=["nested_branch", "loop", "vmap", "grad", "scan"]))
+@pytest.mark.slow
 def test_control_flow_and_transforms_validate_clean(program_):
     assert validate(program_.source, program_.entry) == [], program_.source
 

@@ -229,7 +229,7 @@ KNOWN: tuple[Known, ...] = (
         r"fft_thunk\.cc.*IsMonotonicWithDim0Major",
         "an XLA:CPU bug, not a limitation: the FFT thunk refuses at run time an operand "
         "layout the compiled program gives it, as when an FFT's result feeds a LAPACK solve "
-        "(README, Findings 6; findings/fft_feeding_lapack.py)",
+        "(docs/findings.md, Finding 6; findings/fft_feeding_lapack.py)",
     ),
     Known(
         "xla_cpu_collective_reduction",
@@ -246,7 +246,7 @@ KNOWN: tuple[Known, ...] = (
         "TypeError",
         r"reduce_precision does not accept dtype complex",
         "a JAX bug, not a limitation: jax.grad through jax.checkpoint with a saveable "
-        "policy of a function with a complex intermediate (README, Findings 12; "
+        "policy of a function with a complex intermediate (docs/findings.md, Finding 12; "
         "findings/checkpoint_policy_complex_residual.py)",
     ),
     Known(
@@ -257,7 +257,7 @@ KNOWN: tuple[Known, ...] = (
         r"result #0 must be statically shaped",
         "a JAX bug, not a limitation: jax.export over a symbolic batch of a vmapped "
         "shard_map ending in a stacking lax.all_gather emits a broadcast_in_dim with a "
-        "dynamic result, which the StableHLO verifier refuses (README, Findings 15; "
+        "dynamic result, which the StableHLO verifier refuses (docs/findings.md, Finding 15; "
         "findings/all_gather_symbolic_batch_export.py)",
     ),
     Known(

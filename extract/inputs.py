@@ -1,6 +1,6 @@
 """Reproducible program inputs: a pure NumPy function of the argument types and a seed.
 
-Recipe ``jaxsmith-inputs/1`` (README, "Inputs", says the same step by step):
+Recipe ``jaxsmith-inputs/1`` (docs/oracles.md, "Inputs", says the same step by step):
 
 1. For argument ``i`` (0-based) with ``n`` elements, draw ``n`` raw 64-bit words
    ``w = numpy.random.PCG64(numpy.random.SeedSequence([seed, i])).random_raw(n)``.

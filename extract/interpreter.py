@@ -12,7 +12,7 @@ module's source (``fuzz.oracle_repro``), so at module level it imports only the 
 library and numpy.
 
 The interpreter's ``stablehlo.scatter`` writes into its operand's buffer (found by this
-oracle; README, "Findings"): every other use of the operand - a returned argument, a value
+oracle; docs/findings.md): every other use of the operand - a returned argument, a value
 scattered twice - then sees the scattered values. :func:`run_module` gives each scatter a
 fresh copy of its operands (an identity ``stablehlo.reshape``, which the interpreter
 evaluates into a new tensor), so the reference computes what the spec says.
@@ -214,7 +214,7 @@ def _total_order_compares(ir, stablehlo, root) -> None:
     < ... < -0 < +0 < ... < +inf < +NaN): as signed integers of their bits, each negative
     one's magnitude bits flipped. The interpreter compares them as ``FLOAT`` does, so
     ``1 < NaN`` and ``-0 < +0`` come out false and ``jnp.sort`` puts NaN anywhere (found by
-    this oracle; README, "Findings", 22)."""
+    this oracle; docs/findings.md, Finding 22)."""
     for op in _ops_named(root, "stablehlo.compare"):
         if "compare_type" not in op.attributes or \
                 "TOTALORDER" not in str(op.attributes["compare_type"]):
@@ -243,7 +243,7 @@ def _defined_integer_division(ir, stablehlo, root) -> None:
     """Give integer ``divide`` and ``remainder`` XLA's results where the spec leaves them to
     the implementation (by zero, and the most negative value by -1): ``x / 0 = -1``,
     ``x % 0 = x``, ``MIN / -1 = MIN``, ``MIN % -1 = 0``. The interpreter divides in C++
-    there and the process dies of SIGFPE (README, "Findings", 23)."""
+    there and the process dies of SIGFPE (docs/findings.md, Finding 23)."""
     eq = stablehlo.ComparisonDirectionAttr.get("EQ")
     for name, make, by_zero, overflow in (
             ("stablehlo.divide", stablehlo.DivOp, -1, None),

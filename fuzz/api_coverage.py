@@ -346,7 +346,7 @@ def format_coverage(title: str, cov: Mapping[str, Any]) -> str:
 def main(argv: list[str], parser_class: Any) -> int:
     p = parser_class(prog="python -m fuzz api-coverage", description=(
         "Real-world JAX API coverage of the grammar and, given one, of a corpus "
-        "(README: Real-world API coverage)."))
+        "(docs/corpus.md: Real-world API coverage)."))
     p.add_argument("corpus", type=Path, nargs="?")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     a = p.parse_args(argv)

@@ -72,8 +72,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--guide", action=argparse.BooleanOptionalAction, default=True,
                    help="coverage-guided generation: the most promising of several draws, "
                         "mutants of the programs that reached a new feature, op weights that "
-                        "follow what is new (README, Coverage-guided generation); default: "
-                        "on; --no-guide draws every program from (seed, index) alone")
+                        "follow what is new (docs/campaign.md, Coverage-guided generation); "
+                        "default: on; --no-guide draws every program from (seed, index) alone")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="where programs are extracted: 'local' worker processes (default), or "
                         "'ray': one actor per worker on a Ray cluster (pip install -e '.[ray]')")
@@ -128,7 +128,7 @@ def run_parser() -> argparse.ArgumentParser:
                    help="another implementation to judge against XLA on every program that "
                         "runs: a function (stablehlo, inputs) -> outputs, or the name of an "
                         "installed backend (entry-point group jaxsmith.backends); repeatable "
-                        "(README, Pluggable backends)")
+                        "(docs/your-tests.md, Pluggable backends)")
     p.add_argument("--no-minimize", action="store_true",
                    help="count new failures without minimising them")
     p.add_argument("--minimize-known", action="store_true",

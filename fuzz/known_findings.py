@@ -1,7 +1,7 @@
-"""A registry of the project's findings (README, "Findings"), as ``extract.failures.KNOWN``
+"""A registry of the project's findings (docs/findings.md), as ``extract.failures.KNOWN``
 is one of known JAX limitations.
 
-Each :class:`Finding` records what README says of one finding: its number, a slug, an
+Each :class:`Finding` records what docs/findings.md says of one finding: its number, a slug, an
 issue-style title, its kind, its reproducer under ``findings/`` and on which set-ups that
 reproducer exits 1, and how a fuzz failure is recognised as an instance of it: by its
 signature *and* by the program's form (grammar op names, ``grammar.ops.OPS``) *and*, where
@@ -39,7 +39,7 @@ _OLD_ALWAYS = {"0.10.2": True, "0.12.0.1": None}  # 0.12: garbage, sometimes the
 
 @dataclass(frozen=True, eq=False)
 class Finding:
-    """One README finding and the failures that are instances of it.
+    """One finding of docs/findings.md and the failures that are instances of it.
 
     ``signatures`` are regexes searched in a failure signature stripped of its culprit
     suffix; ``ops`` must all be among the program's ops, and each set of ``any_ops`` must
@@ -222,13 +222,13 @@ FINDINGS: tuple[Finding, ...] = (
             "INT_MIN by -1, kills the process with SIGFPE", "reference defect",
             "findings/interpreter_integer_division_sigfpe.py", _BOTH),
 )
-"""README's findings in its order; ``match_finding`` returns the first that matches."""
+"""The findings in docs/findings.md's order; ``match_finding`` returns the first that matches."""
 
 _BY_KEY: dict[int | str, Finding] = {k: f for f in FINDINGS for k in (f.number, f.name)}
 
 
 def finding(number_or_name: int | str) -> Finding:
-    """The finding with this README number or name; ``KeyError`` if there is none."""
+    """The finding with this number (docs/findings.md) or name; ``KeyError`` if there is none."""
     try:
         return _BY_KEY[number_or_name]
     except KeyError:

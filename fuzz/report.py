@@ -35,7 +35,7 @@ RUN_KEYS = ("generated", "extracted", "ok", "forward_only", "failed", "timeout",
             "elapsed_s", "programs_per_s", "valid_rate", "stablehlo_coverage",
             "primitive_count", "seed", "workers")
 VERDICTS = ("pass", "skipped", "benign", "failed", "not run", "not sampled", "off")
-# Where the README describes a known limitation beyond the list in "The extractor" (none
+# Where the docs describe a known limitation beyond the list in "The extractor" (none
 # has an upstream issue we know of).
 README_MENTIONS = {
     "eager_python_loop_index": "docs/findings.md, Findings 4",

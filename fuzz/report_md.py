@@ -185,7 +185,7 @@ def render_report(record: dict[str, Any]) -> str:
                   "before. Not a report to file as it stands.", ""]
     finding = triage.get("finding")
     if finding and finding.get("number"):
-        lines += [f"**Known:** this is README's Finding {finding['number']} "
+        lines += [f"**Known:** this is jaxsmith's Finding {finding['number']} "
                   f"({finding['name']}): {finding['title']}", ""]
     lines += ["## What happened", "", str(failure.get("message", "")).strip()[:1500] or "-", ""]
     if failure.get("culprit_search"):

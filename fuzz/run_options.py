@@ -25,7 +25,7 @@ AFTER_RUN_S, AFTER_RUN_SHARE = 45.0, 0.1
 and a share of the run's time (45 s, not the 60 s the issue allows: README's first command,
 30 programs in about 35 s, then ends within 90 s)."""
 # Share of programs each oracle checks by default: chosen so that the default set costs at
-# most ~35 % of throughput (bench/bench_fuzz.py --oracles; README, Benchmarks).
+# most ~35 % of throughput (bench/bench_fuzz.py --oracles; docs/benchmarks.md).
 DEFAULT_ORACLE_RATES = {"jit_eager": 0.03, "autodiff": 0.25, "vmap": 0.15, "interpreter": 1.0,
                         "unsimplified": 0.25,  # at 1: 0.66x throughput (one more compile)
                         "symbolic": 1.0,  # symbolic runs on symbolic_shape programs only

@@ -33,7 +33,7 @@ def _barrier(a, p, r):
 def _wrapped_signature(draw, x: TensorType, env: Env) -> Sig:
     """The body keeps no ``reduce_argmax``: XLA crashes (SIGSEGV, or SIGABRT "Failed to
     infer result type(s)") on a dead ``lax.reduce`` whose reducer calls ``jnp.where``
-    inside a ``custom_vmap_call``, which keeps dead code (README, Findings 9)."""
+    inside a ``custom_vmap_call``, which keeps dead code (docs/findings.md, Finding 9)."""
     return Sig((x,), {}, (RegionSpec((x,), (None,), closed=True,
                                      excluded=frozenset({"reduce_argmax"})),))
 

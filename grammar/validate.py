@@ -65,9 +65,9 @@ MAX_ARG_RANK = VALID_LIMITS.max_rank + 1
 __all__ = ["ALLOWED_CONSTANTS", "IMPORTS", "MAX_DEPTH", "MAX_INT", "MAX_LITERAL_ELEMENTS",
            "MAX_NODES", "MAX_SOURCE_CHARS", "MAX_TRIPS", "TRANSFORMS", "check_args", "validate"]
 
-# Measured on generated programs (README, "Safety"): at --max-statements 60 and --max-depth 4
-# the longest source was 5.4 KB, the deepest tree 14 levels and the largest 1,234 nodes; at
-# the grammar's limit of MAX_STATEMENTS statements a source stays under 20 KB.
+# Measured on generated programs (docs/grammar.md, "Safety"): at --max-statements 60 and
+# --max-depth 4 the longest source was 5.4 KB, the deepest tree 14 levels and the largest
+# 1,234 nodes; at the grammar's limit of MAX_STATEMENTS statements a source stays under 20 KB.
 MAX_SOURCE_CHARS = 100_000
 """Longest source accepted: five times what ``MAX_STATEMENTS`` statements render to."""
 MAX_DEPTH = 40

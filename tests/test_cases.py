@@ -41,7 +41,7 @@ def test_a_case_runs_and_its_expected_outputs_are_jits(case):
 
 
 def _recipe_value(x: np.ndarray) -> np.ndarray:
-    """Whether each element is a value the input recipe can make (README, "Inputs")."""
+    """Whether each element is a value the input recipe can make (docs/oracles.md, "Inputs")."""
     if x.dtype.kind == "c":
         return _recipe_value(x.real) & _recipe_value(x.imag)
     if x.dtype.kind == "b":

@@ -165,7 +165,7 @@ def test_forward_mode_bodies_hold_only_forward_differentiable_ops(transform, cat
 
 def test_sequential_vmap_bodies_hold_no_reduce_argmax():
     """XLA crashes on a dead ``lax.reduce`` with a ``jnp.where`` reducer inside a
-    ``custom_vmap_call`` (README, Findings 9): the grammar keeps it out of those bodies,
+    ``custom_vmap_call`` (docs/findings.md, Finding 9): the grammar keeps it out of those bodies,
     and only there."""
     strategy = programs(ops=["sequential_vmap", "reduce_argmax", "sin"], max_depth=2,
                         max_statements=6, swarm=False)

@@ -1,5 +1,5 @@
-"""The registry of findings (fuzz/known_findings.py) against README, findings/, the grammar's
-op names, extract.failures.KNOWN and the reproducers themselves."""
+"""The registry of findings (fuzz/known_findings.py) against docs/findings.md, findings/, the
+grammar's op names, extract.failures.KNOWN and the reproducers themselves."""
 
 from __future__ import annotations
 

@@ -290,7 +290,7 @@ def test_interpreter_matches_xla_on_every_dtype_and_skips_custom_calls():
 
 
 def test_interpreter_scatter_no_longer_clobbers_its_operand():
-    """The reference interpreter's scatter writes into its operand (README, Findings);
+    """The reference interpreter's scatter writes into its operand (docs/findings.md);
     run_module gives it a copy, so a returned operand keeps its values."""
     def f(x, u):
         y = x + 0.0

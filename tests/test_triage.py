@@ -206,7 +206,7 @@ def test_the_report_holds_every_field_a_maintainer_asks_for():
     assert "up to 12 ulps: more than rounding explains" in report
     assert "jax 0.10.2" in report and "jax 0.12.0.1" in report and "reproduces it" in report
     assert "--xla_disable_hlo_passes=fusion" in report and "```diff" in report
-    assert "README's Finding 1" in report
+    assert "**Known:** this is jaxsmith's Finding 1 (exp_of_failed_cholesky)" in report
     assert "reduced from 9 to 2 statements" in report and "cut, dead" in report
     quiet = render_report({**RECORD, "triage": {"run": {
         "exit": 1, "output": "ulps apart: 2", "versions": {}}}})

@@ -119,6 +119,28 @@ def test_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
     assert record["oracles"]["interpreter"] == "benign: reduce_order", record.get("failure")
 
 
+def test_algsimp_over_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
+    """The 2,000-program run's bucket (50 -> 2 statements): algsimp folds an argmax-style
+    reduce over a dimension of size 1 to its element, the pass-less compile applies the body
+    to (init, element), and a NaN makes the two orders differ."""
+    source = (
+        "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\ndef f(x2):\n"
+        "    t23 = jnp.einsum('i,jki->jk', jnp.ones((60,), dtype=jnp.float32), x2)\n"
+        "    def t43_argmax(acc, cur):\n"
+        "        acc_v, acc_i = acc\n"
+        "        cur_v, cur_i = cur\n"
+        "        pick = (cur_v > acc_v) | ((cur_v == acc_v) & (cur_i < acc_i))\n"
+        "        return jnp.where(pick, cur_v, acc_v), jnp.where(pick, cur_i, acc_i)\n"
+        "    t43, t44 = lax.reduce((t23, lax.broadcasted_iota(jnp.int32, (1, 3), 0)), "
+        "(jnp.array(-jnp.inf, dtype=jnp.float32), 0), t43_argmax, (0,))\n"
+        "    return t43\n")
+    record = extract_in_process(source, "f", [((1, 3, 60), "float32")],
+                                seed=3263570170292899338, grad=False, recipe=SPECIAL_RECIPE,
+                                oracles=["unsimplified"])
+    assert record["oracles"]["unsimplified"] in ("pass", "benign: reduce_order"), \
+        record.get("failure")
+
+
 def test_the_interpreter_driver_divides_integers_as_xla_does_where_the_spec_is_open():
     x = np.array([7, -7, np.iinfo(np.int32).min, 9], np.int32)
     d = np.array([0, 0, -1, 2], np.int32)

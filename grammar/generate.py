@@ -308,9 +308,11 @@ def _large(draw: Draw, cfg: Config) -> Config | None:
         return None
     ops = tuple(n for n in cfg.ops
                 if OPS[n].family in LARGE_FAMILIES and n not in LARGE_EXCLUDED)
-    return replace(cfg, ops=ops or cfg.ops, limits=LARGE_LIMITS, large=0,
+    if not ops:  # a run restricted to ops that large shapes leave out
+        return None
+    return replace(cfg, ops=ops, limits=LARGE_LIMITS, large=0,
                    min_statements=min(cfg.min_statements, LARGE_STATEMENTS),
-                   max_statements=min(cfg.max_statements, LARGE_STATEMENTS)) if ops else None
+                   max_statements=min(cfg.max_statements, LARGE_STATEMENTS))
 
 
 def _large_tensor(draw: Draw, dtypes: Sequence[str]) -> TensorType:

@@ -16,7 +16,7 @@ from hypothesis.errors import InvalidArgument
 
 from extract.args import flatten_args, normalize_args
 from extract.clean import clean_mlir, ir_hash
-from extract.core import _on_leaves
+from extract.stages import on_leaves
 from grammar import STYLES, programs
 from grammar.styles import MAX_LINE
 from grammar.validate import validate
@@ -29,7 +29,7 @@ def canonical_ir(program, style: str) -> str:
     """The hash of the canonical StableHLO of ``program`` rendered in ``style``."""
     namespace: dict = {}
     exec(program.render(style), namespace)
-    f = _on_leaves(namespace[program.entry], normalize_args(program.args), program.entry)
+    f = on_leaves(namespace[program.entry], normalize_args(program.args), program.entry)
     avals = [jax.ShapeDtypeStruct(s, np.dtype(d)) for s, d in flatten_args(program.args)]
     return ir_hash(clean_mlir(jax.jit(f).lower(*avals).as_text()))
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from extract import extract_in_process
 from extract.args import check_polymorphic_shapes, flatten_args, leaves_of, normalize_args
-from extract.core import _on_leaves
+from extract.stages import on_leaves
 from extract.symbolic import export
 from fuzz.minimize import reproducer
 from fuzz.schema import normalize_record, storable
@@ -61,7 +61,7 @@ def test_batched_programs_export_over_a_symbolic_batch(program):
     assert any(s.startswith("b") for s in program.polymorphic_shapes)
     namespace: dict = {}
     exec(program.source, namespace)
-    f = _on_leaves(namespace[program.entry], tree, program.entry)
+    f = on_leaves(namespace[program.entry], tree, program.entry)
     text = export(f, leaves, program.polymorphic_shapes).mlir_module()
     assert "tensor<?x" in text
 

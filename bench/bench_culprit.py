@@ -1,8 +1,8 @@
-"""The culprit search (fuzz.culprit) on every registered finding's reproducer.
+"""The culprit search (fuzz.triage.culprit) on every registered finding's reproducer.
 
     python bench/bench_culprit.py [--parallel N]
 
-For each finding with a script that fails on the installed jax (fuzz.known_findings): the
+For each finding with a script that fails on the installed jax (fuzz.triage.known_findings): the
 passes that fired, the 1-minimal set whose disabling makes the script exit 0 (or why there is
 none), how many runs and seconds the search took, and the module the HLO excerpt comes from.
 Run it with nothing else on the cores: each run is a fresh interpreter compiling.
@@ -20,8 +20,8 @@ import jax
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fuzz.culprit import find_culprit  # noqa: E402
-from fuzz.known_findings import FINDINGS  # noqa: E402
+from fuzz.triage.culprit import find_culprit  # noqa: E402
+from fuzz.triage.known_findings import FINDINGS  # noqa: E402
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARD_BYTES = 64 * 2**20
-EXPORT = ("import sys; from fuzz.cli import _Parser; from fuzz.export import main; "
+EXPORT = ("import sys; from fuzz.cli import _Parser; from fuzz.publish.export import main; "
           "sys.exit(main(sys.argv[1:], _Parser))")
 
 

@@ -204,7 +204,7 @@ def generated(n: int = 90) -> list[tuple[str, str, str, list]]:
 
 def from_grammar(n: int) -> list[tuple[str, str, str, list]]:
     """``n`` programs drawn from the grammar (seed 99)."""
-    from fuzz import sampling
+    from fuzz.campaign import sampling
     from grammar import programs as grammar_programs
 
     strategy = grammar_programs()

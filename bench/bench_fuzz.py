@@ -40,8 +40,8 @@ from bench_extract import _grad_fn, _load  # noqa: E402
 
 from extract.levels import LEVELS  # noqa: E402
 from fuzz import sampling  # noqa: E402
-from fuzz.budget import Budget  # noqa: E402
-from fuzz.loop import FuzzRun, Options  # noqa: E402
+from fuzz.campaign.budget import Budget  # noqa: E402
+from fuzz.campaign.loop import FuzzRun, Options  # noqa: E402
 from grammar import programs  # noqa: E402
 
 SEED = 2026
@@ -133,7 +133,7 @@ def fuzz_run(n: int, workers: int, oracle_rates: dict[str, float] | None = None,
 
 def _timings(corpus: str) -> dict[str, list[float]]:
     """Seconds per stage over the stored records, one list per stage."""
-    from fuzz.store import iter_records
+    from fuzz.corpus.store import iter_records
 
     timings: dict[str, list[float]] = {}
     for _, _, rec in iter_records(corpus):
@@ -145,7 +145,7 @@ def _timings(corpus: str) -> dict[str, list[float]]:
 def oracle_cost(n: int, reps: int) -> dict[str, list[float]]:
     """Throughput with the default oracles against none, and against the default less the
     ``unsimplified`` oracle (its own cost)."""
-    from fuzz.loop import DEFAULT_ORACLE_RATES
+    from fuzz.campaign.loop import DEFAULT_ORACLE_RATES
 
     rows: dict[str, list[float]] = {}
     stage_times: dict[str, list[float]] = {}
@@ -169,7 +169,7 @@ def oracle_cost(n: int, reps: int) -> dict[str, list[float]]:
 
 def levels_gain(n: int, reps: int) -> dict[str, list[float]]:
     """Throughput of ``--levels jaxpr,stablehlo --no-grad`` against the default run."""
-    from fuzz.loop import DEFAULT_ORACLE_RATES
+    from fuzz.campaign.loop import DEFAULT_ORACLE_RATES
 
     rows: dict[str, list[float]] = {}
     for _ in range(reps):
@@ -184,7 +184,7 @@ def levels_gain(n: int, reps: int) -> dict[str, list[float]]:
 
 def ray_ratio(n: int, reps: int) -> dict[str, list[float]]:
     """Throughput of the Ray engine against the local pool, default options."""
-    from fuzz.loop import DEFAULT_ORACLE_RATES
+    from fuzz.campaign.loop import DEFAULT_ORACLE_RATES
 
     rows: dict[str, list[float]] = {}
     for _ in range(reps):

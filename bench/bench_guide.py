@@ -5,7 +5,7 @@ Run by hand (not in CI):  python bench/bench_guide.py [--programs 300] [--seeds 
 For each seed, a default run (one worker, forward + backward, default oracle rates) without
 and with ``--guide``, the two side by side in two processes (so that both meet the same load
 on a shared machine); at the end of each, the distinct features of each kind
-(``fuzz.features``), IR-unique records per second, what became of the programs (added,
+(``fuzz.campaign.features``), IR-unique records per second, what became of the programs (added,
 duplicates, failures: where records/s goes) and seconds per extracted program; and from
 ``coverage.tsv`` the distinct op pairs + XLA passes (forward and backward) at each quarter of
 the budget, to see whether a curve keeps rising where the other flattens. Medians over seeds,
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuzz.budget import Budget  # noqa: E402
-from fuzz.features import SERIES_NAME  # noqa: E402
-from fuzz.loop import DEFAULT_ORACLE_RATES, FuzzRun, Options  # noqa: E402
+from fuzz.campaign.budget import Budget  # noqa: E402
+from fuzz.campaign.features import SERIES_NAME  # noqa: E402
+from fuzz.campaign.loop import DEFAULT_ORACLE_RATES, FuzzRun, Options  # noqa: E402
 
 TARGET = ("stablehlo_op_pairs", "passes", "grad_passes")
 OUTCOMES = ("added", "duplicate_ir", "duplicate_source", "failed", "timeout", "forward_only")

@@ -2,12 +2,12 @@
 
     python3 bench/bench_op_weights.py --programs 1000 --seed 1 --scales 0,1,2
 
-Draws the same seeded programs the fuzz loop would (``fuzz.sampling.draw``, default options)
-with uniform op weights (scale 0) and with ``fuzz.api_coverage.op_weights(scale)``, and
-reports for each, from the programs' own text: the Jensen-Shannon distance of their calls
-from the real-world ones, the in-program call sites and top-50 names covered, array methods
-covered, how many of the table's ops were drawn at all (the rare ops the fuzzer needs), and
-the four rarest categories.
+Draws the same seeded programs the fuzz loop would (``fuzz.campaign.sampling.draw``, default
+options) with uniform op weights (scale 0) and with
+``fuzz.report.api_coverage.op_weights(scale)``, and reports for each, from the programs' own
+text: the Jensen-Shannon distance of their calls from the real-world ones, the in-program call
+sites and top-50 names covered, array methods covered, how many of the table's ops were drawn at
+all (the rare ops the fuzzer needs), and the four rarest categories.
 Nothing is compiled.
 """
 
@@ -27,8 +27,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scales", default="0,1,2")
     a = p.parse_args()
-    from fuzz import sampling
-    from fuzz.api_coverage import api_coverage, api_use, op_weights
+    from fuzz.campaign import sampling
+    from fuzz.report.api_coverage import api_coverage, api_use, op_weights
     from grammar import programs
     from grammar.ops import OPS
 

@@ -31,7 +31,7 @@ def main() -> None:
         os.environ["XLA_FLAGS"] = a.xla_flags
     from extract.core import extract_in_process
     from extract.oracles import ORACLES
-    from fuzz import sampling
+    from fuzz.campaign import sampling
     from grammar import programs
 
     strategy = programs()

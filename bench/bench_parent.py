@@ -30,8 +30,8 @@ CHILD = r"""
 import cProfile, json, pstats, resource, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from fuzz.budget import Budget
-from fuzz.loop import FuzzRun, Options
+from fuzz.campaign.budget import Budget
+from fuzz.campaign.loop import FuzzRun, Options
 
 n, profile = {n}, {profile}
 with tempfile.TemporaryDirectory() as d:
@@ -50,11 +50,11 @@ with tempfile.TemporaryDirectory() as d:
             "workers": kids.ru_utime + kids.ru_stime}}
     if prof:
         stats = pstats.Stats(prof).stats
-        groups = {{"draw (candidates included)": "fuzz/sampling.py:44(draw)",
+        groups = {{"draw (candidates included)": "fuzz/campaign/sampling.py:44(draw)",
                    "render and style": "grammar/render.py:133(render)",
-                   "guide's cost model": "fuzz/guide.py:166(fit)",
+                   "guide's cost model": "fuzz/campaign/guide.py:166(fit)",
                    "wait on workers": "extract/pool.py:351(_wait)",
-                   "store a record": "fuzz/loop.py:320(_store)"}}
+                   "store a record": "fuzz/campaign/loop.py:320(_store)"}}
         out["profile"] = {{name: sum(v[3] for k, v in stats.items()
                                     if f"{{k[0]}}:{{k[1]}}({{k[2]}})".endswith(where))
                           for name, where in groups.items()}}

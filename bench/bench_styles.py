@@ -2,7 +2,7 @@
 
     python3 bench/bench_styles.py --programs 500 --seed 1
 
-For each program drawn as the fuzz loop draws it (``fuzz.sampling.draw``, default options
+For each program drawn as the fuzz loop draws it (``fuzz.campaign.sampling.draw``, default options
 but ``--max-statements``): the canonical StableHLO of every style against the ``ssa`` one,
 the drawn style, the deepest expression nesting of the drawn text, whether it uses
 vocabulary names, and the time to draw it and to render it.
@@ -47,7 +47,7 @@ def main() -> None:
     from extract.args import flatten_args, normalize_args
     from extract.clean import clean_mlir, ir_hash
     from extract.stages import on_leaves
-    from fuzz import sampling
+    from fuzz.campaign import sampling
     from grammar import STYLES, programs
 
     def ir(program, style):

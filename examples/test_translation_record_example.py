@@ -14,7 +14,7 @@ import pytest
 from extract import compare_summaries, make_inputs, summarize
 from extract.args import flatten_args
 from extract.interpreter import argument_count, run_module, unsupported
-from fuzz.records import iter_records
+from fuzz.corpus.records import iter_records
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 

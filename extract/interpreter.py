@@ -8,7 +8,7 @@ module first: ``custom_call`` (LAPACK kernels, for instance) is never interprete
 such a module. :func:`backend` is the interpreter behind ``extract.backends``' interface,
 the one the ``interpreter`` oracle runs. Modules are parsed afresh from text, because the
 pass that legalises CHLO rewrites a module in place. An oracle's reproducer carries this
-module's source (``fuzz.oracle_repro``), so at module level it imports only the standard
+module's source (``fuzz.triage.oracle_repro``), so at module level it imports only the standard
 library and numpy.
 
 The interpreter's ``stablehlo.scatter`` writes into its operand's buffer (found by this

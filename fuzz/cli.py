@@ -26,10 +26,10 @@ from fuzz.argtypes import (
     share,
 )
 from fuzz.argtypes import seed as seed_type
-from fuzz.budget import Budget
-from fuzz.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
-from fuzz.run_options import LARGE_SHAPES, SPECIAL_SHARE
-from fuzz.store import CorpusError
+from fuzz.campaign.budget import Budget
+from fuzz.campaign.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
+from fuzz.campaign.options import LARGE_SHAPES, SPECIAL_SHARE
+from fuzz.corpus.store import CorpusError
 from grammar import ALL_DTYPES, CATEGORIES, OPS, STYLES
 
 
@@ -192,7 +192,7 @@ def _run(argv: Sequence[str]) -> int:
     if a.large_shapes:
         grammar["large_shapes"] = a.large_shapes
     if a.op_weights == "real":
-        from fuzz.api_coverage import op_weights
+        from fuzz.report.api_coverage import op_weights
 
         grammar["weights"] = op_weights()
     if a.engine == "ray" or a.ray_address is not None:
@@ -223,7 +223,7 @@ def _run(argv: Sequence[str]) -> int:
 
 
 def _stats(argv: Sequence[str]) -> int:
-    from fuzz.corpus_stats import corpus_stats, format_stats
+    from fuzz.corpus.stats import corpus_stats, format_stats
 
     p = _Parser(prog="python -m fuzz stats", description="Summarise a corpus directory.")
     p.add_argument("corpus", type=Path)
@@ -241,13 +241,13 @@ def _stats(argv: Sequence[str]) -> int:
 
 
 def _replay(argv: Sequence[str]) -> int:
-    from fuzz.replay import main as replay_main
+    from fuzz.replay.command import main as replay_main
 
     return replay_main(argv, _Parser)
 
 
 def _add(argv: Sequence[str]) -> int:
-    from fuzz.add import main as add_main
+    from fuzz.corpus.add import main as add_main
 
     return add_main(argv, _Parser)
 
@@ -255,7 +255,7 @@ def _add(argv: Sequence[str]) -> int:
 def _schema(argv: Sequence[str]) -> int:
     import json
 
-    from fuzz.schema import json_schema
+    from fuzz.corpus.schema import json_schema
 
     _Parser(prog="python -m fuzz schema", description=(
         "Print the JSON Schema of one corpus record (README: schema/record.schema.json)."
@@ -265,25 +265,25 @@ def _schema(argv: Sequence[str]) -> int:
 
 
 def _api_coverage(argv: Sequence[str]) -> int:
-    from fuzz.api_coverage import main as coverage_main
+    from fuzz.report.api_coverage import main as coverage_main
 
     return coverage_main(list(argv), _Parser)
 
 
 def _export(argv: Sequence[str]) -> int:
-    from fuzz.export import main as export_main
+    from fuzz.publish.export import main as export_main
 
     return export_main(argv, _Parser)
 
 
 def _triage(argv: Sequence[str]) -> int:
-    from fuzz.triage import main as triage_main
+    from fuzz.triage.command import main as triage_main
 
     return triage_main(argv, _Parser)
 
 
 def _report(argv: Sequence[str]) -> int:
-    from fuzz.report import main as report_main
+    from fuzz.report.command import main as report_main
 
     return report_main(argv, _Parser)
 

@@ -285,7 +285,7 @@ def _ITERATION(draw: Draw, builder: Builder, *args) -> tuple[Apply, bool]:  # no
 STATEMENT_SPAN = _ITERATION(None).label
 """The label of a top-level statement's span in a program's choice sequence (the statement
 and its "one more?" draw): deleting the span deletes the statement, and the choices after it
-keep their meaning (the minimiser's statement pass, ``fuzz.minimize``)."""
+keep their meaning (the minimiser's statement pass, ``fuzz.triage.minimize``)."""
 
 
 LARGE_FAMILIES = frozenset({"unary", "binary", "select", "conversion", "reduction", "sorting",

@@ -94,7 +94,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     ``while_loop``); ``swarm`` enables a random subset of op families per program;
     ``styles`` restricts the source styles drawn (``grammar.STYLES``; default: all);
     ``weights`` draws an op that many times as often as one of weight 1 (default: every op
-    once; ``python -m fuzz`` weighs them by real-world use, ``fuzz.api_coverage``);
+    once; ``python -m fuzz`` weighs them by real-world use, ``fuzz.report.api_coverage``);
     ``large_shapes=N`` makes one program in N (a draw, so it replays and shrinks) a
     large-shape one: a first argument of 2**15 to 2**20 elements, at most 8 statements of
     ops whose cost is about linear (``grammar.generate.LARGE_FAMILIES``); 0: none.

@@ -8,7 +8,7 @@ import json
 import pytest
 from runner import fuzz
 
-from fuzz.store import MalformedLine, iter_records
+from fuzz.corpus.store import MalformedLine, iter_records
 
 USER_PROGRAM = '''\
 import jax

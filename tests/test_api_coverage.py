@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from fuzz.api_coverage import (
+from fuzz.report.api_coverage import (
     LEFT_OUT,
     api_coverage,
     api_use,
@@ -62,7 +62,7 @@ def test_two_names_share_a_key_only_when_they_name_one_object():
     # an attribute made afresh on each lookup (jax.config.update, a bound method) is freed at
     # once; its id, passed on to another object, once merged unrelated names by chance and
     # changed the draw weights between two runs of one seed
-    from fuzz.api_coverage import _object_key, _resolve
+    from fuzz.report.api_coverage import _object_key, _resolve
 
     names = [r.name for r in measure()]
     merged = [(n, _object_key(n)) for n in names if _object_key(n) != n]

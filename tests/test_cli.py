@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from runner import ROOT, SMALL, fuzz
 
-from fuzz import sampling
-from fuzz.loop import DEFAULT_ORACLE_RATES
-from fuzz.store import CorpusStore, MalformedLine, iter_records
+from fuzz.campaign import sampling
+from fuzz.campaign.loop import DEFAULT_ORACLE_RATES
+from fuzz.corpus.store import CorpusStore, MalformedLine, iter_records
 
 
 def _interruptible() -> None:
@@ -232,8 +232,8 @@ def test_the_first_ctrl_c_is_a_request_and_the_second_interrupts():
     """A KeyboardInterrupt raised at an arbitrary point can land in a gc callback, where Python
     prints and swallows it (a CI run once lost its Ctrl-C so): the loop takes the first as a
     flag it checks between programs."""
-    from fuzz.budget import Budget
-    from fuzz.loop import FuzzRun, Options
+    from fuzz.campaign.budget import Budget
+    from fuzz.campaign.loop import FuzzRun, Options
 
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:

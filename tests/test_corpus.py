@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.replay import replay
-from fuzz.store import MalformedLine, iter_records
+from fuzz.corpus.store import MalformedLine, iter_records
+from fuzz.replay.command import replay
 from grammar import CATEGORIES
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"

@@ -1,4 +1,4 @@
-"""fuzz.culprit: ddmin, dump parsing and the culprit search on planted scripts."""
+"""fuzz.triage.culprit: ddmin, dump parsing and the culprit search on planted scripts."""
 
 import itertools
 import time
@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract.passes import Reduction, ddmin, latest_first, steps
-from fuzz.culprit import Culprit, find_culprit, hlo_change, trim
-from fuzz.known_findings import finding
+from fuzz.triage.culprit import Culprit, find_culprit, hlo_change, trim
+from fuzz.triage.known_findings import finding
 
 ITEMS = [f"p{i:02d}" for i in range(20)]
 culprits = st.sets(st.sampled_from(ITEMS), min_size=1, max_size=4)
@@ -137,15 +137,15 @@ def test_failure_that_does_not_depend_on_passes(tmp_path):
 def test_a_try_that_hangs_counts_as_still_failing(tmp_path, monkeypatch):
     # without copy-insertion XLA:CPU can wait forever (seen: a planted backend's reproducer
     # hung for the whole 120 s a try had); a try gets 5 times the first run, at least _HANG_S
-    monkeypatch.setattr("fuzz.culprit._HANG_S", 1.0)
+    monkeypatch.setattr("fuzz.triage.culprit._HANG_S", 1.0)
     script = _script(tmp_path, "jax.jit(jnp.sin)(1.0)\n"
                                "if 'disable_hlo' in os.environ.get('XLA_FLAGS', ''):\n"
                                "    time.sleep(600)\n"
                                "sys.exit(1)\n")
-    import fuzz.culprit
+    import fuzz.triage.culprit
 
-    given, run = [], fuzz.culprit._run
-    monkeypatch.setattr("fuzz.culprit._run", lambda *a: given.append(a[3]) or run(*a))
+    given, run = [], fuzz.triage.culprit._run
+    monkeypatch.setattr("fuzz.triage.culprit._run", lambda *a: given.append(a[3]) or run(*a))
     c = find_culprit(script, timeout=600)
     assert c.passes is None and c.runs == 2 and "does not depend" in c.reason
     assert given[0] == 600 and given[1] < 600  # the try: 5 times the first run, not 600 s

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.known_findings import FINDINGS
+from fuzz.triage.known_findings import FINDINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

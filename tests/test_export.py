@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 import fuzz.cli
-import fuzz.export as export
-from fuzz.dataset_card import card_header
-from fuzz.schema import FIELDS, CorpusError
+import fuzz.publish.export as export
+import fuzz.publish.near_dedup as near_dedup
+from fuzz.corpus.schema import FIELDS, CorpusError
+from fuzz.publish.dataset_card import card_header
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = 36  # committed records copied into the test corpus
@@ -51,7 +52,7 @@ def _near_copy(stablehlo: str) -> str:
 
 
 def _jaccard(a: str, b: str) -> float:
-    x, y = export.stablehlo_shingles(a), export.stablehlo_shingles(b)
+    x, y = near_dedup.stablehlo_shingles(a), near_dedup.stablehlo_shingles(b)
     return len(x & y) / len(x | y)
 
 
@@ -247,12 +248,12 @@ def test_near_dedup_removes_copies_and_keeps_distinct_programs(built):
 
 def test_near_dedup_on_stablehlo_text(built):
     one, two = (r["stablehlo"] for r in built["base"][1:3])
-    dedup = export.NearDedup()
+    dedup = near_dedup.NearDedup()
     assert not dedup.is_duplicate(one) and not dedup.is_duplicate(two)
     assert dedup.is_duplicate(_renumbered(one)) and dedup.is_duplicate(two)
-    assert export.stablehlo_shingles(one) == export.stablehlo_shingles(_renumbered(one))
-    assert _jaccard(one, two) < export.THRESHOLD
-    every = export.NearDedup()  # an LSH candidate is a duplicate only if similar enough
+    assert near_dedup.stablehlo_shingles(one) == near_dedup.stablehlo_shingles(_renumbered(one))
+    assert _jaccard(one, two) < near_dedup.THRESHOLD
+    every = near_dedup.NearDedup()  # an LSH candidate is a duplicate only if similar enough
     every._lsh.query = lambda sketch: range(len(every._kept))
     assert not every.is_duplicate(one) and not every.is_duplicate(two)
 

@@ -12,8 +12,8 @@ import pytest
 from runner import fuzz
 
 from extract import ExtractorPool
-from fuzz.features import KINDS, SERIES_NAME, Coverage, record_features, stablehlo_op_pairs
-from fuzz.store import iter_records
+from fuzz.campaign.features import KINDS, SERIES_NAME, Coverage, record_features, stablehlo_op_pairs
+from fuzz.corpus.store import iter_records
 
 F32 = [((4,), "float32")]
 PLAIN = "import jax.numpy as jnp\n\ndef f(x):\n    return jnp.sin(x) * 2.0\n"

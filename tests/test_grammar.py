@@ -18,7 +18,7 @@ from hypothesis.errors import InvalidArgument
 
 import grammar
 from extract.args import flatten_args, unflatten_args
-from fuzz import sampling
+from fuzz.campaign import sampling
 from grammar import CATEGORIES, OPS, programs
 from grammar.program import Group, walk
 
@@ -300,7 +300,7 @@ def test_a_large_shape_program_is_valid_and_stays_linear(program):
 
 def test_one_program_in_n_is_large_and_none_without_the_option():
     from extract.args import flatten_args
-    from fuzz.sampling import draw
+    from fuzz.campaign.sampling import draw
 
     def large(strategy, index):
         program = draw(strategy, 5, index)[0]

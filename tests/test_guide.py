@@ -11,10 +11,10 @@ import pytest
 from runner import fuzz
 
 import grammar
-from fuzz import sampling
-from fuzz.budget import Budget
-from fuzz.features import record_features
-from fuzz.guide import (
+from fuzz.campaign import sampling
+from fuzz.campaign.budget import Budget
+from fuzz.campaign.features import record_features
+from fuzz.campaign.guide import (
     COST_PRIOR,
     EPOCH,
     FACTOR_RANGE,
@@ -27,10 +27,10 @@ from fuzz.guide import (
     mutate,
     tree_features,
 )
-from fuzz.loop import FuzzRun, Options
-from fuzz.run_options import LARGE_SHAPES
-from fuzz.schema import normalized_source_hash
-from fuzz.store import iter_records
+from fuzz.campaign.loop import FuzzRun, Options
+from fuzz.campaign.options import LARGE_SHAPES
+from fuzz.corpus.schema import normalized_source_hash
+from fuzz.corpus.store import iter_records
 
 FIELDS = {"stablehlo": "%0 = stablehlo.sine %arg0 : tensor<3xf32>\n", "passes": ["fusion"]}
 

@@ -17,8 +17,8 @@ from runner import ROOT, fuzz
 
 from extract import ExtractorPool
 from extract.worker import ResourceLimits
-from fuzz.replay import _judge
-from fuzz.store import MalformedLine, iter_records
+from fuzz.corpus.store import MalformedLine, iter_records
+from fuzz.replay.command import _judge
 
 ARGS = [[[2], "float32"]]
 SURVIVED = ("unchanged", "text_changed", "ir_changed")

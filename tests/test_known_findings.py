@@ -1,4 +1,4 @@
-"""The registry of findings (fuzz/known_findings.py) against docs/findings.md, findings/, the
+"""The registry of findings (fuzz/triage/known_findings.py) against docs/findings.md, findings/, the
 grammar's op names, extract.failures.KNOWN and the reproducers themselves."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from extract.failures import KNOWN, failure
 from extract.oracle_context import Violation
 from extract.oracles import BENIGN
-from fuzz.known_findings import FINDINGS, Finding, finding, match_finding
+from fuzz.triage.known_findings import FINDINGS, Finding, finding, match_finding
 from grammar.ops import OPS
 
 ROOT = Path(__file__).resolve().parent.parent

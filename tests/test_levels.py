@@ -9,8 +9,8 @@ from runner import fuzz
 
 from extract import extract_in_process
 from extract.levels import LEVELS, check_levels
-from fuzz.schema import storable
-from fuzz.store import iter_records
+from fuzz.corpus.schema import storable
+from fuzz.corpus.store import iter_records
 
 SOURCE = "import jax.numpy as jnp\n\ndef f(x, n):\n    return jnp.sin(x) * 2.0, n + 1\n"
 ARGS = [((3,), "float32"), ((), "int32")]

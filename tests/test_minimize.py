@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fuzz import sampling
-from fuzz.minimize import _drop_statements, shrink
+from fuzz.campaign import sampling
+from fuzz.triage.minimize import _drop_statements, shrink
 from grammar import programs
 
 STRATEGY = programs(max_statements=4, ops=["sin", "cos", "tanh", "add", "multiply"],

@@ -16,7 +16,7 @@ from extract.accumulation import longest_half_sum
 from extract.interpreter import run_module, unsupported
 from extract.oracle_context import oracle_of, same_failure, split_culprit
 from extract.values import Tolerance, compare_arrays
-from fuzz.minimize import reproducer
+from fuzz.triage.minimize import reproducer
 
 F32 = "float32"
 

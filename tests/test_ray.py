@@ -23,7 +23,7 @@ from runner import ROOT, SMALL
 pytest.importorskip("ray")
 
 from extract.ray_pool import EngineError, RayPool  # noqa: E402
-from fuzz.store import iter_records  # noqa: E402
+from fuzz.corpus.store import iter_records  # noqa: E402
 
 F32 = [((3,), "float32")]
 

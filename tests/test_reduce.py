@@ -1,4 +1,4 @@
-"""fuzz.reduce: the tree passes make smaller, valid programs, and the driver reaches the
+"""fuzz.triage.reduce: the tree passes make smaller, valid programs, and the driver reaches the
 smallest one that keeps a property."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extract.args import flatten_args, normalize_args, unflatten_args
-from fuzz import sampling
-from fuzz.reduce import PASSES, candidates, reduce, size
+from fuzz.campaign import sampling
+from fuzz.triage.reduce import PASSES, candidates, reduce, size
 from grammar import programs
 from grammar.program import Const, Value, walk
 

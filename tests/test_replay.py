@@ -14,9 +14,9 @@ import pytest
 from runner import fuzz
 
 from fuzz.cli import main as cli_main
-from fuzz.replay import replay
-from fuzz.replay_diff import canonical, canonical_hlo, canonical_jaxpr
-from fuzz.store import FIELD_NAMES
+from fuzz.corpus.store import FIELD_NAMES
+from fuzz.replay.command import replay
+from fuzz.replay.diff import canonical, canonical_hlo, canonical_jaxpr
 
 SHARD = "shard-00000.jsonl"
 

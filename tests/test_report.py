@@ -18,9 +18,10 @@ import pytest
 from runner import ROOT, fuzz
 
 from extract.failures import KNOWN
-from fuzz import cli, report, report_figures
-from fuzz.features import KINDS, verdict_kind
-from fuzz.store import CorpusStore, iter_records
+from fuzz import cli
+from fuzz.campaign.features import KINDS, verdict_kind
+from fuzz.corpus.store import CorpusStore, iter_records
+from fuzz.report import command, figures, sections
 
 FIGURES = ("coverage", "records", "timings", "sizes", "categories", "families",
            "stablehlo_ops", "passes", "oracles")
@@ -87,7 +88,7 @@ def text_tables(text: str) -> dict[str, list[list[str]]]:
 def build_html(argv: list[str]) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert report.main(argv, cli._Parser) == 0
+        assert command.main(argv, cli._Parser) == 0
     return out.getvalue()
 
 
@@ -210,9 +211,9 @@ def test_passes_never_fired_are_those_only_a_compared_run_fired(page, text, runs
 
 @pytest.mark.slow
 def test_compare_draws_two_runs(runs, page):
-    corpora = [report.read_corpus(p, p.name) for p in runs]
-    sections = {s.id: s for s in report.build(corpora[0], corpora[1:])}
-    coverage = report_figures.figure("coverage", sections["coverage"].plot)
+    corpora = [sections.read_corpus(p, p.name) for p in runs]
+    parts = {s.id: s for s in sections.build(corpora[0], corpora[1:])}
+    coverage = figures.figure("coverage", parts["coverage"].plot)
     axes = [ax for ax in coverage.axes if ax.get_lines()]
     assert [ax.get_title() for ax in axes] == [k.replace("_", " ") for k in KINDS]
     for ax, kind in zip(axes, KINDS, strict=True):
@@ -220,7 +221,7 @@ def test_compare_draws_two_runs(runs, page):
         assert [line.get_label() for line in lines] == ["a", "b"]
         assert [line.get_ydata()[-1] for line in lines] == \
             [stats(p)["features"][kind] for p in runs]
-    (ax,) = report_figures.figure("records", sections["records"].plot).axes
+    (ax,) = figures.figure("records", parts["records"].plot).axes
     assert [line.get_ydata()[-1] for line in ax.get_lines()] == \
         [stats(p)["corpus_records"] for p in runs]
     assert page.tables["features"][0] == ["kind", "a", "b"]
@@ -263,8 +264,8 @@ def test_readme_mentions_are_in_the_readme():
     findings = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8").split(
         "\n## Findings\n", 1)[1].split("\n## ", 1)[0]
     items = dict(re.findall(r"(?m)^(\d+)\. (.*?)(?=^\d+\. |\Z)", findings, re.S))
-    assert set(report.README_MENTIONS) <= {k.name for k in KNOWN}
-    for name, mention in report.README_MENTIONS.items():
+    assert set(sections.README_MENTIONS) <= {k.name for k in KNOWN}
+    for name, mention in sections.README_MENTIONS.items():
         number = re.search(r"Findings (\d+)", mention).group(1)
         assert name in items[number] or f"`{name}` (Findings {number})" in readme, name
         for path in re.findall(r"findings/\S+\.py", mention):
@@ -275,17 +276,17 @@ def test_statements_counts_the_entry_function_syntax_tree():
     source = ("import jax.numpy as jnp\n\n\ndef g(x):\n    return x\n\n\ndef f(x):\n"
               "    t1 = jnp.sin(x)\n    def h(c):\n        return c + 1\n"
               "    t2 = h(\n        t1,\n    )\n    return t2\n")
-    assert report.statements(source, "f") == 5  # t1, def h, its return, t2, return
-    assert report.statements(source, "g") == 1
-    assert report.statements(source, "missing") is None
-    assert report.statements("def f(:\n", "f") is None
+    assert sections.statements(source, "f") == 5  # t1, def h, its return, t2, return
+    assert sections.statements(source, "g") == 1
+    assert sections.statements(source, "missing") is None
+    assert sections.statements("def f(:\n", "f") is None
 
 
 @pytest.fixture
 def cli_report(monkeypatch, capsys):
     """``python -m fuzz report ARGS`` through the CLI's error handling: (status, stdout,
     stderr)."""
-    monkeypatch.setitem(cli.COMMANDS, "report", lambda argv: report.main(argv, cli._Parser))
+    monkeypatch.setitem(cli.COMMANDS, "report", lambda argv: command.main(argv, cli._Parser))
 
     def run(*argv: str) -> tuple[int, str, str]:
         status = cli.main(["report", *argv])

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import grammar
-from fuzz import sampling
+from fuzz.campaign import sampling
 
 
 def test_a_draw_does_not_depend_on_the_local_modules_imported(tmp_path, monkeypatch):
@@ -26,7 +26,7 @@ def test_a_draw_does_not_depend_on_the_local_modules_imported(tmp_path, monkeypa
 
 def test_the_fuzz_loop_draws_never_fail():
     # index 110 of seed 20261130 scanned over a ravelled pytree too large for any ys value
-    from fuzz.api_coverage import op_weights
+    from fuzz.report.api_coverage import op_weights
 
     strategy = grammar.programs(weights=op_weights())
     for index in range(100, 250):
@@ -55,7 +55,7 @@ def test_every_category_is_at_least_two_percent_of_the_fuzz_loop_draws():
     # issue 10's floor, on drawn programs (a run's records differ by the few that fail)
     from collections import Counter
 
-    from fuzz.api_coverage import op_weights
+    from fuzz.report.api_coverage import op_weights
     from grammar.categories import CATEGORIES, categories_of
 
     strategy = grammar.programs(weights=op_weights())

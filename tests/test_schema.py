@@ -1,5 +1,5 @@
 """The published JSON Schema of a corpus record (issue 13.4): generated from
-``fuzz.schema.FIELDS``, committed, and in agreement with the store's own checks."""
+``fuzz.corpus.schema.FIELDS``, committed, and in agreement with the store's own checks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.schema import FIELDS, KIND, REQUIRED, check_value, json_schema
-from fuzz.store import MalformedLine, iter_records
+from fuzz.corpus.schema import FIELDS, KIND, REQUIRED, check_value, json_schema
+from fuzz.corpus.store import MalformedLine, iter_records
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = ROOT / "schema" / "record.schema.json"

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from extract.core import extract_in_process
 from extract.inputs import RECIPE, SPECIAL_RECIPE, check_recipe, make_inputs
 from extract.interpreter import run_module
-from fuzz.known_findings import finding
-from fuzz.minimize import reproducer
-from fuzz.sampling import input_recipe
+from fuzz.campaign.sampling import input_recipe
+from fuzz.triage.known_findings import finding
+from fuzz.triage.minimize import reproducer
 
 FLOATS = ("float32", "float16", "bfloat16")
 

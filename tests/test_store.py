@@ -13,14 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fuzz.corpus_stats import (
+from fuzz.corpus.stats import (
     STABLEHLO_OPS,
     corpus_stats,
     format_stats,
     jaxpr_primitives,
     stablehlo_op_names,
 )
-from fuzz.store import (
+from fuzz.corpus.store import (
     FIELD_NAMES,
     CorpusError,
     CorpusStore,
@@ -229,7 +229,7 @@ _WRITER = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     sys.path.insert(0, {tests!r})
     from test_store import make_record
-    from fuzz.store import CorpusStore
+    from fuzz.corpus.store import CorpusStore
 
     store = CorpusStore.open({path!r}, shard_bytes=40_000, fsync_every=5)
     i = int(sys.argv[1])
@@ -307,7 +307,7 @@ def test_lock_refuses_a_second_writer(tmp_path):
     assert str(tmp_path) in str(info.value)
     code = f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + textwrap.dedent(
         f"""
-        from fuzz.store import CorpusError, CorpusStore
+        from fuzz.corpus.store import CorpusError, CorpusStore
         try:
             CorpusStore.open({str(tmp_path)!r})
         except CorpusError as e:

@@ -16,8 +16,8 @@ from extract import extract_in_process
 from extract.args import check_polymorphic_shapes, flatten_args, leaves_of, normalize_args
 from extract.stages import on_leaves
 from extract.symbolic import export
-from fuzz.minimize import reproducer
-from fuzz.schema import normalize_record, storable
+from fuzz.corpus.schema import normalize_record, storable
+from fuzz.triage.minimize import reproducer
 from grammar import programs
 from grammar.ops import OPS
 from grammar.validate import check_args, validate

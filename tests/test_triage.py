@@ -16,10 +16,10 @@ import pytest
 
 from extract.inputs import make_inputs
 from extract.values import tolerance
-from fuzz.known_findings import finding
-from fuzz.loop import DRAIN_S
-from fuzz.report_md import failure_class, render_report, title
-from fuzz.short_repro import short_reproducer
+from fuzz.campaign.loop import DRAIN_S
+from fuzz.triage.known_findings import finding
+from fuzz.triage.report_md import failure_class, render_report, title
+from fuzz.triage.short_repro import short_reproducer
 from tests.runner import ROOT, fuzz
 
 PLANTED = '''
@@ -270,7 +270,7 @@ def test_the_short_reproducer_writes_the_inputs_out_and_fails_on_finding_1(tmp_p
 
 @pytest.mark.slow
 def test_the_float64_reference_points_at_the_side_that_is_off(tmp_path):
-    from fuzz.triage import _reference
+    from fuzz.triage.command import _reference
 
     seed = next(s for s in range(200) if np.linalg.eigvalsh(
         (lambda x: (x + x.T) / 2)(make_inputs([((2, 2), "float32")], s)[0])).min() < 0)

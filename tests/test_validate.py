@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz.replay import replay
+from fuzz.replay.command import replay
 from grammar import OPS, programs
 from grammar.validate import ALLOWED_CONSTANTS, TRANSFORMS, validate
 

@@ -1,7 +1,7 @@
 """What a failure folder holds (``failures/<slug>/``), made from a reduction's outcome.
 
-``repro.py`` is the standalone reproducer (:func:`fuzz.minimize.reproducer`), ``repro.json``
-its record, ``REPORT.md`` the report (:mod:`fuzz.report_md`). The record keeps what
+``repro.py`` is the standalone reproducer (:func:`fuzz.triage.minimize.reproducer`), ``repro.json``
+its record, ``REPORT.md`` the report (:mod:`fuzz.triage.report_md`). The record keeps what
 ``python -m fuzz triage`` needs to go on where the run stopped: the reduction's state
 (``done``, ``pending``, ``not reproduced``), and under ``resume`` the choice sequence of the
 smallest program Hypothesis found and the arguments of ``grammar.programs`` it was drawn
@@ -20,9 +20,9 @@ from hypothesis.database import choices_from_bytes, choices_to_bytes
 
 from extract.args import args_json
 from extract.backends import Backend
-from fuzz.minimize import Outcome, reproducer
-from fuzz.report_md import render_report
-from fuzz.store import write_failure_folder
+from fuzz.corpus.store import write_failure_folder
+from fuzz.triage.minimize import Outcome, reproducer
+from fuzz.triage.report_md import render_report
 
 __all__ = ["REPORT_NAME", "decode_choices", "encode_choices", "failure_files", "save"]
 

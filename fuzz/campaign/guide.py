@@ -1,7 +1,7 @@
 """Coverage-guided generation (``python -m fuzz --guide``): steer drawing toward what the
 run has not reached yet.
 
-A program whose record brings a feature the run had not seen (``fuzz.features``: a spec
+A program whose record brings a feature the run had not seen (``fuzz.campaign.features``: a spec
 op, an op pair, a primitive, an XLA pass, an oracle verdict) joins the pool of parents,
 with its Hypothesis choice sequence. Three levers act on what is drawn next:
 
@@ -297,9 +297,10 @@ class Guide:
 
     def observe(self, index: int, choices: Sequence[Any], found: Mapping[str, Iterable[str]],
                 plan: Plan, program: Program | None = None) -> bool:
-        """Count the features ``found`` in a stored record (``fuzz.features.record_features``,
-        by kind) drawn by ``plan`` as ``program``; one that brings a new feature joins the
-        pool, and its ops share the credit. Whether it did."""
+        """Count the features ``found`` in a stored record
+        (``fuzz.campaign.features.record_features``, by kind) drawn by ``plan`` as
+        ``program``; one that brings a new feature joins the pool, and its ops share the
+        credit. Whether it did."""
         features = {f"{kind}:{name}" for kind, names in found.items() for name in names}
         new = frozenset(f for f in features if f not in self.seen)
         self.seen.update(features)

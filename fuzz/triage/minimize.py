@@ -21,8 +21,8 @@ from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
 from extract.inputs import RECIPE
 from extract.oracle_context import oracle_of, same_failure
-from fuzz.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
-from fuzz.reduce import reduce, size
+from fuzz.triage.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
+from fuzz.triage.reduce import reduce, size
 from grammar import STATEMENT_SPAN, Program
 
 _KEY = b"jaxsmith-minimize"
@@ -212,7 +212,7 @@ class Outcome:
 class Minimizer:
     """Reduces failures on a background thread, on ``workers`` extraction workers of its own
     (a share of the run's), so the fuzz loop goes on meanwhile: Hypothesis' shrink and
-    statement deletion, then the tree passes of :mod:`fuzz.reduce`, candidates judged
+    statement deletion, then the tree passes of :mod:`fuzz.triage.reduce`, candidates judged
     ``workers`` at a time. Past ``deadline`` (a ``time.monotonic()`` value the loop may set
     at any time) a job ends with its best program so far, and the jobs still queued end
     untouched, each as ``pending``."""

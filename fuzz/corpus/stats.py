@@ -1,6 +1,6 @@
 """Corpus statistics: what a corpus directory holds and how much of StableHLO it covers.
 
-``corpus_stats(path)`` reads the shards with ``fuzz.store.iter_records`` (so a
+``corpus_stats(path)`` reads the shards with ``fuzz.corpus.store.iter_records`` (so a
 bad line is counted, never fatal) plus ``failures/`` and ``stats.json``;
 ``format_stats(stats)`` renders the result as a short report.
 """
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fuzz.store import STATS_NAME, MalformedLine, iter_records, reproducers, shard_paths
+from fuzz.corpus.store import STATS_NAME, MalformedLine, iter_records, reproducers, shard_paths
 
 __all__ = ["STABLEHLO_OPS", "corpus_stats", "format_stats", "jaxpr_primitives",
            "stablehlo_op_names"]

@@ -5,18 +5,18 @@ For each ``failures/<slug>/`` (a corpus' ``failures`` folder, a corpus, or one f
 order, each step's result kept in ``repro.json`` under ``record.triage`` so that a rerun
 goes on where the last one stopped (a step with a result is not run again):
 
-1. ``reduce``: a reduction the run left ``pending`` goes on (:mod:`fuzz.minimize`), on
+1. ``reduce``: a reduction the run left ``pending`` goes on (:mod:`fuzz.triage.minimize`), on
    ``--workers`` extraction workers; the folder's reproducer and record are rewritten;
 2. ``run``: ``repro.py`` runs under this Python: exit status, output, versions, platform;
 3. ``culprit``: for a wrong value or a crash, the XLA passes whose disabling makes it pass,
-   by delta debugging over those that fired (:mod:`fuzz.culprit`), with the HLO around it;
-4. ``short``: the short plain-JAX reproducer (:mod:`fuzz.short_repro`), kept if it fails;
+   by delta debugging over those that fired (:mod:`fuzz.triage.culprit`), with the HLO around it;
+4. ``short``: the short plain-JAX reproducer (:mod:`fuzz.triage.short_repro`), kept if it fails;
    ``reference``: for a value discrepancy, how far each side is from the same program on
    float64 arguments, in ulps;
 5. ``other``: with ``--python PATH``, ``repro.py`` under the other set-up's Python;
-6. ``finding``: the registered finding it matches (:mod:`fuzz.known_findings`);
+6. ``finding``: the registered finding it matches (:mod:`fuzz.triage.known_findings`);
 
-then ``REPORT.md`` is written again (:mod:`fuzz.report_md`). The fuzz loop runs the same
+then ``REPORT.md`` is written again (:mod:`fuzz.triage.report_md`). The fuzz loop runs the same
 steps (but ``other``) on its reducing workers as soon as a folder is saved.
 """
 
@@ -36,13 +36,13 @@ import numpy as np
 
 from extract.values import is_float, ulps_apart
 from fuzz.argtypes import positive_int, positive_seconds
-from fuzz.culprit import find_culprit
-from fuzz.failure_record import save
-from fuzz.known_findings import match_finding
-from fuzz.records import FAILURES_DIR
-from fuzz.report_md import culprit_passes, failure_class
-from fuzz.short_repro import REFERENCE_MARK, reference_script, short_reproducer
-from fuzz.triage_reduce import resume_reduction
+from fuzz.corpus.records import FAILURES_DIR
+from fuzz.triage.culprit import find_culprit
+from fuzz.triage.folder import save
+from fuzz.triage.known_findings import match_finding
+from fuzz.triage.report_md import culprit_passes, failure_class
+from fuzz.triage.resume import resume_reduction
+from fuzz.triage.short_repro import REFERENCE_MARK, reference_script, short_reproducer
 
 __all__ = ["STEPS", "folders", "main", "run_script", "triage_folder"]
 
@@ -114,7 +114,7 @@ def _run_source(folder: Path, source: str, python: str, timeout: float) -> dict[
 def _reference(folder: Path, record: dict[str, Any], python: str,
                timeout: float) -> dict[str, Any]:
     """How far each side of a value discrepancy is from the float64 reference, in ulps of
-    the output's dtype (``fuzz.short_repro.reference_script``)."""
+    the output's dtype (``fuzz.triage.short_repro.reference_script``)."""
     source = reference_script(record)
     if source is None:
         return {"outputs": None, "reason": "no float64 reference for this failure"}

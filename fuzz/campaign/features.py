@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fuzz.corpus_stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
+from fuzz.corpus.stats import STABLEHLO_OPS, jaxpr_primitives, stablehlo_op_names
 
 __all__ = ["KINDS", "SERIES_NAME", "Coverage", "Series", "record_features", "verdict_kind",
            "stablehlo_op_pairs"]

@@ -1,6 +1,6 @@
 """Going on with a reduction a fuzz run left pending (``python -m fuzz triage``'s first
 step): the program is drawn again from the choices and grammar its record keeps, and the
-same reduction as in the run (:class:`fuzz.minimize.Minimizer`) goes on from there."""
+same reduction as in the run (:class:`fuzz.triage.minimize.Minimizer`) goes on from there."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from extract import ExtractorPool
 from extract.backends import load_all
 from extract.inputs import RECIPE
-from fuzz import sampling
-from fuzz.failure_record import decode_choices, failure_files, save
-from fuzz.minimize import Job, Minimizer
+from fuzz.campaign import sampling
+from fuzz.triage.folder import decode_choices, failure_files, save
+from fuzz.triage.minimize import Job, Minimizer
 from grammar import programs
 
 __all__ = ["resume_reduction"]

@@ -1,6 +1,6 @@
 """The budgeted fuzz loop: generate, extract in workers, store, reduce and report new
 failures. Over 400 lines: one class, :class:`FuzzRun`, whose methods share the run's pool,
-store, guide and tally (what a run is told and counts is in ``fuzz.run_options``)."""
+store, guide and tally (what a run is told and counts is in ``fuzz.campaign.options``)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,11 @@ from typing import Any, TextIO
 from extract import ExtractorPool
 from extract.args import args_json
 from extract.backends import load_all
-from fuzz import sampling
-from fuzz.api_coverage import api_coverage, api_use, headline
-from fuzz.budget import clock
-from fuzz.corpus_stats import STABLEHLO_OPS
-from fuzz.failure_record import REPORT_NAME, failure_files
-from fuzz.features import Coverage, Series, verdict_kind
-from fuzz.guide import CANDIDATES, GUIDE_NAME, Guide, Plan
-from fuzz.known_findings import match_finding
-from fuzz.minimize import Job, Minimizer
-from fuzz.report_md import render_report
-from fuzz.run_options import (  # noqa: F401 - DEFAULT_CORPUS, DEFAULT_ORACLE_RATES: the CLI's
+from fuzz.campaign import sampling
+from fuzz.campaign.budget import clock
+from fuzz.campaign.features import Coverage, Series, verdict_kind
+from fuzz.campaign.guide import CANDIDATES, GUIDE_NAME, Guide, Plan
+from fuzz.campaign.options import (  # noqa: F401 - DEFAULT_CORPUS, DEFAULT_ORACLE_RATES: the CLI's
     AFTER_RUN_S,
     AFTER_RUN_SHARE,
     DEFAULT_CORPUS,
@@ -34,10 +28,16 @@ from fuzz.run_options import (  # noqa: F401 - DEFAULT_CORPUS, DEFAULT_ORACLE_RA
     Options,
     Tally,
 )
-from fuzz.status import StatusLine
-from fuzz.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
-from fuzz.summary import outcomes, summary
-from fuzz.triage import triage_folder
+from fuzz.campaign.status import StatusLine
+from fuzz.campaign.summary import outcomes, summary
+from fuzz.corpus.stats import STABLEHLO_OPS
+from fuzz.corpus.store import STATS_NAME, CorpusError, CorpusStore, normalized_source_hash, storable
+from fuzz.report.api_coverage import api_coverage, api_use, headline
+from fuzz.triage.command import triage_folder
+from fuzz.triage.folder import REPORT_NAME, failure_files
+from fuzz.triage.known_findings import match_finding
+from fuzz.triage.minimize import Job, Minimizer
+from fuzz.triage.report_md import render_report
 from grammar import OPS, programs
 
 

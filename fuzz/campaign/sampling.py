@@ -45,7 +45,8 @@ def draw(strategy: st.SearchStrategy[Any], seed: int, index: int,
          prefix: Sequence[Any] | None = None,
          candidate: int = 0) -> tuple[Any, tuple] | None:
     """The ``index``-th value of a run seeded with ``seed``, and its choice sequence;
-    ``prefix``: choices to replay first (a mutant's, ``fuzz.guide``), drawing on after them;
+    ``prefix``: choices to replay first (a mutant's, ``fuzz.campaign.guide``), drawing on after
+    them;
     ``candidate``: another draw for the same index (a guided run picks among several).
 
     ``None`` when the draw overran Hypothesis' buffer (never seen with the default options).

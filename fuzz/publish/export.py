@@ -13,7 +13,7 @@ numbered while streaming and renamed once their count is known), zstd, row group
 most 1,000 rows, and all splits' buffers written out as row groups whenever they hold 64 MiB
 of text together (so memory stays flat and a reader streams a group at a time), a new shard
 once one passes ``--shard-mb``;
-``DIR/README.md`` is the dataset card (``fuzz.dataset_card``).  Everything is written in a
+``DIR/README.md`` is the dataset card (``fuzz.publish.dataset_card``).  Everything is written in a
 hidden sibling of ``DIR`` that is renamed into place at the end: a failed export leaves
 nothing behind, and the corpus is only read.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import math
 import os
 import re
@@ -33,34 +32,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from extract.clean import canonical_stablehlo
-from fuzz.corpus_stats import corpus_stats
-from fuzz.dataset_card import ExportSummary, render_card
-from fuzz.records import MalformedLine, iter_file, shard_paths
-from fuzz.schema import FIELDS, CorpusError, check_value
+from fuzz.corpus.records import MalformedLine, iter_file, shard_paths
+from fuzz.corpus.schema import FIELDS, CorpusError, check_value
+from fuzz.corpus.stats import corpus_stats
+from fuzz.publish.dataset_card import ExportSummary, render_card
+from fuzz.publish.near_dedup import EXTRA, NUM_PERM, SHINGLE, THRESHOLD, NearDedup, optional
 
-__all__ = ["DEFAULT_SPLIT", "SPLITS", "ExportSummary", "NearDedup", "arrow_schema",
-           "assign_split", "export_corpus", "main", "parse_split", "record_row", "split_key",
-           "stablehlo_shingles"]
+__all__ = ["DEFAULT_SPLIT", "SPLITS", "ExportSummary", "arrow_schema", "assign_split",
+           "export_corpus", "main", "parse_split", "record_row", "split_key"]
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 DEFAULT_SHARD_MB = 500.0
 ROW_GROUP_ROWS = 1000
 ROW_GROUP_BYTES = 64 * 2**20
-SHINGLE, NUM_PERM, THRESHOLD = 5, 256, 0.7
-"""Near-dedup: token 5-grams, 256 permutations, Jaccard 0.7 (BigCode's near-deduplication
-defaults for The Stack)."""
-EXTRA = "pip install -e '.[export]'"
 _MAP_VALUE = {"float_map": "float64", "str_map": "string", "int_map": "int64"}
-
-
-def _import(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise CorpusError(f"python -m fuzz export needs {name.split('.')[0]}, which is not "
-                          f"installed ({e}); install the export extra: {EXTRA}") from None
 
 
 def _kind_type(pa: ModuleType, kind: str, keys: Sequence[str]) -> Any:
@@ -81,7 +67,7 @@ def _kind_type(pa: ModuleType, kind: str, keys: Sequence[str]) -> Any:
     }
     if kind not in types:
         raise AssertionError(f"field kind {kind!r} has no Arrow type: add one to "
-                             "fuzz.export._kind_type")
+                             "fuzz.publish.export._kind_type")
     return types[kind]
 
 
@@ -103,7 +89,7 @@ def arrow_schema(map_keys: Mapping[str, Sequence[str]]) -> Any:
     ``outputs`` and ``grad_outputs``: lists of ``{shape, dtype, nonfinite, sum, abs_sum,
     samples: [{index, value}]}``.
     """
-    pa = _import("pyarrow")
+    pa = optional("pyarrow")
     return pa.schema([pa.field(f.name, _kind_type(pa, f.kind, sorted(map_keys.get(f.name, ()))),
                                metadata={"description": f.doc}) for f in FIELDS])
 
@@ -127,7 +113,7 @@ _CONVERT = {
 
 
 def record_row(record: Mapping[str, Any], map_keys: Mapping[str, Sequence[str]]) -> dict:
-    """``record`` (as ``fuzz.records`` reads it) as a row of ``arrow_schema(map_keys)``.
+    """``record`` (as ``fuzz.corpus.records`` reads it) as a row of ``arrow_schema(map_keys)``.
 
     Raises ``CorpusError`` for a map key outside ``map_keys`` (the corpus changed since the
     keys were scanned).
@@ -180,39 +166,6 @@ def assign_split(key: str, ratios: Sequence[float]) -> str:
     return next(n for n, r in zip(SPLITS[::-1], ratios[::-1], strict=True) if r > 0)
 
 
-_TOKEN = re.compile(r"%[\w#.]+|\w+|[^\w\s]")
-
-
-def stablehlo_shingles(text: str, n: int = SHINGLE) -> set[str]:
-    """The ``n``-token shingles of ``canonical_stablehlo(text)``, each SSA value name
-    (``%0``, ``%arg1``, ``%cst_2``) read as ``%`` so that renumbering does not count."""
-    tokens = ["%" if t[0] == "%" else t for t in _TOKEN.findall(canonical_stablehlo(text))]
-    return {" ".join(tokens[i:i + n]) for i in range(max(1, len(tokens) - n + 1))}
-
-
-class NearDedup:
-    """Greedy MinHash-LSH filter: ``is_duplicate(text)`` is True when the estimated Jaccard
-    similarity of ``text``'s shingles to those of a StableHLO kept before is at least
-    ``threshold``; otherwise ``text`` is kept (indexed) and it is False.  So one record per
-    cluster stays, the first seen."""
-
-    def __init__(self, threshold: float = THRESHOLD, num_perm: int = NUM_PERM) -> None:
-        ds = _import("datasketch")
-        self._empty = ds.MinHash(num_perm=num_perm)  # its copies share its permutations
-        self._lsh = ds.MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._kept: list[Any] = []
-        self.threshold = threshold
-
-    def is_duplicate(self, text: str) -> bool:
-        sketch = self._empty.copy()
-        sketch.update_batch([s.encode("utf-8") for s in stablehlo_shingles(text)])
-        if any(sketch.jaccard(self._kept[k]) >= self.threshold for k in self._lsh.query(sketch)):
-            return True
-        self._lsh.insert(len(self._kept), sketch)
-        self._kept.append(sketch)
-        return False
-
-
 class _SplitWriter:
     """The Parquet shards of one split, written a row group at a time."""
 
@@ -233,11 +186,11 @@ class _SplitWriter:
     def flush(self, last: bool = False) -> None:
         """Write the buffered rows as one row group (and close the shard if full or last)."""
         if self._buffer:
-            table = _import("pyarrow").Table.from_pylist(self._buffer, schema=self.schema)
+            table = optional("pyarrow").Table.from_pylist(self._buffer, schema=self.schema)
             self._buffer, self.text = [], 0
             if self._writer is None:
                 self.files.append(self.folder / f"{self.split}-{len(self.files):05d}.partial")
-                self._writer = _import("pyarrow.parquet").ParquetWriter(
+                self._writer = optional("pyarrow.parquet").ParquetWriter(
                     self.files[-1], self.schema, compression="zstd")
             self._writer.write_table(table, row_group_size=table.num_rows)
             self.nbytes += table.nbytes
@@ -330,9 +283,9 @@ def export_corpus(corpus: str | os.PathLike[str], out: str | os.PathLike[str], *
     """
     corpus, out = Path(corpus), Path(out)
     _check_paths(corpus, out)
-    _import("pyarrow.parquet")
+    optional("pyarrow.parquet")
     if near_dedup:
-        _import("datasketch")
+        optional("datasketch")
     command = shlex.join(
         ["python", "-m", "fuzz", "export", str(corpus), "--out", str(out), "--split",
          ",".join(f"{r:g}" for r in ratios), "--shard-mb", f"{shard_mb:g}"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fuzz.schema import KIND, check_value
+from fuzz.corpus.schema import KIND, check_value
 
 __all__ = ["FAILURES_DIR", "MalformedLine", "iter_file", "iter_records", "reproducers",
            "shard_paths"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fuzz.budget import clock
+from fuzz.campaign.budget import clock
 
 
 def outcomes(ok: int, forward_only: int, buckets: dict[str, dict[str, Any]]) -> str:

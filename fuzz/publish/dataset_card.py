@@ -1,7 +1,7 @@
 """The dataset card of an export: ``README.md`` with the Hugging Face YAML header.
 
 ``render_card`` is pure: it reads what the export did (``ExportSummary``, whose ``report`` is
-the printed summary), its Arrow schema and ``fuzz.corpus_stats.corpus_stats`` of the corpus.
+the printed summary), its Arrow schema and ``fuzz.corpus.stats.corpus_stats`` of the corpus.
 The header is written by ``yaml_text`` (PyYAML is not a dependency of the export).
 """
 
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fuzz.schema import FIELDS
+from fuzz.corpus.schema import FIELDS
+from fuzz.publish.near_dedup import NUM_PERM, SHINGLE, THRESHOLD
 
 __all__ = ["ExportSummary", "card_header", "features_yaml", "render_card", "size_category",
            "yaml_text"]
@@ -38,7 +39,7 @@ NOTES = {
 
 @dataclass
 class ExportSummary:
-    """What one export read and wrote: what the card describes (``fuzz.export``)."""
+    """What one export read and wrote: what the card describes (``fuzz.publish.export``)."""
 
     corpus: Path
     out: Path
@@ -209,8 +210,6 @@ def _body(summary: ExportSummary, schema: Any, stats: Mapping[str, Any]) -> list
     ratios = "/".join(f"{r:g}" for r in summary.ratios)
     split_rows = [f"| {s} | {summary.rows[s]} | {len(summary.files[s])} |" for s in summary.rows]
     if summary.near_dedup:
-        from fuzz.export import NUM_PERM, SHINGLE, THRESHOLD
-
         dedup = (f"{summary.near_duplicates} of {summary.read} records were removed as near "
                  f"duplicates of a record kept before them: MinHash-LSH over the "
                  f"{SHINGLE}-token shingles of the canonical StableHLO (function names "

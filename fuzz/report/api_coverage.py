@@ -309,7 +309,7 @@ def grammar_calls() -> Counter[str]:
 def corpus_calls(path: str | Path) -> tuple[Counter[str], Counter[str], int]:
     """The calls and methods in every record's source of corpus ``path``, and how many
     records were read (a malformed line is skipped)."""
-    from fuzz.records import MalformedLine, iter_file, shard_paths
+    from fuzz.corpus.records import MalformedLine, iter_file, shard_paths
 
     calls: Counter[str] = Counter()
     methods: Counter[str] = Counter()

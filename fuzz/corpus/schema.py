@@ -284,7 +284,7 @@ def json_schema() -> dict[str, Any]:
         "description": (
             "One line of a jaxsmith corpus shard (JSON Lines). Every field may be null "
             "except the required ones; integers are written without a fraction; NaN and "
-            "infinity are stored as null. Generated from fuzz.schema.FIELDS."),
+            "infinity are stored as null. Generated from fuzz.corpus.schema.FIELDS."),
         "type": "object",
         "required": list(REQUIRED),
         "additionalProperties": False,
@@ -348,7 +348,7 @@ def normalize_record(record: Mapping[str, Any],
     if unknown:
         raise CorpusError(
             f"record has unknown field(s) {unknown}; known fields are {sorted(FIELD_NAMES)} "
-            "(add new ones to fuzz.store.FIELDS)"
+            "(add new ones to fuzz.corpus.store.FIELDS)"
         )
     if not isinstance(record.get("source"), str):
         raise CorpusError("record field 'source' must be a string")

@@ -23,8 +23,8 @@ from extract.inputs import check_inputs
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_seconds
 from fuzz.argtypes import seed as seed_type
-from fuzz.loop import DEFAULT_CORPUS
-from fuzz.store import CorpusStore, normalized_source_hash, storable
+from fuzz.campaign.loop import DEFAULT_CORPUS
+from fuzz.corpus.store import CorpusStore, normalized_source_hash, storable
 
 __all__ = ["add_program", "main"]
 

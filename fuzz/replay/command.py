@@ -18,7 +18,7 @@ some, and compared with what was stored.  Outcomes per record, the first that ap
 ``rejected``      the source is not of the grammar's form: never executed
 ``malformed``     a line or file that is not a usable record: skipped
 
-Canonical forms are ``fuzz.replay_diff``'s; the report ends with a summary of what the
+Canonical forms are ``fuzz.replay.diff``'s; the report ends with a summary of what the
 release changed in compiled quality (costs and optimized-HLO instruction counts).  Compiles
 go through JAX's persistent compilation cache (``--cache-dir``, by default
 ``~/.cache/jaxsmith/xla``), so a second replay of the same corpus compiles nothing.
@@ -42,10 +42,10 @@ from extract.inputs import RECIPE
 from extract.oracles import check_oracles
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.argtypes import add_limit_options, limits, oracle_list, positive_int, positive_seconds
-from fuzz.budget import clock
-from fuzz.records import FAILURES_DIR, MalformedLine, iter_file, shard_paths
-from fuzz.replay_diff import COMPARED, STATUSES, Outcome, classify, format_quality, quality_summary
-from fuzz.status import StatusLine
+from fuzz.campaign.budget import clock
+from fuzz.campaign.status import StatusLine
+from fuzz.corpus.records import FAILURES_DIR, MalformedLine, iter_file, shard_paths
+from fuzz.replay.diff import COMPARED, STATUSES, Outcome, classify, format_quality, quality_summary
 from grammar.validate import check_args, validate
 
 __all__ = ["COMPARED", "STATUSES", "Outcome", "Progress", "Report", "ReplayError",

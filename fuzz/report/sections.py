@@ -1,16 +1,17 @@
-"""``python -m fuzz report CORPUS``: one self-contained HTML page, or text tables, of a run.
+"""The sections of ``python -m fuzz report``: what a run's corpus holds, read and turned into
+tables and figure data.
 
 What it reads: ``stats.json`` (the run's counts, shown as written there), ``coverage.tsv``
 (coverage over time), the records (program sizes, stage timings, XLA passes and, through
-``fuzz.corpus_stats``, StableHLO ops and categories) and ``failures/``.  ``--compare``
+``fuzz.corpus.stats``, StableHLO ops and categories) and ``failures/``.  ``--compare``
 adds other corpora to the coverage and throughput figures and to the passes never fired.
 ``build`` turns what was read into sections of tables (cells already formatted) and figure
-data; ``fuzz.report_figures`` lays them out: figures and the HTML page, or text tables.
+data; ``fuzz.report.figures`` lays them out: figures and the HTML page, or text tables;
+``fuzz.report.command`` is the command.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import statistics
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from extract.failures import STAGES
-from fuzz.corpus_stats import STABLEHLO_OPS, _median, corpus_stats
-from fuzz.features import KINDS, SERIES_NAME
-from fuzz.store import STATS_NAME, MalformedLine, iter_records
+from fuzz.campaign.features import KINDS, SERIES_NAME
+from fuzz.corpus.stats import STABLEHLO_OPS, _median, corpus_stats
+from fuzz.corpus.store import STATS_NAME, MalformedLine, iter_records
 
-__all__ = ["Corpus", "Section", "Table", "build", "main", "read_corpus", "statements"]
+__all__ = ["Corpus", "Section", "Table", "build", "read_corpus", "statements"]
 
 EXTRA = "pip install -e '.[report]'"
 TOP = 12  # most and least common StableHLO ops and passes shown
@@ -59,7 +60,7 @@ class Corpus:
     path: Path
     stats: dict[str, Any]  # stats.json; empty when missing or unreadable
     series: list[dict[str, float]] | None  # coverage.tsv rows; None when there is none
-    summary: dict[str, Any]  # fuzz.corpus_stats.corpus_stats
+    summary: dict[str, Any]  # fuzz.corpus.stats.corpus_stats
     sizes: Counter[int] = field(default_factory=Counter)  # statements -> records
     timings: dict[str, list[float]] = field(default_factory=dict)  # stage -> seconds
     passes: dict[str, Counter[str]] = field(default_factory=dict)  # forward, backward, either
@@ -81,7 +82,7 @@ class Section:
     title: str
     notes: list[str]
     tables: list[Table]
-    plot: dict[str, Any] | None = None  # the figure's data (fuzz.report_figures), if any
+    plot: dict[str, Any] | None = None  # the figure's data (fuzz.report.figures), if any
 
 
 # --------------------------------------------------------------------------- reading
@@ -205,7 +206,7 @@ def _coverage(corpora: list[Corpus]) -> list[Section]:
     plot = {"series": drawn} if drawn else None
     return [
         Section("coverage", "Coverage over time", [
-            "Distinct features of each kind (fuzz.features) against elapsed seconds; the "
+            "Distinct features of each kind (fuzz.campaign.features) against elapsed seconds; the "
             "table gives the final counts (stats.json features) and the series "
             f"({SERIES_NAME}, at most {SERIES_ROWS} rows of each).", *notes], tables, plot),
         Section("records", "Throughput", [
@@ -290,7 +291,7 @@ def _stablehlo(c: Corpus) -> Section:
     return Section("stablehlo_ops", "StableHLO ops", [
         f"Records whose forward (or exported) StableHLO uses each op: the {TOP} most and "
         f"{TOP} least common of the {len(counts)} spec ops seen "
-        f"(fuzz.corpus_stats.STABLEHLO_OPS)."],
+        f"(fuzz.corpus.stats.STABLEHLO_OPS)."],
         [Table("stablehlo_ops", ["op", "records", "share"], rows, "most and least common ops",
                fold=True)],
         {"most": most, "least": least, "xlabel": "records"} if counts else None)
@@ -359,60 +360,3 @@ def build(main: Corpus, others: Sequence[Corpus] = ()) -> list[Section]:
     return [_run([main, *others]), *_coverage([main, *others]), _timings(main), _sizes(main),
             *_shares(main), _stablehlo(main), _passes(main, others), _oracles(main),
             _failures(main)]
-
-
-# --------------------------------------------------------------------------- command
-
-
-def parser(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    p = parser_class(prog="python -m fuzz report", description=(
-        "Report on a fuzz run: coverage over time, throughput and stage timings, program "
-        "sizes, categories and op families, StableHLO ops and XLA passes, oracle verdicts "
-        "and failures, as one self-contained HTML file (figures need matplotlib: "
-        f"{EXTRA}) or, with --text, as tables on stdout."))
-    p.add_argument("corpus", type=Path, help="the corpus directory")
-    p.add_argument("--compare", type=Path, action="append", default=[],
-                   metavar="OTHER_CORPUS",
-                   help="another corpus to draw beside it, e.g. a --guide run beside a blind "
-                        "one (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("report.html"),
-                   help="the HTML file to write; default report.html")
-    p.add_argument("--text", action="store_true", help="print tables instead of writing HTML")
-    return p
-
-
-def _names(paths: Sequence[Path]) -> list[str]:
-    """Each corpus's directory name, or its path where two names would be the same."""
-    names = [p.resolve().name for p in paths]
-    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
-
-
-def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser]) -> int:
-    """``python -m fuzz report``; ``parser_class.error`` raises the CLI's usage error."""
-    p = parser(parser_class)
-    a = p.parse_args(list(argv))
-    paths = [a.corpus, *a.compare]
-    for path in paths:
-        if not path.is_dir():
-            p.error(f"corpus {str(path)!r} is not a directory")
-    if not a.text:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            p.error(f"the HTML report needs matplotlib, an optional extra: {EXTRA} "
-                    "(or use --text)")
-    corpora = [read_corpus(path, name) for path, name in zip(paths, _names(paths),
-                                                             strict=True)]
-    sections = build(corpora[0], corpora[1:])
-    from fuzz.report_figures import png, render_html, render_text
-
-    if a.text:
-        print(render_text(corpora[0], sections))
-        return 0
-    images = {s.id: png(s.id, s.plot) for s in sections if s.plot is not None}
-    try:
-        a.out.write_text(render_html(corpora[0], sections, images), encoding="utf-8")
-    except OSError as e:
-        p.error(f"cannot write --out {str(a.out)!r}: {e.strerror or e}")
-    print(f"wrote {a.out}: {len(sections)} sections, {len(images)} figures")
-    return 0

@@ -12,7 +12,7 @@ from typing import Any
 from extract import ORACLES
 from extract.levels import LEVELS
 from extract.worker import DEFAULT_LIMITS, ResourceLimits
-from fuzz.budget import Budget
+from fuzz.campaign.budget import Budget
 
 __all__ = ["AFTER_RUN_S", "AFTER_RUN_SHARE", "DEFAULT_CORPUS", "DEFAULT_ORACLE_RATES", "DRAIN_S",
            "LARGE_SHAPES", "SPECIAL_SHARE", "Options", "Tally"]
@@ -57,7 +57,7 @@ class Options:
     levels: tuple[str, ...] = LEVELS
     engine: str = "local"  # or "ray" (extract.ray_pool)
     ray_address: str | None = None  # None: a local Ray instance for the run
-    guide: bool = True  # coverage-guided generation (fuzz.guide); False: blind draws
+    guide: bool = True  # coverage-guided generation (fuzz.campaign.guide); False: blind draws
     backends: tuple[str, ...] = ()  # extract.backends specs, each judged on every program
     special_inputs: float = SPECIAL_SHARE  # share of programs on special-value inputs
 

@@ -7,7 +7,7 @@ On-disk layout of a corpus directory::
     shard-00001.jsonl        ... a new shard starts when the last one is full
     stats.json               written atomically by ``write_stats``
     failures/<slug>/repro.py     reproducer source, written atomically
-    failures/<slug>/REPORT.md    the report (fuzz.report_md), written atomically
+    failures/<slug>/REPORT.md    the report (fuzz.triage.report_md), written atomically
     failures/<slug>/repro.json   {"signature", "known", "record"}, written last
 
 Every record carries every field of ``FIELDS`` (missing ones as null) with one
@@ -20,7 +20,7 @@ anywhere else are skipped and counted, never deleted.
 Only hashes are kept in memory (ids, normalised-source hashes, StableHLO
 hashes), never the records themselves.
 
-The record schema lives in ``fuzz.schema`` and reading in ``fuzz.records``; this module is
+The record schema lives in ``fuzz.corpus.schema`` and reading in ``fuzz.corpus.records``; this module is
 the writer, and re-exports both for its callers. It stays above 400 lines because
 ``CorpusStore`` is one class whose methods share the lock, the open shard and the hash sets.
 """
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from extract.clean import ir_hash
-from fuzz.records import (
+from fuzz.corpus.records import (
     _SHARD_RE,
     FAILURES_DIR,
     MalformedLine,
@@ -51,7 +51,7 @@ from fuzz.records import (
     reproducers,
     shard_paths,
 )
-from fuzz.schema import (
+from fuzz.corpus.schema import (
     FIELD_NAMES,
     FIELDS,
     CorpusError,

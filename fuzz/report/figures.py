@@ -1,5 +1,5 @@
 """How ``python -m fuzz report`` looks: each section's figure, drawn from its data
-(``fuzz.report.build``) with matplotlib's Agg canvas and encoded as PNG, the HTML page that
+(``fuzz.report.command.build``) with matplotlib's Agg canvas and encoded as PNG, the HTML page that
 embeds them, and the same tables as text.  matplotlib is the ``[report]`` extra, imported
 here only, inside the functions that draw."""
 
@@ -11,8 +11,8 @@ import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fuzz.features import KINDS
-from fuzz.report import Corpus, Section, Table
+from fuzz.campaign.features import KINDS
+from fuzz.report.sections import Corpus, Section, Table
 
 __all__ = ["figure", "png", "render_html", "render_text"]
 

@@ -1,4 +1,5 @@
-"""Benchmark the extractor (run by hand, not a test).
+"""Benchmark the extractor (run by hand, not a test). Over 400 lines: one script for the three
+measures below, which share its programs, timing and table helpers.
 
     python3 bench/bench_extract.py                  # per-stage medians + overhead ratio
     python3 bench/bench_extract.py --opt-level [--flag F]  # artifacts with XLA flag F and without

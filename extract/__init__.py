@@ -7,9 +7,10 @@ use so that ``import extract`` (and the pool's parent process) stays light.
 from .clean import canonical_stablehlo, ir_hash
 from .failures import KNOWN, Known, classify, signature
 from .inputs import RECIPE, make_inputs
-from .oracles import BENIGN, ORACLES
+from .oracles import ORACLES
 from .pool import ExtractorPool, extract
 from .values import compare_arrays, compare_summaries, summarize, tolerance
+from .verdicts import BENIGN
 
 __all__ = [
     "BENIGN",

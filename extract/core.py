@@ -45,7 +45,6 @@ from .oracles import (
     backend_oracle,
     check_oracles,
     run_oracle,
-    sensitive_outputs,
 )
 from .passes import fired
 from .stages import (
@@ -62,6 +61,7 @@ from .stages import (
     trace,
 )
 from .values import is_float
+from .verdicts import sensitive_outputs
 
 __all__ = ["extract_in_process", "set_cache_dir", "versions"]
 

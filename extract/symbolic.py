@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .oracle_context import STRICT, Context, leaves, runner
+from .verdicts import compare
 
 __all__ = ["export", "symbolic"]
 
@@ -58,7 +59,6 @@ def symbolic(ctx: Context) -> str:
     symbol at 1, against the program compiled for those shapes."""
     import jax
 
-    from .oracles import compare
 
     if ctx.exported is None:
         return "skipped: not exported over symbolic shapes"

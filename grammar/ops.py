@@ -23,7 +23,7 @@ from grammar.ops_shape import SHAPES
 from grammar.ops_special import SPECIAL_OPS
 from grammar.ops_types import TYPE_OPS
 from grammar.ops_window import WINDOW
-from grammar.styles import METHODS
+from grammar.syntax import METHODS
 
 
 def _table(*groups: list[Op]) -> MappingProxyType:

@@ -1,4 +1,9 @@
-"""The program tree: SSA statements over typed values, with nested regions for control flow."""
+"""The program tree: SSA statements over typed values, with nested regions for control flow.
+
+A deliberate import circle: ``Program.render`` and ``Program.categories`` import
+``grammar.render`` and ``grammar.categories`` when first called, which import this module,
+so that a program carries its text and categories while the tree itself stays plain data.
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import libcst as cst
 from grammar.opdef import Domain, RegionCode
 from grammar.ops import OPS, OPTIONAL_IMPORTS
 from grammar.program import Apply, Const, Group, Operand, Program, Region, Value
+from grammar.styles import STYLES, apply_style
 from grammar.syntax import (
     DType,
     assign,
@@ -133,8 +134,6 @@ def to_module(program: Program) -> cst.Module:
 def render(program: Program, style: str | None = None) -> str:
     """The complete module text of ``program`` in ``style`` (default: ``program.style``);
     the same tree always gives the same text."""
-    from grammar.styles import STYLES, apply_style
-
     style = program.style if style is None else style
     if style not in STYLES:
         raise ValueError(f"style={style!r} is not one of {', '.join(STYLES)}")

@@ -1,5 +1,8 @@
 """Source styles: one program tree rendered the ways people write JAX.
 
+Over 400 lines: the three rewrites below share their libcst helpers (dotted names, bound
+names, the first effect of a statement) and are applied together by ``apply_style``.
+
 A style changes the text only, never what JAX traces: the canonical StableHLO of a tree is
 the same in every style (``tests/test_styles.py``).  Three rewrites of the rendered module,
 each optional:
@@ -30,8 +33,9 @@ from dataclasses import dataclass
 import black
 import libcst as cst
 
+from grammar.ops import OPS
 from grammar.program import Program, Region, walk
-from grammar.syntax import MODULE_ALIASES, paren
+from grammar.syntax import METHODS, MODULE_ALIASES, paren
 
 __all__ = ["STYLES", "Style", "apply_style", "vocabulary"]
 
@@ -235,11 +239,6 @@ class _Inline(cst.CSTTransformer):
 
 # -- method and operator forms ----------------------------------------------------------------
 
-METHODS = frozenset({"sum", "mean", "max", "min", "prod", "std", "var", "argmax", "argmin",
-                     "cumsum", "cumprod", "any", "all", "reshape", "squeeze", "swapaxes",
-                     "ravel", "round", "conj", "transpose", "dot", "take", "repeat",
-                     "argsort"})
-"""``jnp.<name>(x, ...)`` that a JAX array offers as ``x.<name>(...)``, lowering the same."""
 ATTRIBUTES = {"jnp.real": "real", "jnp.imag": "imag", "jnp.matrix_transpose": "mT"}
 """``jnp.<name>(x)`` that a JAX array offers as the attribute ``x.<attr>``."""
 
@@ -351,8 +350,6 @@ def vocabulary(program: Program, present: Iterable[str] = ()) -> dict[str, str]:
     """A new name for every value, region and region parameter of ``program``: from the
     vocabulary of its kind, numbered when a word repeats (``h``, ``h2``), never one of the
     names in ``present`` (the rendered module's) that renaming keeps."""
-    from grammar.ops import OPS
-
     wanted: dict[str, tuple[str, ...]] = {}
     for i, p in enumerate(program.params):
         choices = _PARAMS.get((_kind(p.type.dtype), min(p.type.rank, 3)), ("arg",))

@@ -162,3 +162,10 @@ def parse_python(source: str) -> ast.Module:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+METHODS = frozenset({"sum", "mean", "max", "min", "prod", "std", "var", "argmax", "argmin",
+                     "cumsum", "cumprod", "any", "all", "reshape", "squeeze", "swapaxes",
+                     "ravel", "round", "conj", "transpose", "dot", "take", "repeat",
+                     "argsort"})
+"""``jnp.<name>(x, ...)`` that a JAX array offers as ``x.<name>(...)``, lowering the same."""

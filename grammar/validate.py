@@ -1,5 +1,8 @@
 """A whitelist validator: does a source text have the form of a program the grammar renders?
 
+Over 400 lines: one checker (``_Checker``) walks a module, and its methods share its scopes and
+the allowlists; split across files, one whitelist would be read in pieces.
+
 Replay executes sources read from a corpus, which anyone may have edited.  ``validate``
 accepts only the statement and expression forms that ``grammar.render`` and the op templates
 produce, and returns one problem per rejected construct (empty: the source is safe to run):

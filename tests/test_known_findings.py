@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from extract.failures import KNOWN, failure
 from extract.oracle_context import Violation
-from extract.oracles import BENIGN
+from extract.verdicts import BENIGN
 from fuzz.triage.known_findings import FINDINGS, Finding, finding, match_finding
 from grammar.ops import OPS
 

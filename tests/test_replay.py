@@ -15,8 +15,8 @@ from runner import fuzz
 
 from fuzz.cli import main as cli_main
 from fuzz.corpus.store import FIELD_NAMES
+from fuzz.replay.canonical import canonical, canonical_hlo, canonical_jaxpr
 from fuzz.replay.command import replay
-from fuzz.replay.diff import canonical, canonical_hlo, canonical_jaxpr
 
 SHARD = "shard-00000.jsonl"
 

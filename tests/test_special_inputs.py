@@ -18,7 +18,7 @@ from extract.inputs import RECIPE, SPECIAL_RECIPE, check_recipe, make_inputs
 from extract.interpreter import run_module
 from fuzz.campaign.sampling import input_recipe
 from fuzz.triage.known_findings import finding
-from fuzz.triage.minimize import reproducer
+from fuzz.triage.repro import reproducer
 
 FLOATS = ("float32", "float16", "bfloat16")
 

@@ -1,4 +1,7 @@
-"""The corpus store: dedup, shards, resume, crash safety, locking, failures, stats."""
+"""The corpus store: dedup, shards, resume, crash safety, locking, failures, stats.
+
+Over 400 lines: one test per promise of the store, whose crash-safety tests need their own
+planted crashes and partial files."""
 
 import json
 import os

@@ -17,7 +17,7 @@ from extract.args import check_polymorphic_shapes, flatten_args, leaves_of, norm
 from extract.stages import on_leaves
 from extract.symbolic import export
 from fuzz.corpus.schema import normalize_record, storable
-from fuzz.triage.minimize import reproducer
+from fuzz.triage.repro import reproducer
 from grammar import programs
 from grammar.ops import OPS
 from grammar.validate import check_args, validate

@@ -1,6 +1,6 @@
 """What a failure folder holds (``failures/<slug>/``), made from a reduction's outcome.
 
-``repro.py`` is the standalone reproducer (:func:`fuzz.triage.minimize.reproducer`), ``repro.json``
+``repro.py`` is the standalone reproducer (:func:`fuzz.triage.repro.reproducer`), ``repro.json``
 its record, ``REPORT.md`` the report (:mod:`fuzz.triage.report_md`). The record keeps what
 ``python -m fuzz triage`` needs to go on where the run stopped: the reduction's state
 (``done``, ``pending``, ``not reproduced``), and under ``resume`` the choice sequence of the
@@ -21,8 +21,9 @@ from hypothesis.database import choices_from_bytes, choices_to_bytes
 from extract.args import args_json
 from extract.backends import Backend
 from fuzz.corpus.store import write_failure_folder
-from fuzz.triage.minimize import Outcome, reproducer
+from fuzz.triage.minimize import Outcome
 from fuzz.triage.report_md import render_report
+from fuzz.triage.repro import reproducer
 
 __all__ = ["REPORT_NAME", "decode_choices", "encode_choices", "failure_files", "save"]
 

@@ -46,7 +46,7 @@ class Finding:
     meet them; ``culprit`` is the XLA pass whose disabling removes it. ``reproduces`` maps a
     ``jax.__version__`` to whether ``script`` exits 1 there (``None``: it depends on the
     machine or the run). ``known`` names the
-    ``extract.failures.KNOWN`` entry, ``benign`` the ``extract.oracles.BENIGN`` kind, that
+    ``extract.failures.KNOWN`` entry, ``benign`` the ``extract.verdicts.BENIGN`` kind, that
     excuse it.
     """
 

@@ -62,9 +62,6 @@ def unsupported(text: str) -> str | None:
     partitions = re.search(r"mhlo\.num_partitions = (\d+)", text)
     if partitions and int(partitions.group(1)) > 1:
         return f"a program over {partitions.group(1)} devices (the interpreter runs one)"
-    main = re.search(r"func\.func public @main\(.*", text)
-    if main and "complex<" in main.group(0):
-        return "complex arguments or results (the driver passes real arrays only)"
     free = [op for op in _IMPLEMENTATION_DEFINED if op in ops]
     if free:
         return f"implementation-defined results ({', '.join(free)})"
@@ -134,8 +131,13 @@ def run_module(text: str, inputs: Sequence[np.ndarray], *,
         _defined_integer_division(ir, stablehlo, module.operation)
         if sums_without_init:
             _negative_zero_sum_inits(ir, stablehlo, module.operation)
-        results = stablehlo.eval_module(module, [_attribute(ir, np.asarray(x)) for x in inputs])
-        return [_result_array(ir, r) for r in results]
+        complex_results = _real_interface(ir, stablehlo, module)
+        parts = [p for x in map(np.asarray, inputs)
+                 for p in ((x.real, x.imag) if x.dtype.kind == "c" else (x,))]
+        results = iter(_result_array(ir, r) for r in
+                       stablehlo.eval_module(module, [_attribute(ir, p) for p in parts]))
+        return [next(results) + 1j * next(results) if c else next(results)
+                for c in complex_results]
 
 
 def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
@@ -155,6 +157,52 @@ def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
         if "Unsupported floating-point type" not in str(e):  # interpreter:TypeError bucket)
             raise
         raise Unsupported(f"a value type the interpreter's bindings cannot read: {e}") from None
+
+
+def _real_interface(ir, stablehlo, module) -> list[bool]:
+    """Give the module a ``main`` of real arrays only, which the bindings can pass and read
+    (a complex array cannot be encoded): the old one becomes private, and the new one takes
+    each complex argument as its real and imaginary parts, calls it, and returns each
+    complex result as its two parts. Whether each of the old results is complex."""
+    from jaxlib.mlir.dialects import func
+
+    main = next(op for op in module.body.operations if op.operation.name == "func.func"
+                and ir.StringAttr(op.attributes["sym_name"]).value == "main")
+    kind = ir.FunctionType(ir.TypeAttr(main.attributes["function_type"]).value)
+
+    def parts(types) -> list:
+        return [p for t in types for p in ((_real_part(ir, t),) * 2 if _complex(ir, t) else (t,))]
+
+    complex_results = [_complex(ir, t) for t in kind.results]
+    if not any(map(lambda t: _complex(ir, t), kind.inputs)) and not any(complex_results):
+        return complex_results
+    main.attributes["sym_name"] = ir.StringAttr.get("jaxsmith_complex_main")
+    main.attributes["sym_visibility"] = ir.StringAttr.get("private")
+    with ir.InsertionPoint(module.body):
+        wrapper = func.FuncOp("main", ir.FunctionType.get(parts(kind.inputs),
+                                                          parts(kind.results)))
+    with ir.InsertionPoint(wrapper.add_entry_block()):
+        given, args = iter(wrapper.arguments), []
+        for t in kind.inputs:
+            args.append(stablehlo.ComplexOp(next(given), next(given)).result
+                        if _complex(ir, t) else next(given))
+        call = func.CallOp(list(kind.results), ir.FlatSymbolRefAttr.get("jaxsmith_complex_main"),
+                           args)
+        outs = [p for r, c in zip(call.results, complex_results, strict=True)
+                for p in ((stablehlo.RealOp(r).result, stablehlo.ImagOp(r).result) if c
+                          else (r,))]
+        func.ReturnOp(outs)
+    return complex_results
+
+
+def _complex(ir, kind) -> bool:
+    return isinstance(ir.RankedTensorType(kind).element_type, ir.ComplexType)
+
+
+def _real_part(ir, kind):
+    """The real tensor type of a complex one's parts, same shape."""
+    tensor = ir.RankedTensorType(kind)
+    return ir.RankedTensorType.get(tensor.shape, ir.ComplexType(tensor.element_type).element_type)
 
 
 def _flush_subnormals(x: np.ndarray) -> np.ndarray:

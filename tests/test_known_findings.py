@@ -59,6 +59,8 @@ EXAMPLES: dict[int, dict] = {
                   "output 1: NaN pattern differs").failure(),
     21: Violation("unsimplified", "value", "bool", "jit (got) against jit with XLA's "
                   "simplification passes off (want)", "algsimp").failure(),
+    24: Violation("unsimplified", "value", "bool", "jit (got) against jit with XLA's "
+                  "simplification passes off (want)", "algsimp").failure(),
 }
 MATCHABLE = [f for f in FINDINGS if f.signatures]
 REFERENCED = frozenset().union(*(f.ops.union(*f.any_ops) for f in FINDINGS))

@@ -298,7 +298,9 @@ def test_complex_arguments_and_results_extract_and_are_checked():
     assert rec["status"] == "ok", rec.get("failure")
     assert rec["outputs"][0]["dtype"] == "complex64" and len(rec["outputs"][0]["samples"]) == 8
     assert rec["oracles"]["jit_eager"] == rec["oracles"]["vmap"] == "pass"
-    assert rec["oracles"]["interpreter"].startswith("skipped:")
+    # the interpreter takes complex values (its driver passes their parts), and fft from
+    # jaxlib 0.11 on (it aborts on fft before)
+    assert rec["oracles"]["interpreter"] in ("pass", "skipped: unsupported op stablehlo.fft")
     assert rec["grad_skipped"] is None  # with respect to x1, through the complex values
 
 

@@ -221,6 +221,12 @@ FINDINGS: tuple[Finding, ...] = (
             "StableHLO reference interpreter: an integer divide or remainder by zero, or of "
             "INT_MIN by -1, kills the process with SIGFPE", "reference defect",
             "findings/interpreter_integer_division_sigfpe.py", _BOTH),
+    Finding(24, "log_of_exp_folded_past_overflow",
+            "XLA algebraic simplifier (jaxlib 0.10.2): log(exp(x)) folds to x, also where "
+            "exp(x) overflows to inf", "wrong value",
+            "findings/log_of_exp_folded_past_overflow.py", _OLD_ONLY,
+            (r"^(?:unsimplified|jit_eager|interpreter|vmap):value:\w+$",), frozenset({"exp"}),
+            (frozenset({"log", "log_unguarded"}),), culprit="algsimp"),
 )
 """The findings in docs/findings.md's order; ``match_finding`` returns the first that matches."""
 

@@ -59,13 +59,14 @@ EXAMPLES = ("from hypothesis import settings\n"
             "settings.register_profile('docs', max_examples=3, deadline=None)\n"
             "settings.load_profile('docs')\n")
 CALL_TESTS = """
-for _name, _test in list(globals().items()):  # a block's property tests run too
-    if _name.startswith("test_") and callable(_test) and f"{_name}()" not in _BLOCK:
-        _test()
+for _name, _test in list(globals().items()):  # the property tests a block defines run too
+    if _name.startswith("test_") and callable(_test) and _name not in _CALLED:
+        _CALLED.add(_name)
+        if f"{_name}()" not in _BLOCK:
+            _test()
 """
-BLOCKS = [(page, k, block) for page in (ROOT / "README.md", *DOCS)
-          for k, block in enumerate(re.findall(r"```python\n(.*?)```",
-                                               page.read_text(encoding="utf-8"), re.S))]
+PAGES = [page for page in (ROOT / "README.md", *DOCS)
+         if "```python\n" in page.read_text(encoding="utf-8")]
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +85,17 @@ def folder(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page, k, block", BLOCKS, ids=[f"{p.name}-{k}" for p, k, _ in BLOCKS])
-def test_the_python_blocks_run(folder, tmp_path, page, k, block):
-    """Every python block of README and docs/ runs as written, in a folder holding what the
-    docs name, after the stand-ins its page leaves to the reader; the property tests a block
-    defines run too, on 3 examples."""
-    path = tmp_path / f"{page.stem}_block_{k}.py"  # a file of its own: Hypothesis reads it
-    path.write_text(STAND_INS.get(page.name, "") + EXAMPLES + f"_BLOCK = {block!r}\n" + block
-                    + CALL_TESTS)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_python_blocks_run(folder, tmp_path, page):
+    """Every python block of README and docs/ runs as written, one page's blocks one after
+    the other, in a folder holding what the docs name, after the stand-ins the page leaves
+    to the reader; the property tests a block defines run too, on 3 examples."""
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    script = STAND_INS.get(page.name, "") + EXAMPLES + "_CALLED = set()\n"
+    for k, block in enumerate(blocks):
+        script += f"\n# -- block {k} of {page.name}\n_BLOCK = {block!r}\n{block}{CALL_TESTS}"
+    path = tmp_path / f"{page.stem}_blocks.py"  # a file of its own: Hypothesis reads it
+    path.write_text(script)
     done = subprocess.run([sys.executable, str(path)], cwd=folder, capture_output=True,
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -82,6 +82,17 @@ def test_special_inputs_are_drawn_and_replay_unchanged(small_run):
     assert statuses == {"unchanged"}, report["results"]
 
 
+def test_the_fuzz_loops_modules_leave_jax_to_the_workers():
+    """The parent compiles nothing: importing the CLI and the loop must not import JAX (half a
+    second of start-up, and memory the workers need; a reproducer writer that imported the
+    Pallas reference to read its source once did)."""
+    done = subprocess.run([sys.executable, "-c", "import sys, fuzz.cli, fuzz.campaign.loop, "
+                           "fuzz.triage.command; print(sorted(m for m in sys.modules "
+                           "if m == 'jax' or m.startswith('jax.')))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
 def test_a_share_outside_0_1_is_refused_in_one_line():
     done = fuzz("--special-inputs", "2", "--budget", "1x")
     assert done.returncode == 2 and "--special-inputs '2': must be a share in [0, 1]" in \

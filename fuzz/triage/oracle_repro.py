@@ -10,16 +10,17 @@ source is taken from ``extract.inputs``, ``extract.values`` and ``extract.interp
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import inspect
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from extract import args as _args
 from extract import inputs as _inputs
-from extract import interpreter as _interpreter
 from extract import oracles as _oracles
-from extract import pallas_reference as _pallas_reference
 from extract import pool as _pool
 from extract import values as _values
 from extract.backends import Backend
@@ -55,9 +56,21 @@ def entry_on_leaves(entry: str, args: list) -> tuple[str, str, list]:
     return defs, f"lambda *leaves: {entry}(*unflatten_args(TREE, leaves))", leaves
 
 
-def _module_body(module: Any) -> str:
-    """A module's source without its docstring, ``__future__`` import and ``__all__``."""
-    body = re.sub(r"^__all__ = \[.*?\]\n", "", inspect.getsource(module).split('"""', 2)[2],
+def _module_text(name: str) -> str:
+    """Module ``name``'s source, read from its file, not imported (``extract.pallas_reference``
+    imports JAX, which the fuzz loop's parent does not load)."""
+    return Path(importlib.util.find_spec(name).origin).read_text(encoding="utf-8")
+
+
+def _module_all(name: str) -> tuple[str, ...]:
+    """Module ``name``'s ``__all__``, read from its source."""
+    return next(tuple(ast.literal_eval(node.value)) for node in ast.parse(_module_text(name)).body
+                if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__all__")
+
+
+def _module_body(name: str) -> str:
+    """Module ``name``'s source without its docstring, ``__future__`` import and ``__all__``."""
+    body = re.sub(r"^__all__ = \[.*?\]\n", "", _module_text(name).split('"""', 2)[2],
                   flags=re.M | re.S)
     return "\n".join(ln for ln in body.splitlines() if not ln.startswith("from __future__"))
 
@@ -285,12 +298,12 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
     extra = ""
     if oracle == "interpreter":
         extra = "\n# -- the StableHLO reference interpreter (extract/interpreter.py) --\n" + \
-            _module_body(_interpreter)
+            _module_body("extract.interpreter")
     if oracle == "pallas":
         extra = ("\n# -- Pallas kernels over jnp blocks (extract/pallas_reference.py) --\n"
                  "import itertools\nimport types\nfrom collections.abc import Callable, "
-                 "Sequence\n" + _module_body(_pallas_reference)
-                 + f"\nPALLAS_NAMES = {tuple(_pallas_reference.__all__)!r}\n")
+                 "Sequence\n" + _module_body("extract.pallas_reference")
+                 + f"\nPALLAS_NAMES = {_module_all('extract.pallas_reference')!r}\n")
     if oracle == "backend":
         extra = (f"\n# -- the backend under test, {backend.name}: imported from the folder this "
                  f"is run in, or from sys.path --\nimport importlib\nimport os\n\n"

@@ -119,6 +119,23 @@ def test_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
     assert record["oracles"]["interpreter"] == "benign: reduce_order", record.get("failure")
 
 
+def test_a_variadic_reduce_without_a_nan_in_its_inputs_is_not_excused():
+    """reduce_order needs a NaN to meet the body: on special inputs without one, a planted
+    difference beside a variadic reduce is still a failure."""
+    source = (
+        "import jax\nimport jax.numpy as jnp\nfrom jax import lax\n\n\ndef f(x):\n"
+        "    v, i = lax.reduce((x, lax.broadcasted_iota(jnp.int32, x.shape, 0)), "
+        "(jnp.array(-jnp.inf, dtype=jnp.float32), 0), lambda a, b: (jnp.maximum(a[0], b[0]), "
+        "jnp.minimum(a[1], b[1])), (0,))\n"
+        "    return v + (1.0 if isinstance(x, jax.core.Tracer) else 0.0), i\n")
+    args = [((3,), "float32")]
+    seed = next(s for s in range(100)
+                if not np.isnan(make_inputs(args, s, SPECIAL_RECIPE)[0]).any())
+    record = extract_in_process(source, "f", args, seed=seed, grad=False,
+                                recipe=SPECIAL_RECIPE, oracles=["jit_eager"])
+    assert record["oracles"]["jit_eager"] == "failed", record["oracles"]
+
+
 def test_algsimp_over_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
     """The 2,000-program run's bucket (50 -> 2 statements): algsimp folds an argmax-style
     reduce over a dimension of size 1 to its element, the pass-less compile applies the body

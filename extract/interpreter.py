@@ -174,7 +174,7 @@ def _real_interface(ir, stablehlo, module) -> list[bool]:
         return [p for t in types for p in ((_real_part(ir, t),) * 2 if _complex(ir, t) else (t,))]
 
     complex_results = [_complex(ir, t) for t in kind.results]
-    if not any(map(lambda t: _complex(ir, t), kind.inputs)) and not any(complex_results):
+    if not any(complex_results) and not any(_complex(ir, t) for t in kind.inputs):
         return complex_results
     main.attributes["sym_name"] = ir.StringAttr.get("jaxsmith_complex_main")
     main.attributes["sym_visibility"] = ir.StringAttr.get("private")

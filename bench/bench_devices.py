@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extract import ExtractorPool  # noqa: E402
-from fuzz import sampling  # noqa: E402
+from fuzz.campaign import sampling  # noqa: E402
 from grammar import OPS, programs  # noqa: E402
 from grammar.ops_parallel import MESH_OPS  # noqa: E402
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import screens
 from .inputs import SPECIAL_RECIPE, make_inputs
 from .oracle_context import Context, Violation, derive, is_float, leaves
 from .values import GRAD_RTOL
@@ -132,16 +133,16 @@ def autodiff(ctx: Context) -> str:
     else:
         verdict = "skipped: no float32 argument for finite differences"
 
-    # (a) forward against reverse mode, in every floating argument and output.
-    lhs, rhs, size, cot_dtype, primal = _jvp_vjp(ctx, fa, out_float, tangents)
+    # (a) forward against reverse mode, in every floating argument and output: screened by
+    # the interpreter on the jvp-and-vjp module (no compile); compiled where it does not clear
+    screened = _jvp_vjp(ctx, fa, out_float, tangents, interpreted=True)
+    if screened is not None and _within(ctx, rtol, *screened):
+        lhs, rhs, size, cot_dtype, primal = screened
+    else:
+        lhs, rhs, size, cot_dtype, primal = _jvp_vjp(ctx, fa, out_float, tangents)
     if not np.isfinite(lhs) or not np.isfinite(rhs):
         return verdict if verdict != "pass" else "skipped: non-finite jvp or vjp"
-    # where <v, J u> cancels to nothing (a function constant along u), what is left of it is
-    # rounding of terms as large as the outputs: a few ulps of sum |v y| (seen: attention over
-    # values of ones, jvp 0 against vjp -1.8e-8 in float32 and 2e-7 in bfloat16, where the
-    # float64 rerun below cannot help: dot_product_attention refuses float64)
-    floor = _rounding_floor(ctx.stablehlo_text, cot_dtype) * primal
-    if abs(lhs - rhs) > rtol * size + floor:
+    if not _within(ctx, rtol, lhs, rhs, size, cot_dtype, primal):
         if "stablehlo.reduce_precision" in ctx.stablehlo_text:  # rounds u in jvp, v in vjp
             return "benign: surrogate_derivative"
         import jax
@@ -149,16 +150,17 @@ def autodiff(ctx: Context) -> str:
         try:
             with jax.enable_x64(True):  # the same program on float64 arguments
                 up = [t.astype(np.float64) for t in tangents]
-                lhs64, rhs64, size64, _, primal = _jvp_vjp(ctx, fa, out_float, up,
-                                                            upcast=np.float64)
+                lhs64, rhs64, size64, _, primal64 = _jvp_vjp(ctx, fa, out_float, up,
+                                                              upcast=np.float64)
         except Exception:  # not every program runs on float64 (a bitcast, a carry dtype)
-            lhs64, rhs64, size64, primal = 1.0, 0.0, 0.0, 0.0
-        if abs(lhs64 - rhs64) <= F64_GRAD_RTOL * size64 + 64 * 2.0**-52 * primal:
+            lhs64, rhs64, size64, primal64 = 1.0, 0.0, 0.0, 0.0
+        if abs(lhs64 - rhs64) <= F64_GRAD_RTOL * size64 + 64 * 2.0**-52 * primal64:
             return "benign: low_precision_rounding"
         raise Violation("autodiff", "jvp_vjp", cot_dtype,
                         f"<v, J u> from jax.jvp = {lhs:.9g}, <J^T v, u> from jax.vjp = "
                         f"{rhs:.9g}; |diff| {abs(lhs - rhs):.3g} > rtol {rtol:g} x {size:.3g}"
-                        f" + rounding floor {floor:.3g}")
+                        f" + rounding floor "
+                        f"{_rounding_floor(ctx.stablehlo_text, cot_dtype) * primal:.3g}")
     if verdict.startswith("skipped"):  # jvp against vjp ran and agreed
         return f"pass (jvp/vjp only; finite differences {verdict})"
     return verdict
@@ -252,12 +254,24 @@ def _agrees_nearby(ctx: Context, fa: list[int], u: list[np.ndarray], out_float: 
     return all(np.isfinite(fd)) and abs(fd[0] - fd[1]) <= limit and abs(ad - fd[1]) <= limit
 
 
+def _within(ctx: Context, rtol: float, lhs: float, rhs: float, size: float, cot_dtype: str,
+            primal: float) -> bool:
+    """Whether jvp and vjp agree: finite, and within ``rtol`` of their terms plus the
+    rounding floor. Where <v, J u> cancels to nothing (a function constant along u), what is
+    left of it is rounding of terms as large as the outputs: a few ulps of sum |v y| (seen:
+    attention over values of ones, jvp 0 against vjp -1.8e-8 in float32 and 2e-7 in
+    bfloat16, where the float64 rerun cannot help: dot_product_attention refuses float64)."""
+    floor = _rounding_floor(ctx.stablehlo_text, cot_dtype) * primal
+    return bool(np.isfinite(lhs) and np.isfinite(rhs)) and abs(lhs - rhs) <= rtol * size + floor
+
+
 def _jvp_vjp(ctx: Context, fa: list[int], out_float: list[bool],
-             tangents: list[np.ndarray],
-             upcast: type | None = None) -> tuple[float, float, float, str, float]:
+             tangents: list[np.ndarray], upcast: type | None = None,
+             interpreted: bool = False) -> tuple[float, float, float, str, float] | None:
     """<v, J u> from jax.jvp, <J^T v, u> from jax.vjp (one jit), the scale of their terms,
     the first cotangent's dtype and sum |v y| over the outputs y; ``upcast`` runs the
-    floating arguments as that dtype."""
+    floating arguments as that dtype. ``interpreted``: the module run by the StableHLO
+    interpreter instead of compiled (``extract.screens``); None where it cannot."""
     import jax
 
     fixed = [jax.device_put(x) for x in ctx.inputs]  # as a user calls it: on jax.Arrays
@@ -279,7 +293,18 @@ def _jvp_vjp(ctx: Context, fa: list[int], out_float: list[bool],
         _, pull = jax.vjp(floats_only, *primals)
         return ys, forward, pull(list(cots))
 
-    ys, forward, backward = jax.jit(both)(primals, tangents, cotangents)
+    if interpreted:
+        try:
+            flat = screens.interpreted(both, (primals, tangents, cotangents))
+        except Exception:  # noqa: BLE001 - a screen only clears; the compiled module decides
+            flat = None
+        if flat is None:
+            return None
+        ys, forward, backward = jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(jax.eval_shape(both, primals, tangents, cotangents)),
+            flat)
+    else:
+        ys, forward, backward = jax.jit(both)(primals, tangents, cotangents)
     lhs, s1 = _dot(cotangents, leaves(forward))
     rhs, s2 = _dot(leaves(backward), tangents)
     primal = _dot(cotangents, leaves(ys))[1]

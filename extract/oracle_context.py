@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -152,6 +152,10 @@ class Context:
     # re-run after XLA crashed or hung in that search: see extract.pool)
     culprit_search: bool = True
     recipe: str = RECIPE  # of the inputs (extract.inputs); an oracle's batches use it too
+    # the verdicts of the oracles judged so far on this program (the record's "oracles")
+    verdicts: dict[str, str] = field(default_factory=dict)
+    # what one oracle computes and another reuses (a screen's values: extract.oracles)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def strict_run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program compiled without excess precision, on ``inputs``."""

@@ -180,7 +180,8 @@ def run_program(p: Program, on_stage: Callable[[str], object]) -> None:
                     outputs, p.raw_stablehlo, runner(p.lowered), source=p.source,
                     exported=p.exported, polymorphic_shapes=p.shapes or (),
                     namespace=p.namespace, passes=tuple(p.fired.get("", ())),
-                    on_stage=on_stage, culprit_search=p.culprit_search, recipe=p.recipe)
+                    on_stage=on_stage, culprit_search=p.culprit_search, recipe=p.recipe,
+                    verdicts=p.result["oracles"])
 
 
 def grad_skipped(p: Program, grad: bool, argnums: tuple[int, ...],

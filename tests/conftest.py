@@ -7,6 +7,7 @@ os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]).strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -31,3 +32,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("JAXSMITH_PROFILE", "ci"))
+
+
+@pytest.fixture
+def eager_always(monkeypatch):
+    """``jit_eager`` runs eager mode on every program, not one in ``EAGER_EVERY``: for
+    programs planted to compute otherwise on tracers, which its screen traces like jit."""
+    import extract.oracles
+
+    monkeypatch.setattr(extract.oracles, "EAGER_EVERY", 1)

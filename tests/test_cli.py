@@ -111,7 +111,9 @@ def test_stats_json_agrees_with_the_shards(small_run):
     assert set(oracles) == {"jit_eager", "autodiff", "vmap", "interpreter", "unsimplified",
                             "symbolic", "pallas"}
     assert 0 < sum(oracles["interpreter"].values()) <= stats["extracted"]
-    assert stats["oracle_rates"] == DEFAULT_ORACLE_RATES and oracles["jit_eager"]["not sampled"]
+    assert stats["oracle_rates"] == DEFAULT_ORACLE_RATES  # every oracle on every program
+    assert not any(counts.get("not sampled") for counts in oracles.values())
+    assert oracles["jit_eager"]["pass"] and oracles["unsimplified"]["pass"]
     shown = fuzz("stats", str(corpus))
     assert shown.returncode == 0 and str(len(records(corpus))) in shown.stdout
 

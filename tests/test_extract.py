@@ -163,7 +163,7 @@ def test_every_field_present(records, name):
     assert set(rec["versions"]) == {"jax", "jaxlib", "jaxsmith"}
     assert rec["versions"]["jax"] == jax.__version__
     assert rec["backend"] == jax.default_backend()
-    stages = ["trace", "lower", "compile", "run", "unsimplified", "interpreter", "vmap",
+    stages = ["trace", "lower", "compile", "run", "interpreter", "unsimplified", "vmap",
               "jit_eager", "symbolic", "pallas"]
     if wants_grad:
         assert rec["grad_skipped"] is None

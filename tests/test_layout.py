@@ -106,3 +106,20 @@ def test_a_long_file_says_why_at_its_top(path):
     if text.count("\n") > LONG:
         assert f"{LONG} lines" in (ast.get_docstring(ast.parse(text)) or ""), \
             f"{path.relative_to(ROOT)} has {text.count(chr(10))} lines and no reason at its top"
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_bench_scripts_import_what_the_packages_hold(script):
+    # the benchmarks are run by hand, not in CI: a moved module must not break them unseen
+    import importlib
+
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name) or importlib.util.find_spec(
+                    f"{node.module}.{alias.name}"), f"{script.name}: {node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PACKAGES:
+                    importlib.import_module(alias.name)

@@ -107,7 +107,8 @@ def _run_repro(tmp_path, record, source, args, seed):
     (PLANTED_ALGSIMP, "unsimplified", "unsimplified:value:float32:algsimp"),
 ])
 @pytest.mark.slow
-def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, signature):
+def test_planted_discrepancy_is_caught_and_reproduced(tmp_path, source, oracle, signature,
+                                                      eager_always):
     args = [((3,), F32)]
     if oracle == "unsimplified" and not _algsimp_folds_log_exp():
         pytest.skip("this jaxlib's algsimp no longer rewrites log(exp(y)) to y (0.12 does not)")
@@ -165,7 +166,7 @@ def test_the_interpreter_oracles_reproducer_runs_on_its_own(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_pytree_programs_reproducer_rebuilds_its_arguments(tmp_path):
+def test_a_pytree_programs_reproducer_rebuilds_its_arguments(tmp_path, eager_always):
     source = src("""
         def f(x, params):
             if isinstance(x, jax.core.Tracer):
@@ -232,7 +233,7 @@ def test_benign_excess_precision_is_recognised():
     assert "excess_precision" in BENIGN
 
 
-def test_benign_ill_conditioned_is_recognised_and_does_not_hide_real_bugs():
+def test_benign_ill_conditioned_is_recognised_and_does_not_hide_real_bugs(eager_always):
     # jit is one ulp below eager before a floor at integers: every element differs, but a
     # one-ulp move of the input moves the compiled output just as much.
     source = src("""
@@ -254,7 +255,7 @@ def test_benign_ill_conditioned_is_recognised_and_does_not_hide_real_bugs():
     ("bfloat16", "jnp.nextafter(y, jnp.inf)", "benign: float_bits"),
     ("float32", "y + 1.0", "failed"),
 ])
-def test_integers_that_carry_float_bits_are_compared_as_floats(dtype, shift, verdict):
+def test_integers_that_carry_float_bits_are_compared_as_floats(dtype, shift, verdict, eager_always):
     # jit is one ulp above eager before a bitcast to the integer of the same width: the
     # integers differ by one, the floats they hold agree; a real difference still fails.
     # Rounding first makes the output insensitive to a one-ulp move of the input, so the
@@ -277,7 +278,7 @@ def test_integers_that_carry_float_bits_are_compared_as_floats(dtype, shift, ver
     ("jnp.where(jnp.isnan(y), -y, y)", "benign: float_bits"),
     ("jnp.where(jnp.isnan(y), 0.0, y)", "failed"),
 ])
-def test_floats_that_carry_another_floats_bits_are_compared_as_it(shift, verdict):
+def test_floats_that_carry_another_floats_bits_are_compared_as_it(shift, verdict, eager_always):
     # A 30-minute run's complex program, once the interpreter took complex values: a float16
     # NaN bitcast to bfloat16, its sign bit XLA's and the interpreter's own (IEEE 754 leaves
     # it open), read as +-4.25e37. Here jit flips the NaNs' sign; a NaN made 0 still fails.
@@ -514,7 +515,7 @@ def test_a_half_precision_dot_summed_in_another_order_is_benign():
 
 
 @pytest.mark.slow
-def test_an_oracles_own_compiles_are_stages_of_their_own(tmp_path):
+def test_an_oracles_own_compiles_are_stages_of_their_own(tmp_path, eager_always):
     # a worker that dies in the culprit search's compile (XLA:CPU aborts on some modules with
     # passes disabled) is then taken for the oracle's compile, not the program's failure
     stages = []

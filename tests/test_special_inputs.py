@@ -119,7 +119,7 @@ def test_a_variadic_reduce_meeting_nan_is_benign_reduce_order():
     assert record["oracles"]["interpreter"] == "benign: reduce_order", record.get("failure")
 
 
-def test_a_variadic_reduce_without_a_nan_in_its_inputs_is_not_excused():
+def test_a_variadic_reduce_without_a_nan_in_its_inputs_is_not_excused(eager_always):
     """reduce_order needs a NaN to meet the body: on special inputs without one, a planted
     difference beside a variadic reduce is still a failure."""
     source = (

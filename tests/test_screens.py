@@ -129,3 +129,29 @@ def test_the_interpreters_pass_clears_unsimplified_and_jit_eager(monkeypatch, bo
     assert record["oracles"]["unsimplified"] == record["oracles"]["jit_eager"] == "pass"
     assert len(calls) == screened
     assert all("algsimp" in options["xla_disable_hlo_passes"] for options in calls)
+
+
+def test_a_convolution_the_old_interpreter_aborts_on_is_refused_before_it_runs():
+    # Findings 25: jaxlib 0.10's interpreter aborts on the kernel cotangent's [f, b, 0, 1]
+    # layout, which autodiff's screen met in a 300-program run; the screen compiles instead
+    from jax import lax
+
+    from extract.interpreter import _jaxlib_version, unsupported
+
+    def f(x):
+        return lax.conv_general_dilated(jnp.ones((1, 5, 8, 8), jnp.float32), x, (2, 1), "SAME")
+
+    x = np.ones((2, 5, 2, 7), np.float32)
+    cot = np.ones(jax.eval_shape(f, x).shape, np.float32)
+    vjp = jax.jit(lambda x, c: jax.vjp(f, x)[1](c)).lower(x, cot).as_text()
+    assert "[f, b, 0, 1]" in vjp
+    assert (unsupported(vjp) is not None) == (_jaxlib_version() < (0, 11))
+    assert unsupported(jax.jit(f).lower(x).as_text()) is None  # the forward layout runs
+    source = _program("""
+        def f(x):
+            return lax.conv_general_dilated(jnp.ones((1, 5, 8, 8), jnp.float32), x, (2, 1),
+                                            "SAME")
+        """)
+    record = extract_in_process(source, "f", [((2, 5, 2, 7), F32)], seed=3,
+                                oracles=["autodiff"])
+    assert record["oracles"]["autodiff"].startswith("pass"), record.get("failure")

@@ -227,6 +227,11 @@ FINDINGS: tuple[Finding, ...] = (
             "findings/log_of_exp_folded_past_overflow.py", _OLD_ONLY,
             (r"^(?:unsimplified|jit_eager|interpreter|vmap):value:\w+$",), frozenset({"exp"}),
             (frozenset({"log", "log_unguarded"}),), culprit="algsimp"),
+    Finding(25, "interpreter_convolution_permuted_dims_abort",
+            "StableHLO reference interpreter (jaxlib 0.10.2): a convolution whose dimension "
+            "numbers put the feature dimension first aborts the process (Incompatible index "
+            "and shape found while flattening index)", "reference defect",
+            "findings/interpreter_convolution_permuted_dims_abort.py", _OLD_ONLY),
 )
 """The findings in docs/findings.md's order; ``match_finding`` returns the first that matches."""
 

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from numbers import Integral
+from typing import Any
 
 import ml_dtypes  # noqa: F401  (registers bfloat16, float8_*, int4 ... with NumPy)
 import numpy as np
@@ -26,6 +27,9 @@ DTYPES: tuple[str, ...] = ("bool", "int8", "int16", "int32", "int64", "uint8", "
                            "uint32", "uint64", "float16", "bfloat16", "float32", "float64",
                            "complex64", "complex128")
 """The argument dtypes jaxsmith accepts: those with an input recipe (``extract.inputs``)."""
+X64_DTYPES = frozenset({"int64", "uint64", "float64", "complex128"})
+"""Argument dtypes that exist only under ``jax_enable_x64``: a program that takes one is
+extracted, replayed and reproduced with it on (without it JAX would make them 32-bit)."""
 MAX_RANK = 8
 MAX_TREE_DEPTH = 4
 """Deepest nesting of tuples and dicts in one argument."""
@@ -197,3 +201,9 @@ def _leaf(spec: Sequence, where: str) -> ArgSpec:
         raise ValueError(f"{where} dtype={dtype!r:.40} is not supported; accepted: "
                          f"{', '.join(DTYPES)}")
     return (tuple(dims), name)
+
+
+def needs_x64(specs: Sequence[tuple[Any, str]]) -> bool:
+    """Whether a program over the ``(shape, dtype)`` argument leaves ``specs`` runs under
+    ``jax_enable_x64``: one of them is 64-bit (:data:`X64_DTYPES`)."""
+    return any(str(dtype) in X64_DTYPES for _, dtype in specs)

@@ -24,7 +24,7 @@ from .values import GRAD_RTOL
 __all__ = ["FD_EPS", "autodiff"]
 
 _TANGENT, _COTANGENT, _NEARBY = 1, 2, 5  # derive() purposes
-# A nearby point: every float32 argument moved by up to 0.4 of the recipe's grid step
+# A nearby point: every float32 or float64 argument moved by up to 0.4 of the recipe's grid step
 # (2**-7, extract.inputs), so that no two of its elements tie any longer (order statistics:
 # max, sort, top_k, argmax; kinks: abs, relu, clip at a grid value) while a smooth function's
 # derivative hardly moves.
@@ -52,6 +52,7 @@ _SURROGATE = re.compile(
 # that computes in float16 or bfloat16 (their ulp is 2**13 or 2**16 times float32's, so 64
 # of them would hide a wrong rule; tests/test_oracles.py triggers both floors and checks
 # that a wrong transpose rule in float16 and bfloat16 is still caught).
+_FD_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # finite differences resolve them
 _FLOOR_ULPS = {"float32": (64, 2.0**-23), "float16": (4, 2.0**-10), "bfloat16": (4, 2.0**-7)}
 
 
@@ -100,10 +101,12 @@ def autodiff(ctx: Context) -> str:
     tangents = make_inputs([ctx.specs[i] for i in fa], derive(ctx.seed, _TANGENT))
     rtol = _grad_rtol([ctx.specs[i][1] for i in fa] + [o.dtype for o in ctx.outputs])
 
-    # (b) recorded gradient against finite differences, in the float32 arguments only (a
-    # step of 2**-10 is below the resolution of float16 and bfloat16 inputs).
-    u = [t if np.dtype(ctx.specs[i][1]) == np.float32 else np.zeros_like(t)
+    # (b) recorded gradient against finite differences, in the float32 and float64
+    # arguments only (a step of 2**-10 is below the resolution of float16 and bfloat16).
+    u = [t if np.dtype(ctx.specs[i][1]) in _FD_DTYPES else np.zeros_like(t)
          for i, t in zip(fa, tangents, strict=True)]
+    fd_dtype = "float64" if any(np.dtype(ctx.specs[i][1]) == np.float64 and t.any()
+                                for i, t in zip(fa, u, strict=True)) else "float32"
     verdict = "pass"
     if ctx.low_precision:  # a 2**-10 step is below their resolution: the quotient is noise
         verdict = "skipped: float16/bfloat16 inside (finite differences cannot resolve them)"
@@ -124,14 +127,14 @@ def autodiff(ctx: Context) -> str:
                 ctx, u))) <= limit:
             verdict = "benign: low_precision_rounding"
         elif abs(ad - fd[1]) > limit:
-            raise Violation("autodiff", "finite_differences", "float32",
+            raise Violation("autodiff", "finite_differences", fd_dtype,
                             f"reverse-mode <grad, u> = {ad:.9g}, central differences "
                             f"{fd[1]:.9g} (eps {FD_EPS / 2:g}; at eps {FD_EPS:g}: {fd[0]:.9g};"
                             f" in float64 at eps {F64_EPS:g}: {fd64:.9g}); |diff| "
                             f"{abs(ad - fd[1]):.3g} > rtol {rtol:g} x {size:.3g} + "
                             f"rounding floor {floor:.3g}")
     else:
-        verdict = "skipped: no float32 argument for finite differences"
+        verdict = "skipped: no float32 or float64 argument for finite differences"
 
     # (a) forward against reverse mode, in every floating argument and output: screened by
     # the interpreter on the jvp-and-vjp module (no compile); compiled where it does not clear
@@ -232,9 +235,9 @@ def _agrees_nearby(ctx: Context, fa: list[int], u: list[np.ndarray], out_float: 
     shift = np.random.default_rng(derive(ctx.seed, _NEARBY))
     near = list(ctx.inputs)
     for i in fa:
-        if np.dtype(ctx.specs[i][1]) == np.float32:
+        if np.dtype(ctx.specs[i][1]) in _FD_DTYPES:
             x = ctx.inputs[i]
-            near[i] = (x + _NEARBY_STEP * shift.uniform(-1, 1, x.shape)).astype(np.float32)
+            near[i] = (x + _NEARBY_STEP * shift.uniform(-1, 1, x.shape)).astype(x.dtype)
     fixed = [jax.device_put(x) for x in near]
 
     def loss(*xs):  # as the extractor's gradient: the summed floating outputs, as float32

@@ -25,6 +25,7 @@ Any exception in a stage ends extraction with ``status="failed"`` and a ``failur
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 from collections.abc import Callable, Iterable, Sequence
@@ -34,7 +35,7 @@ from time import perf_counter
 import jax
 import jax.numpy as jnp
 
-from .args import check_polymorphic_shapes, leaves_of, normalize_args
+from .args import check_polymorphic_shapes, leaves_of, needs_x64, normalize_args
 from .backends import Backend, load
 from .failures import classify
 from .inputs import RECIPE, make_inputs
@@ -227,38 +228,40 @@ def extract_in_process(
              make_inputs(specs, seed, recipe) if execute else None, int(seed), recipe,
              pass_dump, culprit_search, result)
     clock = _Clock(result["timings"], on_stage)
-    try:
-        clock.run("trace", trace, p)
-        clock.run("lower", lower, p)
-        if skip_hashes is not None and result["stablehlo_hash"] in skip_hashes:
-            return {key: result[key] for key in
-                    ("stablehlo_hash", "versions", "backend", "timings")} | {
-                        "status": "duplicate"}
-        if COMPILED in levels:
-            p.compiled = _compile_stage(clock, p, p.lowered, "")
-        p.traced = None
-        if shapes is not None:
-            clock.run("export", export_program, p)
-        if execute:
-            clock.run("run", run_program, p, clock.enter)
-            result["sensitive"] = sorted(sensitive_outputs(p.ctx, p.inputs, p.ctx.outputs))
-            _check(clock, p, FORWARD_ORACLES, wanted)
-            for b in backends:
-                _judge(clock, result, b.stage, functools.partial(backend_oracle, b, p.ctx))
-        _gradient(clock, p, grad, execute)
-        if p.ctx is not None:
-            _check(clock, p, ("autodiff",), wanted)
-    except Violation as v:
-        clock.lap(clock.name)
-        result["status"] = "failed"
-        result["oracles"][clock.name] = "failed"
-        result["failure"] = v.failure()
-    except (Exception, SystemExit) as exc:  # the program is untrusted: record, don't raise
-        clock.lap(clock.name)
-        result["status"] = "failed"
-        if clock.name in result.get("oracles", ()):
+    # a 64-bit argument: the program runs as its user runs it, under jax_enable_x64
+    with jax.enable_x64(True) if needs_x64(specs) else contextlib.nullcontext():
+        try:
+            clock.run("trace", trace, p)
+            clock.run("lower", lower, p)
+            if skip_hashes is not None and result["stablehlo_hash"] in skip_hashes:
+                return {key: result[key] for key in
+                        ("stablehlo_hash", "versions", "backend", "timings")} | {
+                            "status": "duplicate"}
+            if COMPILED in levels:
+                p.compiled = _compile_stage(clock, p, p.lowered, "")
+            p.traced = None
+            if shapes is not None:
+                clock.run("export", export_program, p)
+            if execute:
+                clock.run("run", run_program, p, clock.enter)
+                result["sensitive"] = sorted(sensitive_outputs(p.ctx, p.inputs, p.ctx.outputs))
+                _check(clock, p, FORWARD_ORACLES, wanted)
+                for b in backends:
+                    _judge(clock, result, b.stage, functools.partial(backend_oracle, b, p.ctx))
+            _gradient(clock, p, grad, execute)
+            if p.ctx is not None:
+                _check(clock, p, ("autodiff",), wanted)
+        except Violation as v:
+            clock.lap(clock.name)
+            result["status"] = "failed"
             result["oracles"][clock.name] = "failed"
-        result["failure"] = classify(clock.name, exc)
+            result["failure"] = v.failure()
+        except (Exception, SystemExit) as exc:  # the program is untrusted: record, don't raise
+            clock.lap(clock.name)
+            result["status"] = "failed"
+            if clock.name in result.get("oracles", ()):
+                result["oracles"][clock.name] = "failed"
+            result["failure"] = classify(clock.name, exc)
     return result
 
 

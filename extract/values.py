@@ -43,15 +43,15 @@ __all__ = [
 SAMPLES = 8
 
 # jax._src.public_test_util._default_tolerance / default_gradient_tolerance.
-VALUE_RTOL = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2}
-GRAD_RTOL = {"float32": 2e-3, "float16": 1e-2, "bfloat16": 1e-1}
+VALUE_RTOL = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2, "float64": 1e-15}
+GRAD_RTOL = {"float32": 2e-3, "float16": 1e-2, "bfloat16": 1e-1, "float64": 1e-5}
 
 # Widening of the value tolerance for a whole program rather than one op. A program chains
 # up to ~15 ops, each correct to about one ulp in any order of evaluation (XLA fuses,
 # reassociates reductions and contracts a*b+c to an FMA - jax#6566, jax#1816 call this
 # expected), and a chain's error grows with its length: 64 ulps of float32 (7.6e-6) and
 # a few ulps of float16/bfloat16.
-PROGRAM_FACTOR = {"float32": 64.0, "float16": 4.0, "bfloat16": 4.0}
+PROGRAM_FACTOR = {"float32": 64.0, "float16": 4.0, "bfloat16": 4.0, "float64": 64.0}
 # An output is judged on the scale of its reference or of the recipe's inputs, 1 (their
 # magnitudes are 1/8 to 1.76), whichever is larger. An output that is zero or small is a
 # cancellation or a function at one of its zeros, and its error is a few ulps of the
@@ -81,7 +81,7 @@ def tolerance(dtype: Any, kind: str = "value") -> Tolerance:
     "grad" (derivatives); exact (0, 0) for integers and bools."""
     name = _float_name(dtype)
     if name is None:
-        if np.issubdtype(np.dtype(dtype), np.inexact):  # float64, complex: float32's
+        if np.issubdtype(np.dtype(dtype), np.inexact):  # complex: float32's
             name = "float32"
         else:
             return Tolerance(0.0, 0.0)

@@ -28,7 +28,7 @@ from fuzz.argtypes import (
 from fuzz.argtypes import seed as seed_type
 from fuzz.campaign.budget import Budget
 from fuzz.campaign.loop import DEFAULT_CORPUS, DEFAULT_ORACLE_RATES, FuzzRun, Options
-from fuzz.campaign.options import LARGE_SHAPES, SPECIAL_SHARE
+from fuzz.campaign.options import LARGE_SHAPES, SPECIAL_SHARE, X64
 from fuzz.corpus.store import CorpusError
 from grammar import ALL_DTYPES, CATEGORIES, OPS, STYLES
 
@@ -99,6 +99,9 @@ def run_parser() -> argparse.ArgumentParser:
                    help="one program in N has large shapes: a first argument of 2**15 to "
                         "2**20 elements, at most 8 statements of ops about linear in size; "
                         f"1: all, 0: none; default {LARGE_SHAPES}")
+    p.add_argument("--x64", type=int, default=X64, metavar="N",
+                   help="one program in N is a 64-bit one: float64 and int64 values under "
+                        f"jax_enable_x64; 1: all, 0: none; default {X64}")
     p.add_argument("--max-statements", type=positive_int("--max-statements"), default=50,
                    help="most statements per program, nested ones included; default 50")
     p.add_argument("--max-depth", type=int, default=2, choices=range(0, 5), metavar="0-4",
@@ -184,6 +187,8 @@ def _run(argv: Sequence[str]) -> int:
     if a.large_shapes < 0:
         raise UsageError(f"--large-shapes {a.large_shapes}: must be 0 (none) or N >= 1 (one "
                          "program in N)")
+    if a.x64 < 0:
+        raise UsageError(f"--x64 {a.x64}: must be 0 (none) or N >= 1 (one program in N)")
     grammar = {"max_statements": a.max_statements, "max_depth": a.max_depth,
                "known_failures": not a.no_known_failures}
     for key in ("categories", "ops", "dtypes", "styles"):
@@ -191,10 +196,12 @@ def _run(argv: Sequence[str]) -> int:
             grammar[key] = getattr(a, key)
     if a.large_shapes:
         grammar["large_shapes"] = a.large_shapes
+    if a.x64:
+        grammar["x64"] = a.x64
     if a.op_weights == "real":
-        from fuzz.report.api_coverage import op_weights
+        from fuzz.campaign.op_weights import real_op_weights
 
-        grammar["weights"] = op_weights()
+        grammar["weights"] = real_op_weights()
     if a.engine == "ray" or a.ray_address is not None:
         check_ray(a.engine, a.ray_address)
     if a.backends:

@@ -22,10 +22,13 @@ from grammar.types import (
     LARGE_ELEMENTS,
     LARGE_LIMITS,
     LARGE_MIN_ELEMENTS,
+    WIDE,
+    X64_DTYPES,
     Limits,
     Lit,
     TensorType,
 )
+from grammar.x64 import X64_EXCLUDED
 
 _INDEX = {name: i for i, name in enumerate(OPS)}
 _OPS = tuple(OPS.values())
@@ -57,6 +60,7 @@ class Config:
     styles: tuple[str, ...] = ("ssa", "inlined", "methods", "named", "idiomatic")
     weights: tuple[tuple[str, int], ...] = ()  # op -> how many times as often (default 1)
     large: int = 0  # one program in this many has large shapes (LARGE_LIMITS); 0: none
+    x64: int = 0  # one program in this many is a 64-bit one (grammar.x64); 0: none
     entry: str = "f"
 
 
@@ -323,10 +327,23 @@ def _large_tensor(draw: Draw, dtypes: Sequence[str]) -> TensorType:
     return TensorType(shape, choice(draw, list(dtypes)))
 
 
+def _x64(draw: Draw, cfg: Config) -> Config | None:
+    """``cfg`` for a 64-bit program when this draw makes one (one in ``cfg.x64``)."""
+    if not cfg.x64 or cfg.forced or cfg.symbolic or cfg.vector:
+        return None
+    if integer(draw, 0, cfg.x64 - 1) != cfg.x64 - 1:
+        return None
+    ops = tuple(n for n in cfg.ops if WIDE.keys() & OPS[n].dtypes and n not in X64_EXCLUDED)
+    if not ops:  # a run restricted to ops that 64-bit programs leave out
+        return None
+    return replace(cfg, ops=ops, dtypes=X64_DTYPES, x64=0)
+
+
 def build_program(draw: Draw, cfg: Config) -> Program:
     """Draw one program under ``cfg``."""
     large = _large(draw, cfg)
-    cfg = large or cfg
+    x64 = None if large else _x64(draw, cfg)
+    cfg = large or x64 or cfg
     families = [f for f in FAMILIES if flag(draw)] if cfg.swarm else FAMILIES
     enabled = frozenset(_INDEX[n] for n in cfg.ops if OPS[n].family in families)
     forced_ops = frozenset(_INDEX[n] for n, _ in cfg.forced)
@@ -336,6 +353,8 @@ def build_program(draw: Draw, cfg: Config) -> Program:
     first_rank = (1, 1) if cfg.vector else (0, cfg.limits.max_rank)
     # Few ops take complex values: a complex parameter comes when one of them asks for it.
     first_dtypes = [d for d in cfg.dtypes if d not in COMPLEX] or cfg.dtypes
+    if x64:  # a 64-bit argument: what turns jax_enable_x64 on (extract.args.needs_x64)
+        first_dtypes = [d for d in cfg.dtypes if d in WIDE]
     b.new_param(_large_tensor(draw, first_dtypes) if large else
                 tensor(draw, b.env, first_dtypes, *first_rank))
     body = b.block(list(b.params), list(cfg.forced))

@@ -18,7 +18,7 @@ import libcst as cst
 from hypothesis import strategies as st
 
 from grammar.syntax import assign
-from grammar.types import Limits, Lit, TensorType
+from grammar.types import INTEGERS, WIDE, Limits, Lit, TensorType
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
@@ -189,7 +189,8 @@ def dims(draw: Draw, rank: int, limits: Limits, budget: int | None = None) -> tu
 def tensor(draw: Draw, env: Env, dtypes: Sequence[str] | frozenset[str],
            min_rank: int = 0, max_rank: int = 4) -> TensorType:
     """A fresh tensor type among ``dtypes`` (kept to the env's dtypes where they overlap)."""
-    allowed = [d for d in env.dtypes if d in dtypes] or sorted(dtypes)
+    allowed = ([d for d in env.dtypes if d in dtypes] or sorted(d for d in dtypes if d not in WIDE)
+               or sorted(dtypes))  # a 64-bit dtype only in a 64-bit program
     rank = integer(draw, min_rank, min(max_rank, env.limits.max_rank))
     return TensorType(dims(draw, rank, env.limits), choice(draw, allowed))
 
@@ -216,7 +217,7 @@ def literal(draw: Draw, dtype: str, nonzero: bool = False, positive: bool = Fals
     """A readable Python scalar literal for an array of ``dtype``."""
     if dtype == "bool":
         return Lit(flag(draw), dtype)
-    if dtype == "int32":
+    if dtype in INTEGERS:
         values = [2, 1, 3, -1, 4, -2] if (nonzero or positive) else [2, 1, 0, 3, -1, 4]
         values = [v for v in values if v > 0] if positive else values
         return Lit(choice(draw, values), dtype)

@@ -24,6 +24,7 @@ from grammar.ops_special import SPECIAL_OPS
 from grammar.ops_types import TYPE_OPS
 from grammar.ops_window import WINDOW
 from grammar.syntax import METHODS
+from grammar.x64 import widen
 
 
 def _table(*groups: list[Op]) -> MappingProxyType:
@@ -31,7 +32,7 @@ def _table(*groups: list[Op]) -> MappingProxyType:
     for op in (op for group in groups for op in group):
         if op.name in table:
             raise ValueError(f"op {op.name!r} is declared twice")
-        table[op.name] = op
+        table[op.name] = widen(op)  # the ops a 64-bit program draws take its dtypes
     return MappingProxyType(table)
 
 

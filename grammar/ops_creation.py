@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from grammar.opdef import Env, Op, Sig, choice, expression, recording, same
 from grammar.syntax import DType, binop, call
-from grammar.types import FLOAT, NUMERIC, TensorType
+from grammar.types import FLOAT, INTEGERS, NUMERIC, TensorType
 
 CREATION = ("creation",)
 
 
 def _value(draw, x: TensorType, env: Env) -> Sig:
-    fill = choice(draw, [2, -1, 0]) if x.dtype == "int32" else choice(draw, [0.5, -1.0, 0.0])
+    fill = choice(draw, [2, -1, 0]) if x.dtype in INTEGERS else choice(draw, [0.5, -1.0, 0.0])
     return Sig((x,), {"fill": fill})
 
 

@@ -20,7 +20,7 @@ from grammar.opdef import (
     same,
 )
 from grammar.syntax import DType, assign, binop, call, dotted, funcdef, return_, tuple_, unary
-from grammar.types import ANY, BOOL, FLOAT, NUMERIC, TensorType, axis_dtype
+from grammar.types import ANY, BOOL, FLOAT, NUMERIC, WIDE, TensorType, axis_dtype
 
 
 def _reduce_signature(draw, x: TensorType, env: Env, tuple_axes: bool = True) -> Sig:
@@ -137,7 +137,7 @@ def _dims_signature(draw, x: TensorType) -> tuple[int, ...]:
 
 
 def _lax_reduce_signature(draw, x: TensorType, env: Env) -> Sig:
-    kind = "float" if x.dtype in FLOAT else x.dtype
+    kind = "float" if x.is_float else WIDE.get(x.dtype, x.dtype)
     fn, init = choice(draw, MONOIDS[kind])
     return Sig((x,), {"fn": fn, "init": init, "dimensions": _dims_signature(draw, x)})
 

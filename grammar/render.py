@@ -23,7 +23,7 @@ from grammar.syntax import (
     string,
     subscript,
 )
-from grammar.types import INT
+from grammar.types import INTEGERS
 
 _IMPORTS = cst.parse_module("import jax\nimport jax.numpy as jnp\nfrom jax import lax\n").body
 
@@ -53,7 +53,7 @@ def operand(x: Operand, domain: Domain = Domain.ANY,
         dtype = x.type.dtype
     else:
         return lit(x.value)
-    one = 1 if dtype in INT else 1.0
+    one = 1 if dtype in INTEGERS else 1.0
     if domain in (Domain.POSITIVE, Domain.NONZERO):
         return binop(call("jnp.abs", node), "+", one)
     if domain is Domain.UNIT:

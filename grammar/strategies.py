@@ -84,7 +84,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
              known_failures: bool = True, swarm: bool = True,
              styles: Iterable[str] | None = None,
              weights: Mapping[str, int] | None = None,
-             large_shapes: int = 0) -> st.SearchStrategy[Program]:
+             large_shapes: int = 0, x64: int = 0) -> st.SearchStrategy[Program]:
     """Random, valid JAX programs.
 
     ``ops`` restricts the ops drawn from (default: all); ``categories`` lists categories
@@ -98,6 +98,9 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     ``large_shapes=N`` makes one program in N (a draw, so it replays and shrinks) a
     large-shape one: a first argument of 2**15 to 2**20 elements, at most 8 statements of
     ops whose cost is about linear (``grammar.generate.LARGE_FAMILIES``); 0: none.
+    ``x64=N`` makes one program in N (a draw) a 64-bit one: ``float64``, ``int64`` and
+    ``bool`` parameters and the ops that take them (``grammar.x64``), run under
+    ``jax_enable_x64``; 0: none.
     """
     _check_int("min_statements", min_statements, 1)
     _check_int("max_statements", max_statements, 1, MAX_STATEMENTS)
@@ -110,6 +113,7 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
     _check_int("max_dim", max_dim, 1, MAX_LIMITS.max_dim)
     _check_int("max_elements", max_elements, 1, MAX_LIMITS.max_elements)
     _check_int("large_shapes", large_shapes, 0, 10**6)
+    _check_int("x64", x64, 0, 10**6)
     op_names = _names("ops", ops, OPS) or tuple(OPS)
     if not known_failures:
         kept = tuple(n for n in op_names if not isinstance(OPS[n].known_failure, str))
@@ -143,7 +147,8 @@ def programs(*, max_statements: int = 50, min_statements: int = 1,
                  max_params=max_params, dtypes=dtype_names,
                  limits=Limits(max_rank, max_dim, max_elements), forced=forced,
                  vector="vector" in required, swarm=swarm, known_failures=known_failures,
-                 symbolic=symbolic, styles=style_names, weights=weighed, large=large_shapes)
+                 symbolic=symbolic, styles=style_names, weights=weighed, large=large_shapes,
+                 x64=x64)
     return _strategy(cfg)
 
 

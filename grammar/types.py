@@ -13,6 +13,13 @@ COMPLEX = frozenset({"complex64"})
 NUMERIC = FLOAT | INT
 ANY = NUMERIC | BOOL
 ALL_DTYPES: tuple[str, ...] = ("float32", "int32", "bool", "bfloat16", "float16", "complex64")
+WIDE = {"float64": "float32", "int64": "int32"}
+"""The 64-bit dtypes of a 64-bit program (``programs(x64=...)``, under ``jax_enable_x64``),
+each with the 32-bit dtype whose ops take it (``grammar.ops``)."""
+X64_DTYPES: tuple[str, ...] = ("float64", "int64", "bool")
+"""A 64-bit program's parameter dtypes."""
+INTEGERS = INT | frozenset({"int64"})
+"""Every integer dtype a program's values take (a literal for them is an ``int``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +39,7 @@ class TensorType:
 
     @property
     def is_float(self) -> bool:
-        return self.dtype in FLOAT
+        return self.dtype in FLOAT or self.dtype == "float64"
 
     def with_shape(self, shape: tuple[int, ...]) -> TensorType:
         return TensorType(tuple(shape), self.dtype)

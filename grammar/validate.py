@@ -60,7 +60,7 @@ from grammar.ops import (
 from grammar.ops_control import MAX_TRIPS
 from grammar.strategies import MAX_PARAMS, MAX_STATEMENTS
 from grammar.syntax import _BINOPS, _COMPARES, MODULE_ALIASES, parse_python
-from grammar.types import ALL_DTYPES, VALID_LIMITS
+from grammar.types import ALL_DTYPES, VALID_LIMITS, WIDE
 
 MAX_ARG_RANK = VALID_LIMITS.max_rank + 1
 """An argument's largest rank: the grammar's, plus a symbolic_shape program's batch axis."""
@@ -87,8 +87,11 @@ MAX_LITERAL_ELEMENTS = VALID_LIMITS.max_elements
 IMPORTS: tuple[str, ...] = ("import jax", "import jax.numpy as jnp", "from jax import lax")
 """The import statements of every rendered module, and the only ones allowed."""
 
+GRAMMAR_DTYPES: tuple[str, ...] = ALL_DTYPES + tuple(WIDE)
+"""Every dtype a generated program's values take (64-bit programs' too)."""
+
 ALLOWED_CONSTANTS: frozenset[str] = frozenset(
-    f"jnp.{'bool_' if d == 'bool' else d}" for d in ALL_DTYPES) | ALLOWED_VALUES
+    f"jnp.{'bool_' if d == 'bool' else d}" for d in GRAMMAR_DTYPES) | ALLOWED_VALUES
 """Dotted names a program may use as values: the dtypes (``.astype(jnp.int32)``), and the
 functions and constants op templates pass (``ALLOWED_VALUES``)."""
 
@@ -667,9 +670,9 @@ def check_args(args: object) -> list[str]:
                 isinstance(d, int) and not isinstance(d, bool) for d in shape)):
             problems.append(f"{i} must be a [shape, dtype] pair, got {str(arg)[:60]}")
             continue
-        if dtype not in ALL_DTYPES:
+        if dtype not in GRAMMAR_DTYPES:
             problems.append(f"{i} dtype {str(dtype)[:40]!r} is not one of the grammar's "
-                            f"({', '.join(ALL_DTYPES)})")
+                            f"({', '.join(GRAMMAR_DTYPES)})")
         if len(shape) > MAX_ARG_RANK or any(
                 not 0 <= d <= VALID_LIMITS.max_dim for d in shape) or math.prod(
                 shape) > VALID_LIMITS.max_elements:

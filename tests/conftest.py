@@ -1,10 +1,14 @@
 """Test-wide settings: Hypothesis profiles and strict JAX rank promotion."""
 
 import os
+import tempfile
 
 # As in the extraction workers (extract.pool.DEVICES): programs over a device mesh run here too.
 os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8"]).strip()
+
+# The real-world op weights' cache (fuzz.campaign.op_weights) of the runs the tests make.
+os.environ["JAXSMITH_CACHE"] = tempfile.mkdtemp(prefix="jaxsmith-test-cache-")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

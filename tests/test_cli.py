@@ -139,6 +139,7 @@ def test_same_seed_same_programs_in_the_same_order(tmp_path):
     (["--oracles", "vmap,nope"], "unknown oracle nope; accepted: autodiff, interpreter, "
                                  "jit_eager, pallas, symbolic, unsimplified, vmap, or none"),
     (["--oracle-rate", "2"], "'2' must be a share in (0, 1]"),
+    (["--x64", "-1"], "--x64 -1: must be 0 (none) or N >= 1"),
     (["--oracle-rate", "vmap=0.5,bogus=1"], "unknown oracle 'bogus'"),
     (["--corpus", "/proc/jaxsmith/corpus", "--budget", "1x"], "/proc/jaxsmith/corpus"),
     (["stats", "/nonexistent/corpus"], "is not a directory"),

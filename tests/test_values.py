@@ -103,9 +103,10 @@ def test_summary_fields_positions_and_json():
 
 def test_tolerances_start_from_jax_and_state_their_widening():
     # JAX's own test tolerances (jax._src.public_test_util)
-    assert VALUE_RTOL == {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2}
-    assert GRAD_RTOL == {"float32": 2e-3, "float16": 1e-2, "bfloat16": 1e-1}
+    assert VALUE_RTOL == {"float32": 1e-6, "float16": 1e-3, "bfloat16": 1e-2, "float64": 1e-15}
+    assert GRAD_RTOL == {"float32": 2e-3, "float16": 1e-2, "bfloat16": 1e-1, "float64": 1e-5}
     assert tolerance("float32").rtol == pytest.approx(6.4e-5)
+    assert tolerance("float64").rtol == pytest.approx(6.4e-14)  # 64 float64 ulps
     assert tolerance("int32").rtol == 0 and tolerance("bool").atol == 0
     assert tolerance("bfloat16", "grad").rtol == 0.1
 

@@ -15,7 +15,7 @@ from extract.worker import DEFAULT_LIMITS, ResourceLimits
 from fuzz.campaign.budget import Budget
 
 __all__ = ["AFTER_RUN_S", "AFTER_RUN_SHARE", "DEFAULT_CORPUS", "DEFAULT_ORACLE_RATES", "DRAIN_S",
-           "LARGE_SHAPES", "SPECIAL_SHARE", "Options", "Tally"]
+           "LARGE_SHAPES", "SPECIAL_SHARE", "X64", "Options", "Tally"]
 
 DEFAULT_CORPUS = "jaxsmith-corpus"
 DRAIN_S = 10.0
@@ -30,6 +30,9 @@ and a share of the run's time (45 s, not the 60 s the issue allows: README's fir
 # programs only, pallas on programs with a Pallas kernel.
 DEFAULT_ORACLE_RATES = {name: 1.0 for name in ("jit_eager", "autodiff", "vmap", "interpreter",
                                                 "unsimplified", "symbolic", "pallas")}
+X64 = 20
+"""One program in this many is a 64-bit one by default (``grammar.programs(x64=)``, under
+``jax_enable_x64``): 5 %."""
 LARGE_SHAPES = 50
 """One program in this many has large shapes by default (``grammar.programs(large_shapes=)``):
 2 %, at 0.4 to 3.4 s each with every oracle, against about 1 s for the rest."""

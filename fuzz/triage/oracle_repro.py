@@ -25,7 +25,7 @@ from extract import pool as _pool
 from extract import values as _values
 from extract.backends import Backend
 
-__all__ = ["device_prelude", "entry_on_leaves", "oracle_reproducer"]
+__all__ = ["device_prelude", "entry_on_leaves", "oracle_reproducer", "x64_prelude"]
 
 
 def _source(*objects: Any) -> str:
@@ -40,6 +40,14 @@ def device_prelude(source: str) -> str:
     flag = f"--xla_force_host_platform_device_count={_pool.DEVICES}"
     return ("import os  # the program runs over a mesh of virtual CPU devices\n"
             f"os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' {flag}').strip()\n")
+
+
+def x64_prelude(args: list) -> str:
+    """The line that turns ``jax_enable_x64`` on for a program with a 64-bit argument, as
+    the extractor runs it (placed after the program's ``import jax``); empty otherwise."""
+    if not _args.needs_x64(_args.flatten_args(_args.normalize_args(args))):
+        return ""
+    return '\njax.config.update("jax_enable_x64", True)  # a 64-bit program, as jaxsmith ran it\n'
 
 
 def entry_on_leaves(entry: str, args: list) -> tuple[str, str, list]:
@@ -318,7 +326,7 @@ def oracle_reproducer(source: str, entry: str, args: list, failure: dict[str, An
 # signature: {_comment(failure.get("signature"))}
 # found:     {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
-{device_prelude(source)}{source}
+{device_prelude(source)}{source}{x64_prelude(args)}
 {common}{extra}{defs}
 
 TOLERANCES = {tolerances!r}

@@ -10,7 +10,13 @@ from extract.backends import Backend
 from extract.failures import GRAD_STAGES, ORACLE_STAGES
 from extract.inputs import RECIPE
 from extract.oracle_context import oracle_of
-from fuzz.triage.oracle_repro import EXPORT, device_prelude, entry_on_leaves, oracle_reproducer
+from fuzz.triage.oracle_repro import (
+    EXPORT,
+    device_prelude,
+    entry_on_leaves,
+    oracle_reproducer,
+    x64_prelude,
+)
 
 __all__ = ["reproducer"]
 
@@ -54,6 +60,7 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
         steps.append(_BACKWARD)
     defs, fn, shapes = entry_on_leaves(entry, args)
     body = "\n    ".join(steps)
+    export = EXPORT if polymorphic_shapes is not None else ""
     return f"""# jaxsmith reproducer: run with `python` to see the failure.
 #
 # signature: {_comment(failure.get("signature"))}
@@ -61,7 +68,7 @@ def reproducer(source: str, entry: str, args: list, failure: dict[str, Any],
 # stage:     {_comment(stage)}
 # error:     {_comment(failure.get("type"))}: {_comment(failure.get("message", ""))}
 # found by:  {_comment(found_by)}
-{device_prelude(source)}{source}{defs}{EXPORT if polymorphic_shapes is not None else ""}
+{device_prelude(source)}{source}{x64_prelude(args)}{defs}{export}
 
 if __name__ == "__main__":
     ARGS = {shapes!r}

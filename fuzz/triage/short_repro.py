@@ -23,6 +23,7 @@ from extract.args import flatten_args, is_flat, normalize_args
 from extract.failures import FORWARD_STAGES
 from extract.inputs import RECIPE, make_inputs
 from extract.values import INPUT_SCALE, is_float, tolerance
+from fuzz.triage.oracle_repro import x64_prelude
 
 __all__ = ["MAX_ELEMENTS", "REFERENCE_MARK", "reference_script", "short_reproducer"]
 
@@ -99,7 +100,7 @@ def _script(record: dict[str, Any], culprit: Sequence[str]) -> str | None:
     args, entry = normalize_args(record.get("args") or []), record.get("entry", "f")
     if not is_flat(args) or record.get("polymorphic_shapes") or "make_mesh" in source:
         return None
-    head = _HEADER + source.rstrip() + "\n\n\n"
+    head = _HEADER + source.rstrip() + "\n" + x64_prelude(args) + "\n\n"
     if stage in ("trace", "lower", "compile") or (
             record.get("status") in ("crashed", "timeout") and stage in FORWARD_STAGES):
         return head + f"jax.jit({entry}).lower({_specs(args)}).compile()  # raises, or crashes\n"

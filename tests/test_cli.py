@@ -78,8 +78,12 @@ def test_special_inputs_are_drawn_and_replay_unchanged(small_run):
     done = fuzz("replay", str(corpus), "--workers", "2", "--json", "--quiet")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    statuses = {r["status"] for r in report["results"] if ".jsonl:" in r["where"]}
-    assert statuses == {"unchanged"}, report["results"]
+    results = [r for r in report["results"] if ".jsonl:" in r["where"]]
+    # unchanged, or HLO renumbered only (its instruction numbers follow what the worker
+    # lowered before: a threefry loop's parameters, docs/oracles.md); no IR or value change
+    assert {r["status"] for r in results} <= {"unchanged", "text_changed"}, results
+    assert all(not r.get("changed") and not r.get("values") and r.get("renumbered")
+               for r in results if r["status"] == "text_changed"), results
 
 
 def test_the_fuzz_loops_modules_leave_jax_to_the_workers():

@@ -28,7 +28,7 @@ from fuzz.campaign.guide import (
     tree_features,
 )
 from fuzz.campaign.loop import FuzzRun, Options
-from fuzz.campaign.options import LARGE_SHAPES
+from fuzz.campaign.options import LARGE_SHAPES, X64
 from fuzz.corpus.schema import normalized_source_hash
 from fuzz.corpus.store import iter_records
 
@@ -212,5 +212,5 @@ def test_a_guided_run_names_each_mutants_parent(tmp_path):
     assert fresh, found
     for index, (candidate, epoch, source) in fresh.items():
         strategy = grammar.programs(max_statements=15, weights=state["weights"][epoch],
-                                    large_shapes=LARGE_SHAPES)  # the CLI's defaults
+                                    large_shapes=LARGE_SHAPES, x64=X64)  # the CLI defaults
         assert sampling.draw(strategy, 5, index, candidate=candidate)[0].source == source

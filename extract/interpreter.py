@@ -9,7 +9,8 @@ such a module. :func:`backend` is the interpreter behind ``extract.backends``' i
 the one the ``interpreter`` oracle runs. Modules are parsed afresh from text, because the
 pass that legalises CHLO rewrites a module in place. An oracle's reproducer carries this
 module's source (``fuzz.triage.oracle_repro``), so at module level it imports only the standard
-library and numpy.
+library and numpy; and so its rewrites of a module (what the spec leaves open, what XLA:CPU
+flushes) live here, past 400 lines, rather than in a module a reproducer would also copy.
 
 The interpreter's ``stablehlo.scatter`` writes into its operand's buffer (found by this
 oracle; docs/findings.md): every other use of the operand - a returned argument, a value
@@ -111,7 +112,8 @@ def _attribute(ir, array: np.ndarray):
 
 
 def run_module(text: str, inputs: Sequence[np.ndarray], *,
-               sums_without_init: bool = False) -> list[np.ndarray]:
+               sums_without_init: bool = False,
+               flush_bitcasts: bool = False) -> list[np.ndarray]:
     """Interpret the StableHLO module ``text`` on ``inputs``; its outputs as NumPy arrays.
 
     Raises ``ValueError`` when the interpreter rejects the module or its arguments. Check
@@ -123,6 +125,11 @@ def run_module(text: str, inputs: Sequence[np.ndarray], *,
     of size 1) and gets ``-0.0``. Both are correct. With ``sums_without_init``, a non-empty
     sum's ``+0.0`` init becomes ``-0.0``, the identity of addition, which computes the
     other legal schedule: the sum without its init.
+
+    XLA:CPU computes with denormals flushed to zero; the interpreter does not. With
+    ``flush_bitcasts``, every float that ``bitcast_convert`` makes of an integer's bits is a
+    zero of its sign where it would be subnormal, as XLA:CPU reads it (the recipe's small
+    integers are subnormal floats: ``bitcast(1)`` is ``1.4e-45`` in float32).
     """
     from jax._src.interpreters import mlir as jax_mlir
     from jaxlib.mlir import ir
@@ -139,6 +146,8 @@ def run_module(text: str, inputs: Sequence[np.ndarray], *,
         _defined_integer_division(ir, stablehlo, module.operation)
         if sums_without_init:
             _negative_zero_sum_inits(ir, stablehlo, module.operation)
+        if flush_bitcasts:
+            _flush_bitcast_subnormals(ir, stablehlo, module.operation)
         complex_results = _real_interface(ir, stablehlo, module)
         parts = [p for x in map(np.asarray, inputs)
                  for p in ((x.real, x.imag) if x.dtype.kind == "c" else (x,))]
@@ -149,10 +158,10 @@ def run_module(text: str, inputs: Sequence[np.ndarray], *,
 
 
 def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
-            sums_without_init: bool = False) -> list[np.ndarray]:
+            sums_without_init: bool = False, flush_bitcasts: bool = False) -> list[np.ndarray]:
     """The interpreter as a backend (``extract.backends``): raises ``Unsupported`` for a
-    module it must not run, else interprets it (``sums_without_init``: see
-    :func:`run_module`)."""
+    module it must not run, else interprets it (``sums_without_init``, ``flush_bitcasts``:
+    see :func:`run_module`)."""
     from extract.backends import Unsupported  # here: a reproducer copies the module
 
     reason = unsupported(stablehlo)
@@ -160,7 +169,7 @@ def backend(stablehlo: str, inputs: Sequence[np.ndarray], *,
         raise Unsupported(reason)
     try:
         return run_module(stablehlo, [_flush_subnormals(x) for x in inputs],
-                          sums_without_init=sums_without_init)
+                          sums_without_init=sums_without_init, flush_bitcasts=flush_bitcasts)
     except TypeError as e:  # the bindings cannot read a value of this type back (issue 28's
         if "Unsupported floating-point type" not in str(e):  # interpreter:TypeError bucket)
             raise
@@ -330,6 +339,39 @@ def _defined_integer_division(ir, stablehlo, root) -> None:
                                          out).result
             op.result.replace_all_uses_with(out)
             op.operation.erase()
+
+
+_EXPONENT_BITS = {"f16": 0x7C00, "bf16": 0x7F80, "f32": 0x7F800000,
+                  "f64": 0x7FF0000000000000}
+
+
+def _signed(value: int, width: int) -> int:
+    """``value``'s bits as a signed ``width``-bit integer."""
+    return value - (1 << width) if value >= 1 << (width - 1) else value
+
+
+def _flush_bitcast_subnormals(ir, stablehlo, root) -> None:
+    """Feed every ``bitcast_convert`` of integers to floats its operand with the bits of a
+    subnormal replaced by those of a zero of its sign (see :func:`run_module`)."""
+    eq = stablehlo.ComparisonDirectionAttr.get("EQ")
+    for op in _ops_named(root, "stablehlo.bitcast_convert"):
+        out = ir.RankedTensorType(op.result.type)
+        source = ir.RankedTensorType(op.operands[0].type)
+        exponent = _EXPONENT_BITS.get(str(out.element_type))
+        if exponent is None or source.shape != out.shape:
+            continue
+        try:
+            width = ir.IntegerType(source.element_type).width
+        except ValueError:  # a float's bits (float16 to bfloat16) were a float's already
+            continue
+        with ir.InsertionPoint(op):
+            bits = op.operands[0]
+            exponent_bits = stablehlo.AndOp(bits, _splat(ir, stablehlo, source, exponent)).result
+            subnormal = stablehlo.CompareOp(exponent_bits, _splat(ir, stablehlo, source, 0),
+                                            eq).result
+            sign = stablehlo.AndOp(bits, _splat(ir, stablehlo, source,
+                                                _signed(1 << (width - 1), width))).result
+            op.operands[0] = stablehlo.SelectOp(subnormal, sign, bits).result
 
 
 def _negative_zero_sum_inits(ir, stablehlo, root) -> None:

@@ -61,6 +61,8 @@ EXAMPLES: dict[int, dict] = {
                   "simplification passes off (want)", "algsimp").failure(),
     24: Violation("unsimplified", "value", "bool", "jit (got) against jit with XLA's "
                   "simplification passes off (want)", "algsimp").failure(),
+    26: failure("compile", "JaxRuntimeError", "INVALID_ARGUMENT: Algorithm not supported by "
+                "the ElementalIrEmitter: ALG_DOT_BF16_BF16_F32"),
 }
 MATCHABLE = [f for f in FINDINGS if f.signatures]
 REFERENCED = frozenset().union(*(f.ops.union(*f.any_ops) for f in FINDINGS))

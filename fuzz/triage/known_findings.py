@@ -232,6 +232,13 @@ FINDINGS: tuple[Finding, ...] = (
             "numbers put the feature dimension first aborts the process (Incompatible index "
             "and shape found while flattening index)", "reference defect",
             "findings/interpreter_convolution_permuted_dims_abort.py", _OLD_ONLY),
+    Finding(26, "bfloat16_attention_dot_algorithm_compile_error",
+            "XLA:CPU (jaxlib 0.10.2): jax.nn.dot_product_attention of bfloat16 arrays with a "
+            "sequence length of 1 fails to compile: Algorithm not supported by the "
+            "ElementalIrEmitter: ALG_DOT_BF16_BF16_F32", "exception",
+            "findings/bfloat16_attention_dot_algorithm_compile_error.py", _OLD_ONLY,
+            (r"^compile:JaxRuntimeError:INVALID_ARGUMENT: Algorithm not supported by the "
+             r"ElementalIrEmitter",), frozenset({"dot_product_attention"})),
 )
 """The findings in docs/findings.md's order; ``match_finding`` returns the first that matches."""
 

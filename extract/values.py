@@ -124,6 +124,25 @@ def sample_positions(n: int) -> list[int]:
     return sorted({round(i * (n - 1) / (SAMPLES - 1)) for i in range(SAMPLES)})
 
 
+def _ten_digits(x: float) -> float:
+    """``x`` to 10 significant digits, within float64's range (rounding up 1.7976931348e308
+    would leave it)."""
+    biggest = float(np.finfo(np.float64).max)
+    return min(max(float(f"{x:.10g}"), -biggest), biggest)
+
+
+def _sum(x: np.ndarray) -> float:
+    """The sum of finite float64 ``x``, scaled by its largest magnitude so that the largest
+    finite float64 values do not overflow on the way, and held to float64's range where the
+    sum itself is beyond it (a 64-bit program's special inputs hold 1.8e308)."""
+    scale = float(np.abs(x).max()) if x.size else 0.0
+    if scale <= 1.0:
+        return float(x.sum())
+    with np.errstate(over="ignore"):
+        total = float((x / scale).sum()) * scale
+    return float(np.clip(total, -np.finfo(np.float64).max, np.finfo(np.float64).max))
+
+
 def summarize(value: Any) -> dict[str, Any]:
     """Summary of one output array (see the module docstring)."""
     x = np.asarray(value)
@@ -132,8 +151,7 @@ def summarize(value: Any) -> dict[str, Any]:
         wide = flat.astype(np.float64)
         finite = np.isfinite(wide)
         good = wide[finite]
-        total, abs_total, nonfinite = float(good.sum()), float(np.abs(good).sum()), int(
-            (~finite).sum())
+        total, abs_total, nonfinite = _sum(good), _sum(np.abs(good)), int((~finite).sum())
     else:
         wide = flat.astype(np.float64)
         total, abs_total, nonfinite = float(wide.sum()), float(np.abs(wide).sum()), 0
@@ -141,8 +159,8 @@ def summarize(value: Any) -> dict[str, Any]:
         "shape": [int(d) for d in x.shape],
         "dtype": x.dtype.name,
         "nonfinite": nonfinite,
-        "sum": float(f"{total:.10g}"),  # 10 digits: far finer than any tolerance
-        "abs_sum": float(f"{abs_total:.10g}"),
+        "sum": _ten_digits(total),  # far finer than any tolerance
+        "abs_sum": _ten_digits(abs_total),
         "samples": [[i, _sample_value(flat[i])] for i in sample_positions(flat.size)],
     }
 

@@ -170,3 +170,15 @@ def test_jit_and_eager_lgamma_at_its_zero_pass_the_oracle():
     rec = extract_in_process(source, "f", [((1, 2), "float32")], grad=False,
                              oracles=["jit_eager", "interpreter"])
     assert rec["status"] == "ok", rec.get("failure")
+
+
+def test_a_summary_of_the_largest_float64_values_stays_json():
+    # a 64-bit program on special inputs returns 1.8e308s: their sum is held to float64's
+    # range, not inf (a corpus record must be JSON; found by a --x64 1 run on jax 0.12)
+    import json
+
+    biggest = np.finfo(np.float64).max
+    summary = summarize(np.array([biggest, biggest, -biggest, np.inf, 1.0]))
+    json.dumps(summary, allow_nan=False)
+    assert summary["sum"] == summary["abs_sum"] == biggest and summary["nonfinite"] == 1
+    assert summarize(np.array([1.5, 2.25]))["sum"] == 3.75

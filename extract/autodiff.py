@@ -136,13 +136,8 @@ def autodiff(ctx: Context) -> str:
     else:
         verdict = "skipped: no float32 or float64 argument for finite differences"
 
-    # (a) forward against reverse mode, in every floating argument and output: screened by
-    # the interpreter on the jvp-and-vjp module (no compile); compiled where it does not clear
-    screened = _jvp_vjp(ctx, fa, out_float, tangents, interpreted=True)
-    if screened is not None and _within(ctx, rtol, *screened):
-        lhs, rhs, size, cot_dtype, primal = screened
-    else:
-        lhs, rhs, size, cot_dtype, primal = _jvp_vjp(ctx, fa, out_float, tangents)
+    # (a) forward against reverse mode, in every floating argument and output
+    lhs, rhs, size, cot_dtype, primal = _jvp_vjp(ctx, fa, out_float, tangents, screen=rtol)
     if not np.isfinite(lhs) or not np.isfinite(rhs):
         return verdict if verdict != "pass" else "skipped: non-finite jvp or vjp"
     if not _within(ctx, rtol, lhs, rhs, size, cot_dtype, primal):
@@ -270,11 +265,12 @@ def _within(ctx: Context, rtol: float, lhs: float, rhs: float, size: float, cot_
 
 def _jvp_vjp(ctx: Context, fa: list[int], out_float: list[bool],
              tangents: list[np.ndarray], upcast: type | None = None,
-             interpreted: bool = False) -> tuple[float, float, float, str, float] | None:
-    """<v, J u> from jax.jvp, <J^T v, u> from jax.vjp (one jit), the scale of their terms,
+             screen: float | None = None) -> tuple[float, float, float, str, float]:
+    """<v, J u> from jax.jvp, <J^T v, u> from jax.vjp (one module), the scale of their terms,
     the first cotangent's dtype and sum |v y| over the outputs y; ``upcast`` runs the
-    floating arguments as that dtype. ``interpreted``: the module run by the StableHLO
-    interpreter instead of compiled (``extract.screens``); None where it cannot."""
+    floating arguments as that dtype. With ``screen`` (a gradient rtol) the module runs on
+    the StableHLO interpreter first (``extract.screens``) and is compiled only where jvp and
+    vjp do not agree there within it (:func:`_within`)."""
     import jax
 
     fixed = [jax.device_put(x) for x in ctx.inputs]  # as a user calls it: on jax.Arrays
@@ -296,19 +292,22 @@ def _jvp_vjp(ctx: Context, fa: list[int], out_float: list[bool],
         _, pull = jax.vjp(floats_only, *primals)
         return ys, forward, pull(list(cots))
 
-    if interpreted:
+    args = (primals, tangents, cotangents)
+    lowered = jax.jit(both, keep_unused=True).lower(*args)
+
+    def products(ys, forward, backward) -> tuple[float, float, float, str, float]:
+        lhs, s1 = _dot(cotangents, leaves(forward))
+        rhs, s2 = _dot(leaves(backward), tangents)
+        return lhs, rhs, max(s1, s2, 1e-6), np.dtype(outs[0].dtype).name, \
+            _dot(cotangents, leaves(ys))[1]
+
+    if screen is not None:
         try:
-            flat = screens.interpreted(both, (primals, tangents, cotangents))
+            flat = screens.interpreted(lowered, args)
         except Exception:  # noqa: BLE001 - a screen only clears; the compiled module decides
             flat = None
-        if flat is None:
-            return None
-        ys, forward, backward = jax.tree_util.tree_unflatten(
-            jax.tree_util.tree_structure(jax.eval_shape(both, primals, tangents, cotangents)),
-            flat)
-    else:
-        ys, forward, backward = jax.jit(both)(primals, tangents, cotangents)
-    lhs, s1 = _dot(cotangents, leaves(forward))
-    rhs, s2 = _dot(leaves(backward), tangents)
-    primal = _dot(cotangents, leaves(ys))[1]
-    return lhs, rhs, max(s1, s2, 1e-6), np.dtype(outs[0].dtype).name, primal
+        if flat is not None:
+            screened = products(*jax.tree_util.tree_unflatten(lowered.out_tree, flat))
+            if _within(ctx, screen, *screened):
+                return screened
+    return products(*lowered.compile()(*args))

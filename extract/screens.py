@@ -8,8 +8,9 @@ primitive alone (~10 compiles of a program), ``vmap`` compiles the batched progr
   ``jax.jit``, every primitive's results behind ``lax.optimization_barrier``, so XLA can
   neither fuse nor simplify across two of them: the op-by-op program in one compile (its
   compile costs less than the program's own, since nothing fuses).
-* :func:`interpreted` — a function lowered (no compile) and run by the StableHLO reference
-  interpreter: the batched program for ``vmap``, the jvp and vjp for ``autodiff``.
+* :func:`interpreted` — a function's lowering run by the StableHLO reference interpreter
+  instead of compiled: the batched program for ``vmap``, the jvp and vjp for ``autodiff``;
+  where it does not clear, the oracle compiles that same lowering.
 
 A screen only clears: where its values agree with the compiled program the oracle passes;
 anywhere else the oracle's own reference runs and decides, so a screen never adds a failure
@@ -82,17 +83,17 @@ def op_by_op(f: Callable, inputs: Sequence[np.ndarray],
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(compiled(*inputs))]
 
 
-def interpreted(f: Callable, inputs: Sequence[Any]) -> list[np.ndarray] | None:
-    """``f(*inputs)``'s output leaves by the StableHLO interpreter on ``jax.jit(f)``'s
-    lowering (``inputs``: a pytree per argument), or None where the interpreter must not run
+def interpreted(lowered: Any, inputs: Sequence[Any]) -> list[np.ndarray] | None:
+    """The output leaves of ``lowered`` (a ``jax.jit(..., keep_unused=True)`` lowering, whose
+    caller compiles the same object where the screen does not clear) on ``inputs`` (a pytree
+    per argument) by the StableHLO interpreter, or None where the interpreter must not run
     the module (``extract.interpreter.unsupported``) or cannot read a value back."""
     import jax
 
     from .backends import Unsupported
 
-    text = jax.jit(f, keep_unused=True).lower(*inputs).as_text()
     try:
-        out = interp.backend(text, jax.tree_util.tree_leaves(inputs))
+        out = interp.backend(lowered.as_text(), jax.tree_util.tree_leaves(inputs))
     except Unsupported:
         return None
     return [np.asarray(x) for x in out]

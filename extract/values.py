@@ -133,14 +133,14 @@ def _ten_digits(x: float) -> float:
 
 def _sum(x: np.ndarray) -> float:
     """The sum of finite float64 ``x``, scaled by its largest magnitude so that the largest
-    finite float64 values do not overflow on the way, and held to float64's range where the
-    sum itself is beyond it (a 64-bit program's special inputs hold 1.8e308)."""
+    finite float64 values do not overflow on the way (a 64-bit program's special inputs hold
+    1.8e308); ``inf`` only where the sum itself is beyond float64 (:func:`_ten_digits`
+    holds it to the range)."""
     scale = float(np.abs(x).max()) if x.size else 0.0
     if scale <= 1.0:
         return float(x.sum())
     with np.errstate(over="ignore"):
-        total = float((x / scale).sum()) * scale
-    return float(np.clip(total, -np.finfo(np.float64).max, np.finfo(np.float64).max))
+        return float((x / scale).sum()) * scale
 
 
 def summarize(value: Any) -> dict[str, Any]:

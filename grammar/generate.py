@@ -23,7 +23,7 @@ from grammar.types import (
     LARGE_LIMITS,
     LARGE_MIN_ELEMENTS,
     WIDE,
-    X64_DTYPES,
+    X64_PARAM_DTYPES,
     Limits,
     Lit,
     TensorType,
@@ -336,7 +336,7 @@ def _x64(draw: Draw, cfg: Config) -> Config | None:
     ops = tuple(n for n in cfg.ops if WIDE.keys() & OPS[n].dtypes and n not in X64_EXCLUDED)
     if not ops:  # a run restricted to ops that 64-bit programs leave out
         return None
-    return replace(cfg, ops=ops, dtypes=X64_DTYPES, x64=0)
+    return replace(cfg, ops=ops, dtypes=X64_PARAM_DTYPES, x64=0)
 
 
 def build_program(draw: Draw, cfg: Config) -> Program:

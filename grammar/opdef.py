@@ -186,6 +186,12 @@ def dims(draw: Draw, rank: int, limits: Limits, budget: int | None = None) -> tu
     return tuple(shape)
 
 
+def float_dtype(env: Env) -> str:
+    """The float dtype an op's ``example`` takes: ``float64`` in a 64-bit program
+    (``grammar.x64``), else ``float32``."""
+    return "float64" if "float64" in env.dtypes else "float32"
+
+
 def tensor(draw: Draw, env: Env, dtypes: Sequence[str] | frozenset[str],
            min_rank: int = 0, max_rank: int = 4) -> TensorType:
     """A fresh tensor type among ``dtypes`` (kept to the env's dtypes where they overlap)."""

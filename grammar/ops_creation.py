@@ -10,7 +10,7 @@ programs never promote ranks implicitly).
 
 from __future__ import annotations
 
-from grammar.opdef import Env, Op, Sig, choice, expression, recording, same
+from grammar.opdef import Env, Op, Sig, choice, expression, float_dtype, recording, same
 from grammar.syntax import DType, binop, call
 from grammar.types import FLOAT, INTEGERS, NUMERIC, TensorType
 
@@ -61,7 +61,7 @@ CREATION_OPS = [
     Op("cross", "linalg", ("matmul",), frozenset({"float32"}), (1, 3), _pair, same,
        expression(lambda a, p, r: call("jnp.cross", a[0], a[1])), calls=("jnp.cross",),
        when=lambda x: x.shape[-1] == 3,
-       example=lambda d, e: TensorType((3,), "float32")),
+       example=lambda d, e: TensorType((3,), float_dtype(e))),
     Op("vdot", "linalg", ("matmul",), frozenset({"float32"}), (1, 3), _pair,
        lambda i, p, r: (i[0].with_shape(()),),
        expression(lambda a, p, r: call("jnp.vdot", a[0], a[1])), calls=("jnp.vdot",)),

@@ -10,7 +10,18 @@ from math import ceil, prod
 
 import libcst as cst
 
-from grammar.opdef import Env, Op, Sig, axis, choice, expression, flag, integer, same
+from grammar.opdef import (
+    Env,
+    Op,
+    Sig,
+    axis,
+    choice,
+    expression,
+    flag,
+    float_dtype,
+    integer,
+    same,
+)
 from grammar.ops_reduce import argmax_monoid, argmax_operands, top_k_rule, top_k_signature
 from grammar.syntax import assign, binop, call, dotted, tuple_, unary
 from grammar.types import FLOAT, NUMERIC, TensorType
@@ -94,7 +105,7 @@ def _sort_signature(draw, x: TensorType, env: Env) -> Sig:
 def _attention_example(draw, env: Env) -> TensorType:
     """(batch, time, heads, head dim), within the element limit."""
     shape = tuple(integer(draw, 1, hi) for hi in (2, 6, 2, 8))
-    return TensorType(shape, "float32")
+    return TensorType(shape, float_dtype(env))
 
 
 def _attention_signature(draw, q: TensorType, env: Env) -> Sig:

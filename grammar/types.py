@@ -16,10 +16,12 @@ ALL_DTYPES: tuple[str, ...] = ("float32", "int32", "bool", "bfloat16", "float16"
 WIDE = {"float64": "float32", "int64": "int32"}
 """The 64-bit dtypes of a 64-bit program (``programs(x64=...)``, under ``jax_enable_x64``),
 each with the 32-bit dtype whose ops take it (``grammar.ops``)."""
-X64_DTYPES: tuple[str, ...] = ("float64", "int64", "bool")
+X64_PARAM_DTYPES: tuple[str, ...] = ("float64", "int64", "bool")
 """A 64-bit program's parameter dtypes."""
 INTEGERS = INT | frozenset({"int64"})
 """Every integer dtype a program's values take (a literal for them is an ``int``)."""
+FLOATS = FLOAT | frozenset({"float64"})
+"""Every floating dtype a program's real values take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ class TensorType:
 
     @property
     def is_float(self) -> bool:
-        return self.dtype in FLOAT or self.dtype == "float64"
+        return self.dtype in FLOATS
 
     def with_shape(self, shape: tuple[int, ...]) -> TensorType:
         return TensorType(tuple(shape), self.dtype)
@@ -83,5 +85,6 @@ VALID_LIMITS = Limits(max_rank=MAX_LIMITS.max_rank, max_dim=LARGE_ELEMENTS,
 
 
 def axis_dtype(dtype: str) -> str:
-    """The dtype of a reduction that turns integers and booleans into floats (mean, var)."""
-    return dtype if dtype in FLOAT else "float32"
+    """The dtype of a reduction that turns integers and booleans into floats (mean, var):
+    float64 of a 64-bit value (under ``jax_enable_x64`` JAX's default float is float64)."""
+    return dtype if dtype in FLOATS else "float64" if dtype in WIDE else "float32"

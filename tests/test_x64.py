@@ -17,14 +17,14 @@ from extract.args import flatten_args, needs_x64, normalize_args
 from fuzz.triage.repro import reproducer
 from grammar import programs
 from grammar.ops import OPS
-from grammar.types import WIDE, X64_DTYPES
+from grammar.types import WIDE, X64_PARAM_DTYPES
 from grammar.x64 import X64_EXCLUDED, X64_FAMILIES
 
 
 @given(programs(x64=1))
 def test_a_64_bit_program_takes_64_bit_values_and_ops_that_take_them(program):
     dtypes = [d for _, d in flatten_args(normalize_args(program.args))]
-    assert set(dtypes) <= set(X64_DTYPES) and dtypes[0] in WIDE
+    assert set(dtypes) <= set(X64_PARAM_DTYPES) and dtypes[0] in WIDE
     assert needs_x64(flatten_args(normalize_args(program.args)))
     for op in program.ops:
         assert OPS[op].family in X64_FAMILIES or not WIDE.keys() & OPS[op].dtypes, op
